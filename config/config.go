@@ -1,0 +1,399 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is one fanout.yaml. Every field's comment states its default.
+type Config struct {
+	Kafka   Kafka   `yaml:"kafka"`
+	Redis   Redis   `yaml:"redis"`
+	Schemas Schemas `yaml:"schemas"`
+	Events  Events  `yaml:"events"`
+	Run     Run     `yaml:"run"`
+	Sinks   []Sink  `yaml:"sinks"`
+
+	lines map[string]int
+}
+
+// Kafka is the cluster and the topic fanout reads.
+type Kafka struct {
+	Brokers     []string `yaml:"brokers"`      // required, host:port
+	Topic       string   `yaml:"topic"`        // required: the topic upstream publishes to
+	GroupPrefix string   `yaml:"group_prefix"` // default "fanout.": a sink's group is prefix + sink name
+	ClientID    string   `yaml:"client_id"`    // default "fanout"
+}
+
+// Redis is the dedupe store. An empty addr means the in-memory store, which only
+// protects a single process and forgets everything on restart.
+type Redis struct {
+	Addr        string        `yaml:"addr"`         // default "" (in-memory store)
+	Username    string        `yaml:"username"`     // default ""
+	Password    string        `yaml:"password"`     // default ""; use ${REDIS_PASSWORD}
+	DB          int           `yaml:"db"`           // default 0
+	KeyPrefix   string        `yaml:"key_prefix"`   // default "fanout:dedupe:"
+	DialTimeout time.Duration `yaml:"dial_timeout"` // default 2s
+}
+
+// Schemas says where writer schemas are found by id.
+type Schemas struct {
+	Dir         string         `yaml:"dir"`          // default "": the schemas shipped inside fanout
+	Subjects    map[string]int `yaml:"subjects"`     // subject → schema id for dir; default the shipped mapping
+	RegistryURL string         `yaml:"registry_url"` // default "": when set, a Confluent-compatible Schema Registry is used instead of dir
+}
+
+// Events says how an event's identity and key are found.
+type Events struct {
+	IDField  string `yaml:"id_field"`  // default "id": Avro field holding the event id (else header event-id, else topic/partition/offset)
+	KeyField string `yaml:"key_field"` // default "id": field fanout emit uses as the Kafka record key
+}
+
+// Run holds process-wide settings of fanout run.
+type Run struct {
+	DrainTimeout  time.Duration `yaml:"drain_timeout"`  // default 30s: how long SIGTERM waits for in-flight deliveries
+	RevokeTimeout time.Duration `yaml:"revoke_timeout"` // default 20s: in-flight deadline of revoked partitions (below the rebalance timeout)
+	AdminAddr     string        `yaml:"admin_addr"`     // default "": no admin HTTP listener
+}
+
+// Sink is one downstream API.
+type Sink struct {
+	Name          string            `yaml:"name"`           // required, [a-z0-9_-]
+	URL           string            `yaml:"url"`            // required, absolute http(s)
+	Method        string            `yaml:"method"`         // default POST
+	Headers       map[string]string `yaml:"headers"`        // default none; values may be templates ({{ .Record.plan }})
+	Body          string            `yaml:"body"`           // default "": the record's JSON
+	ContentType   string            `yaml:"content_type"`   // default application/json
+	Timeout       time.Duration     `yaml:"timeout"`        // default 10s per attempt
+	Retry         Retry             `yaml:"retry"`          // in-line retries
+	Ordering      string            `yaml:"ordering"`       // default "partition": partition | key | unordered
+	MaxInFlight   int               `yaml:"max_in_flight"`  // default 64
+	Start         string            `yaml:"start"`          // default "earliest": earliest | latest | RFC 3339 time (new group only)
+	Types         []string          `yaml:"types"`          // default all: event types (schema subjects) this sink receives
+	IDField       string            `yaml:"id_field"`       // default events.id_field
+	DLQTopic      string            `yaml:"dlq_topic"`      // default <topic>.<sink>.dlq
+	Dedupe        Dedupe            `yaml:"dedupe"`         // idempotency store use
+	MaxEventBytes int               `yaml:"max_event_bytes"` // default 1 MiB: larger records are dead-lettered
+}
+
+// Retry is a sink's in-line retry budget.
+type Retry struct {
+	Attempts        int           `yaml:"attempts"`         // default 5
+	BackoffBase     time.Duration `yaml:"backoff_base"`     // default 100ms
+	BackoffCap      time.Duration `yaml:"backoff_cap"`      // default 10s
+	RetryAfterCap   time.Duration `yaml:"retry_after_cap"`  // default 30s
+	RetryStatus     []int         `yaml:"retry_status"`     // default none: extra retryable statuses
+	PermanentStatus []int         `yaml:"permanent_status"` // default none: statuses never retried
+}
+
+// Dedupe is how a sink uses the idempotency store.
+type Dedupe struct {
+	Enabled *bool         `yaml:"enabled"` // default true
+	Policy  string        `yaml:"policy"`  // default fail-closed: fail-closed | fail-open when Redis is unreachable
+	TTL     time.Duration `yaml:"ttl"`     // default 168h: how long a delivered id is remembered
+	Lease   time.Duration `yaml:"lease"`   // default: the sink's worst-case in-line delivery time plus 30s
+}
+
+// Ordering modes.
+const (
+	OrderPartition = "partition"
+	OrderKey       = "key"
+	OrderUnordered = "unordered"
+)
+
+// Dedupe policies.
+const (
+	FailClosed = "fail-closed"
+	FailOpen   = "fail-open"
+)
+
+// Load reads, expands, decodes, defaults and validates path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, osEnv)
+}
+
+// Parse is Load on bytes; env looks variables up (os.LookupEnv in Load).
+func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, &Error{File: name, Problems: []Problem{{Path: "(file)", Msg: yamlMsg(err)}}}
+	}
+	d := &decoder{lines: map[string]int{}, env: env}
+	cfg := &Config{}
+	if len(root.Content) == 1 {
+		d.decode("", root.Content[0], reflectValue(cfg))
+	}
+	cfg.lines = d.lines
+	cfg.applyDefaults()
+	problems := append(d.problems, cfg.validate()...)
+	if len(problems) > 0 {
+		return cfg, &Error{File: name, Problems: problems}
+	}
+	return cfg, nil
+}
+
+func yamlMsg(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// Line returns the line a path was read from, 0 if it was not in the file.
+func (c *Config) Line(path string) int { return c.lines[path] }
+
+func (c *Config) applyDefaults() {
+	if c.Kafka.GroupPrefix == "" {
+		c.Kafka.GroupPrefix = "fanout."
+	}
+	if c.Kafka.ClientID == "" {
+		c.Kafka.ClientID = "fanout"
+	}
+	if c.Redis.KeyPrefix == "" {
+		c.Redis.KeyPrefix = "fanout:dedupe:"
+	}
+	if c.Redis.DialTimeout == 0 {
+		c.Redis.DialTimeout = 2 * time.Second
+	}
+	if c.Events.IDField == "" {
+		c.Events.IDField = "id"
+	}
+	if c.Events.KeyField == "" {
+		c.Events.KeyField = "id"
+	}
+	if c.Run.DrainTimeout == 0 {
+		c.Run.DrainTimeout = 30 * time.Second
+	}
+	if c.Run.RevokeTimeout == 0 {
+		c.Run.RevokeTimeout = 20 * time.Second
+	}
+	for i := range c.Sinks {
+		s := &c.Sinks[i]
+		if s.Method == "" {
+			s.Method = "POST"
+		}
+		s.Method = strings.ToUpper(s.Method)
+		if s.ContentType == "" {
+			s.ContentType = "application/json"
+		}
+		if s.Timeout == 0 {
+			s.Timeout = 10 * time.Second
+		}
+		if s.Retry.Attempts == 0 {
+			s.Retry.Attempts = 5
+		}
+		if s.Retry.BackoffBase == 0 {
+			s.Retry.BackoffBase = 100 * time.Millisecond
+		}
+		if s.Retry.BackoffCap == 0 {
+			s.Retry.BackoffCap = 10 * time.Second
+		}
+		if s.Retry.RetryAfterCap == 0 {
+			s.Retry.RetryAfterCap = 30 * time.Second
+		}
+		if s.Ordering == "" {
+			s.Ordering = OrderPartition
+		}
+		if s.MaxInFlight == 0 {
+			s.MaxInFlight = 64
+		}
+		if s.Start == "" {
+			s.Start = "earliest"
+		}
+		if s.IDField == "" {
+			s.IDField = c.Events.IDField
+		}
+		if s.DLQTopic == "" && c.Kafka.Topic != "" && s.Name != "" {
+			s.DLQTopic = c.Kafka.Topic + "." + s.Name + ".dlq"
+		}
+		if s.Dedupe.Enabled == nil {
+			t := true
+			s.Dedupe.Enabled = &t
+		}
+		if s.Dedupe.Policy == "" {
+			s.Dedupe.Policy = FailClosed
+		}
+		if s.Dedupe.TTL == 0 {
+			s.Dedupe.TTL = 7 * 24 * time.Hour
+		}
+		if s.Dedupe.Lease == 0 {
+			s.Dedupe.Lease = s.WorstCase() + 30*time.Second
+		}
+		if s.MaxEventBytes == 0 {
+			s.MaxEventBytes = 1 << 20
+		}
+	}
+	if c.Schemas.Dir == "" && c.Schemas.RegistryURL == "" && c.Schemas.Subjects == nil {
+		c.Schemas.Subjects = map[string]int{}
+		for k, v := range builtinSubjects {
+			c.Schemas.Subjects[k] = v
+		}
+	}
+}
+
+// builtinSubjects mirrors schemas.BuiltinSubjects; config must not import the
+// schemas package's Avro machinery, and cmd checks the two agree.
+var builtinSubjects = map[string]int{"user.registered": 1, "order.placed": 2}
+
+// WorstCase is the longest one in-line delivery can take: every attempt timing
+// out plus the longest waits between them.
+func (s *Sink) WorstCase() time.Duration {
+	wait := s.Retry.BackoffCap
+	if s.Retry.RetryAfterCap > wait {
+		wait = s.Retry.RetryAfterCap
+	}
+	n := time.Duration(s.Retry.Attempts)
+	return n*s.Timeout + (n-1)*wait
+}
+
+// StartTime returns the timestamp of a start position given as a time, ok=false
+// for earliest/latest.
+func (s *Sink) StartTime() (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, s.Start)
+	return t, err == nil
+}
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	topicRE  = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+	methods  = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true}
+	orderSet = map[string]bool{OrderPartition: true, OrderKey: true, OrderUnordered: true}
+)
+
+func (c *Config) validate() []Problem {
+	var ps []Problem
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Path: path, Line: c.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		add("kafka.brokers", "required: at least one host:port")
+	}
+	for i, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			add(fmt.Sprintf("kafka.brokers[%d]", i), "%q is not host:port", b)
+		}
+	}
+	if c.Kafka.Topic == "" {
+		add("kafka.topic", "required")
+	} else if !topicRE.MatchString(c.Kafka.Topic) {
+		add("kafka.topic", "%q is not a valid topic name", c.Kafka.Topic)
+	}
+	if c.Schemas.RegistryURL != "" {
+		if u, err := url.Parse(c.Schemas.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("schemas.registry_url", "%q is not an absolute http(s) URL", c.Schemas.RegistryURL)
+		}
+	} else if c.Schemas.Dir != "" && len(c.Schemas.Subjects) == 0 {
+		add("schemas.subjects", "required with schemas.dir: map each subject (file <subject>.avsc) to its schema id")
+	}
+	for subj, id := range c.Schemas.Subjects {
+		if id <= 0 {
+			add("schemas.subjects."+subj, "schema id %d must be positive", id)
+		}
+	}
+	if len(c.Sinks) == 0 {
+		add("sinks", "required: at least one sink")
+	}
+	names := map[string]int{}
+	for i := range c.Sinks {
+		ps = append(ps, c.validateSink(i, names)...)
+	}
+	return ps
+}
+
+func (c *Config) validateSink(i int, names map[string]int) []Problem {
+	s := &c.Sinks[i]
+	p := fmt.Sprintf("sinks[%d]", i)
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		path := p + "." + field
+		ps = append(ps, Problem{Path: path, Line: c.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case s.Name == "":
+		add("name", "required")
+	case !nameRE.MatchString(s.Name):
+		add("name", "%q must be lowercase letters, digits, - or _ (at most 63)", s.Name)
+	default:
+		if j, dup := names[s.Name]; dup {
+			add("name", "%q is also the name of sinks[%d]", s.Name, j)
+		}
+		names[s.Name] = i
+	}
+	if s.URL == "" {
+		add("url", "required")
+	} else if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("url", "%q is not an absolute http(s) URL", s.URL)
+	} else if strings.Contains(u.Host, "{{") {
+		add("url", "the host may not be a template: event data never chooses the destination")
+	}
+	if !methods[s.Method] {
+		add("method", "%q is not one of GET, POST, PUT, PATCH, DELETE", s.Method)
+	}
+	if !orderSet[s.Ordering] {
+		add("ordering", "%q is not one of partition, key, unordered", s.Ordering)
+	}
+	if s.MaxInFlight < 1 || s.MaxInFlight > 10000 {
+		add("max_in_flight", "%d is not within 1..10000", s.MaxInFlight)
+	}
+	if s.Start != "earliest" && s.Start != "latest" {
+		if _, ok := s.StartTime(); !ok {
+			add("start", "%q is not earliest, latest or an RFC 3339 time", s.Start)
+		}
+	}
+	if s.Retry.Attempts < 1 || s.Retry.Attempts > 100 {
+		add("retry.attempts", "%d is not within 1..100", s.Retry.Attempts)
+	}
+	if s.Retry.BackoffCap < s.Retry.BackoffBase {
+		add("retry.backoff_cap", "%s is below retry.backoff_base %s", s.Retry.BackoffCap, s.Retry.BackoffBase)
+	}
+	for j, st := range append(append([]int{}, s.Retry.RetryStatus...), s.Retry.PermanentStatus...) {
+		if st < 100 || st > 599 {
+			field := fmt.Sprintf("retry.retry_status[%d]", j)
+			if j >= len(s.Retry.RetryStatus) {
+				field = fmt.Sprintf("retry.permanent_status[%d]", j-len(s.Retry.RetryStatus))
+			}
+			add(field, "%d is not an HTTP status", st)
+		}
+	}
+	if s.Dedupe.Policy != FailClosed && s.Dedupe.Policy != FailOpen {
+		add("dedupe.policy", "%q is not fail-closed or fail-open", s.Dedupe.Policy)
+	}
+	if s.DLQTopic != "" && !topicRE.MatchString(s.DLQTopic) {
+		add("dlq_topic", "%q is not a valid topic name", s.DLQTopic)
+	}
+	for j, t := range s.Types {
+		if _, ok := c.Schemas.Subjects[t]; !ok && c.Schemas.RegistryURL == "" {
+			add(fmt.Sprintf("types[%d]", j), "%q is not a known subject (schemas.subjects)", t)
+		}
+	}
+	return ps
+}
+
+// lineOf finds the line of path or of its nearest parent that was in the file.
+func (c *Config) lineOf(path string) int {
+	for path != "" {
+		if l, ok := c.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}

@@ -1,0 +1,150 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const good = `
+kafka:
+  brokers: ["${BROKER}"]
+  topic: events
+redis:
+  addr: ${REDIS_ADDR:-127.0.0.1:6379}
+sinks:
+  - name: profile
+    url: http://127.0.0.1:8081/users
+    headers:
+      X-Plan: "{{ .Record.plan }}"
+    ordering: key
+    max_in_flight: 16
+    retry:
+      attempts: 3
+      retry_status: [409]
+  - name: email
+    url: https://email.internal/welcome
+    timeout: 2s
+    start: 2026-01-02T03:04:05Z
+    dedupe:
+      policy: fail-open
+`
+
+func TestParseGood(t *testing.T) {
+	cfg, err := Parse("good.yaml", []byte(good), env(map[string]string{"BROKER": "127.0.0.1:9092"}))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := cfg.Kafka.Brokers[0]; got != "127.0.0.1:9092" {
+		t.Errorf("broker = %q", got)
+	}
+	if cfg.Redis.Addr != "127.0.0.1:6379" {
+		t.Errorf("redis default expansion = %q", cfg.Redis.Addr)
+	}
+	p, e := cfg.Sinks[0], cfg.Sinks[1]
+	if p.Ordering != OrderKey || p.MaxInFlight != 16 || p.Retry.Attempts != 3 || p.Retry.RetryStatus[0] != 409 {
+		t.Errorf("profile = %+v", p)
+	}
+	if p.Headers["X-Plan"] != "{{ .Record.plan }}" {
+		t.Errorf("header template = %q", p.Headers["X-Plan"])
+	}
+	if e.Timeout != 2*time.Second || e.Dedupe.Policy != FailOpen || e.Method != "POST" || e.Ordering != OrderPartition {
+		t.Errorf("email = %+v", e)
+	}
+	if e.DLQTopic != "events.email.dlq" || cfg.Kafka.GroupPrefix != "fanout." || e.MaxInFlight != 64 {
+		t.Errorf("defaults: dlq %q prefix %q mif %d", e.DLQTopic, cfg.Kafka.GroupPrefix, e.MaxInFlight)
+	}
+	if ts, ok := e.StartTime(); !ok || ts.Year() != 2026 {
+		t.Errorf("start time = %v %v", ts, ok)
+	}
+	if !*e.Dedupe.Enabled || e.Dedupe.Lease <= e.WorstCase() {
+		t.Errorf("dedupe defaults = %+v", e.Dedupe)
+	}
+	if cfg.Schemas.Subjects["user.registered"] != 1 {
+		t.Errorf("builtin subjects not defaulted: %v", cfg.Schemas.Subjects)
+	}
+	if cfg.Line("sinks[1].timeout") != 19 {
+		t.Errorf("line of sinks[1].timeout = %d, want 19", cfg.Line("sinks[1].timeout"))
+	}
+}
+
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear in the error
+	}{
+		{"typo bad url missing name", `
+kafka: {brokers: [a:1], topic: events}
+sinks:
+  - name: profile
+    url: http://ok/x
+    max_in_fligth: 3
+  - name: email
+    url: "htp//nope"
+  - url: http://ok/y
+`, []string{
+			`sinks[0].max_in_fligth: unknown key (did you mean "max_in_flight"?) (line 6)`,
+			`sinks[1].url: "htp//nope" is not an absolute http(s) URL (line 8)`,
+			`sinks[2].name: required (line 9)`,
+		}},
+		{"types and values", `
+kafka: {brokers: [nocolon], topic: "bad topic"}
+sinks:
+  - name: Bad_Name
+    url: http://ok/x
+    timeout: soon
+    max_in_flight: lots
+    ordering: random
+    method: FETCH
+    start: yesterday
+    retry: {attempts: 0, backoff_base: 1s, backoff_cap: 1ms, permanent_status: [99]}
+    dedupe: {policy: maybe}
+`, []string{
+			`kafka.brokers[0]: "nocolon" is not host:port (line 2)`,
+			`kafka.topic: "bad topic" is not a valid topic name (line 2)`,
+			`sinks[0].name: "Bad_Name" must be lowercase`,
+			`sinks[0].timeout: "soon" is not a duration`,
+			`sinks[0].max_in_flight: "lots" is not an integer (line 7)`,
+			`sinks[0].ordering: "random" is not one of`,
+			`sinks[0].method: "FETCH" is not one of`,
+			`sinks[0].start: "yesterday" is not earliest`,
+			`sinks[0].retry.backoff_cap: 1ms is below`,
+			`sinks[0].retry.permanent_status[0]: 99 is not an HTTP status`,
+			`sinks[0].dedupe.policy: "maybe" is not`,
+		}},
+		{"missing everything", `{}`, []string{"kafka.brokers: required", "kafka.topic: required", "sinks: required"}},
+		{"env unset", `
+kafka: {brokers: ["${NOPE}"], topic: t}
+sinks: [{name: a, url: "http://x/"}]
+`, []string{"kafka.brokers[0]: environment variable NOPE is not set (line 2)"}},
+		{"duplicate names and wrong shapes", `
+kafka: {brokers: [a:1], topic: t}
+sinks:
+  - {name: a, url: "http://x/"}
+  - {name: a, url: "http://x/", headers: [x]}
+redis: [1]
+`, []string{`sinks[1].name: "a" is also the name of sinks[0]`, "sinks[1].headers: want a mapping, got a list", "redis: want a mapping, got a list (line 6)"}},
+		{"yaml syntax", "kafka: [\n", []string{"(file):"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tt.yaml), env(nil))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("want *config.Error, got %v", err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q\n%s", w, msg)
+				}
+			}
+		})
+	}
+}

@@ -66,21 +66,21 @@ type Run struct {
 
 // Sink is one downstream API.
 type Sink struct {
-	Name          string            `yaml:"name"`           // required, [a-z0-9_-]
-	URL           string            `yaml:"url"`            // required, absolute http(s)
-	Method        string            `yaml:"method"`         // default POST
-	Headers       map[string]string `yaml:"headers"`        // default none; values may be templates ({{ .Record.plan }})
-	Body          string            `yaml:"body"`           // default "": the record's JSON
-	ContentType   string            `yaml:"content_type"`   // default application/json
-	Timeout       time.Duration     `yaml:"timeout"`        // default 10s per attempt
-	Retry         Retry             `yaml:"retry"`          // in-line retries
-	Ordering      string            `yaml:"ordering"`       // default "partition": partition | key | unordered
-	MaxInFlight   int               `yaml:"max_in_flight"`  // default 64
-	Start         string            `yaml:"start"`          // default "earliest": earliest | latest | RFC 3339 time (new group only)
-	Types         []string          `yaml:"types"`          // default all: event types (schema subjects) this sink receives
-	IDField       string            `yaml:"id_field"`       // default events.id_field
-	DLQTopic      string            `yaml:"dlq_topic"`      // default <topic>.<sink>.dlq
-	Dedupe        Dedupe            `yaml:"dedupe"`         // idempotency store use
+	Name          string            `yaml:"name"`            // required, [a-z0-9_-]
+	URL           string            `yaml:"url"`             // required, absolute http(s)
+	Method        string            `yaml:"method"`          // default POST
+	Headers       map[string]string `yaml:"headers"`         // default none; values may be templates ({{ .Record.plan }})
+	Body          string            `yaml:"body"`            // default "": the record's JSON
+	ContentType   string            `yaml:"content_type"`    // default application/json
+	Timeout       time.Duration     `yaml:"timeout"`         // default 10s per attempt
+	Retry         Retry             `yaml:"retry"`           // in-line retries
+	Ordering      string            `yaml:"ordering"`        // default "partition": partition | key | unordered
+	MaxInFlight   int               `yaml:"max_in_flight"`   // default 64
+	Start         string            `yaml:"start"`           // default "earliest": earliest | latest | RFC 3339 time (new group only)
+	Types         []string          `yaml:"types"`           // default all: event types (schema subjects) this sink receives
+	IDField       string            `yaml:"id_field"`        // default events.id_field
+	DLQTopic      string            `yaml:"dlq_topic"`       // default <topic>.<sink>.dlq
+	Dedupe        Dedupe            `yaml:"dedupe"`          // idempotency store use
 	MaxEventBytes int               `yaml:"max_event_bytes"` // default 1 MiB: larger records are dead-lettered
 }
 

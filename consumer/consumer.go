@@ -1,0 +1,560 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fanout-dev/fanout/tracing"
+)
+
+// Ordering says which records of a sink may be in flight together.
+type Ordering int
+
+const (
+	// ByPartition: one record in flight per partition, in offset order.
+	ByPartition Ordering = iota
+	// ByKey: one record in flight per record key (within a partition), many
+	// keys at once. Records without a key are unordered.
+	ByKey
+	// Unordered: up to MaxInFlight records at once, in any order.
+	Unordered
+)
+
+func (o Ordering) String() string {
+	return [...]string{"partition", "key", "unordered"}[o]
+}
+
+// Config is one sink's consumer. Every field's comment states its default.
+type Config struct {
+	Sink     string   // required: the sink's name, written on parked records
+	Topic    string   // required: the topic to consume
+	Group    string   // required: the sink's consumer group, e.g. fanout.<sink>
+	DLQTopic string   // required: where dead letters are parked
+	Ordering Ordering // default ByPartition
+	// MaxInFlight bounds the records being handled at once; default 64.
+	MaxInFlight int
+	// MaxBuffered bounds the records fetched and not yet done (in flight plus
+	// waiting behind their ordering lane); default max(4×MaxInFlight, 256).
+	// Polling stops while it is reached: memory stays bounded under any backlog.
+	MaxBuffered int
+	// Start is where a new group starts; default the earliest offset.
+	Start kgo.Offset
+	// CommitInterval is how often the done watermark is committed; default 1s.
+	CommitInterval time.Duration
+	// RevokeTimeout is how long revoked partitions' in-flight records may run
+	// before they are cancelled and left uncommitted; default 20s (below the
+	// group's 60s rebalance timeout).
+	RevokeTimeout time.Duration
+	// DrainTimeout is how long Run waits for in-flight records once its context
+	// ends; default 30s.
+	DrainTimeout time.Duration
+}
+
+func (c *Config) defaults() error {
+	switch {
+	case c.Sink == "":
+		return errors.New("consumer: Sink is required")
+	case c.Topic == "":
+		return errors.New("consumer: Topic is required")
+	case c.Group == "":
+		return errors.New("consumer: Group is required")
+	case c.DLQTopic == "":
+		return errors.New("consumer: DLQTopic is required")
+	case c.Ordering < ByPartition || c.Ordering > Unordered:
+		return fmt.Errorf("consumer: Ordering %d is unknown", c.Ordering)
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64
+	}
+	if c.MaxBuffered <= 0 {
+		c.MaxBuffered = max(4*c.MaxInFlight, 256)
+	}
+	if c.MaxBuffered < c.MaxInFlight {
+		c.MaxBuffered = c.MaxInFlight
+	}
+	if c.Start == (kgo.Offset{}) {
+		c.Start = kgo.NewOffset().AtStart()
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.RevokeTimeout <= 0 {
+		c.RevokeTimeout = 20 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	return nil
+}
+
+// Stats are a consumer's running counts.
+type Stats struct {
+	Handled   int64 // records the handler returned Done or DeadLetter for
+	Parked    int64 // dead letters acknowledged by the broker
+	Abandoned int64 // records left uncommitted (cancelled, revoked)
+	Commits   int64 // successful offset commits
+}
+
+// Consumer consumes one topic for one sink. Create it with New, run it with Run.
+type Consumer struct {
+	cfg  Config
+	h    Handler
+	log  *slog.Logger
+	opts []kgo.Opt
+
+	inflight chan struct{} // a token per record being handled
+	buffered chan struct{} // a token per record fetched and not finished
+
+	mu     sync.Mutex
+	parts  map[int32]*partition
+	closed bool // Run is past draining: callbacks have nothing to do
+
+	commitMu sync.Mutex // serialises commits with each other and with revokes
+
+	cl *kgo.Client // set by Run before any record is handled
+
+	handled, parked, abandoned, commits atomic.Int64
+}
+
+// partition is the state of one assigned partition; it is replaced, never
+// reused, when the partition is assigned again.
+type partition struct {
+	id      int32
+	ctx     context.Context
+	cancel  context.CancelFunc
+	tr      *tracker
+	wg      sync.WaitGroup // records accepted and not finished
+	lanes   map[string]*lane
+	revoked atomic.Bool
+}
+
+// lane is a FIFO of records that must not be in flight together.
+type lane struct {
+	queue   []*kgo.Record
+	running bool
+}
+
+// New validates cfg and returns a Consumer. opts are extra franz-go options
+// (seed brokers, TLS, SASL, client id); the group, topic, offsets and commit
+// options are the consumer's own. New starts nothing.
+func New(cfg Config, h Handler, logger *slog.Logger, opts ...kgo.Opt) (*Consumer, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("consumer: Handler is required")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Consumer{
+		cfg:      cfg,
+		h:        h,
+		log:      logger.With("sink", cfg.Sink),
+		opts:     opts,
+		inflight: make(chan struct{}, cfg.MaxInFlight),
+		buffered: make(chan struct{}, cfg.MaxBuffered),
+		parts:    map[int32]*partition{},
+	}, nil
+}
+
+// Stats returns the running counts.
+func (c *Consumer) Stats() Stats {
+	return Stats{Handled: c.handled.Load(), Parked: c.parked.Load(), Abandoned: c.abandoned.Load(), Commits: c.commits.Load()}
+}
+
+// Run joins the group and handles records until ctx ends, then stops fetching,
+// waits up to DrainTimeout for in-flight records, cancels the rest (left
+// uncommitted), commits the done watermark and leaves the group. It returns
+// after every goroutine it started has exited.
+func (c *Consumer) Run(ctx context.Context) error {
+	// Deliveries outlive ctx by the drain deadline: they get their own root.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	opts := append([]kgo.Opt{}, c.opts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.ConsumeTopics(c.cfg.Topic),
+		kgo.ConsumeResetOffset(c.cfg.Start),
+		kgo.DisableAutoCommit(),
+		kgo.FetchMaxBytes(16<<20),
+		kgo.FetchMaxPartitionBytes(4<<20),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			c.assign(work, m[c.cfg.Topic])
+		}),
+		kgo.OnPartitionsRevoked(func(rctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			c.revoke(rctx, cl, m[c.cfg.Topic], true)
+		}),
+		kgo.OnPartitionsLost(func(rctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			c.revoke(rctx, cl, m[c.cfg.Topic], false)
+		}),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", c.cfg.Sink, err)
+	}
+	c.cl = cl
+	c.log.Info("consumer started", "group", c.cfg.Group, "topic", c.cfg.Topic,
+		"ordering", c.cfg.Ordering.String(), "max_in_flight", c.cfg.MaxInFlight)
+
+	var loops sync.WaitGroup
+	stopCommits := make(chan struct{})
+	loops.Add(1)
+	go func() {
+		defer loops.Done()
+		c.commitLoop(work, cl, stopCommits)
+	}()
+
+	c.poll(ctx, cl)
+	stopStart := time.Now()
+
+	// Stage 1: fetching has stopped; let in-flight records finish in time.
+	if !c.waitAll(c.cfg.DrainTimeout) {
+		c.log.Warn("drain deadline passed; cancelling in-flight deliveries (left uncommitted)")
+	}
+	// Stage 2: cancel what is left and wait for it to unwind.
+	c.mu.Lock()
+	for _, p := range c.parts {
+		p.revoked.Store(true)
+		p.cancel()
+	}
+	c.mu.Unlock()
+	c.waitAll(time.Minute)
+	close(stopCommits)
+	loops.Wait()
+	c.log.Debug("drained", "took", time.Since(stopStart))
+
+	// Stage 3: commit what is done, then leave the group.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	err = c.commit(cctx, cl, nil)
+	cancel()
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.log.Debug("final commit", "took", time.Since(stopStart), "err", err)
+	cl.Close() // leaves the group; the revoke callback finds nothing to do
+	c.log.Info("consumer stopped", "handled", c.handled.Load(), "parked", c.parked.Load(), "abandoned", c.abandoned.Load())
+	if err != nil {
+		return fmt.Errorf("consumer %s: final commit: %w", c.cfg.Sink, err)
+	}
+	return nil
+}
+
+// poll fetches and dispatches until ctx ends.
+func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
+	for ctx.Err() == nil {
+		fs := cl.PollRecords(ctx, c.cfg.MaxBuffered)
+		if fs.IsClientClosed() {
+			return
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		// Bind each record to the partition state current at fetch time, so a
+		// record fetched before a revoke is never run under a later assignment.
+		c.mu.Lock()
+		var batch []dispatch
+		fs.EachRecord(func(r *kgo.Record) {
+			batch = append(batch, dispatch{r: r, p: c.parts[r.Partition]})
+		})
+		c.mu.Unlock()
+		for _, d := range batch {
+			select {
+			case c.buffered <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			c.accept(d.p, d.r)
+		}
+	}
+}
+
+type dispatch struct {
+	r *kgo.Record
+	p *partition
+}
+
+// accept starts r or queues it behind its ordering lane. It owns one buffered token.
+func (c *Consumer) accept(p *partition, r *kgo.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p == nil || p.revoked.Load() || c.parts[p.id] != p || !p.tr.add(r.Offset, r.LeaderEpoch) {
+		<-c.buffered
+		return
+	}
+	p.wg.Add(1)
+	key, ordered := c.laneKey(r)
+	if !ordered {
+		go c.runLane(p, nil, "", r)
+		return
+	}
+	ln := p.lanes[key]
+	if ln == nil {
+		ln = &lane{}
+		p.lanes[key] = ln
+	}
+	if ln.running {
+		ln.queue = append(ln.queue, r)
+		return
+	}
+	ln.running = true
+	go c.runLane(p, ln, key, r)
+}
+
+func (c *Consumer) laneKey(r *kgo.Record) (string, bool) {
+	switch c.cfg.Ordering {
+	case ByPartition:
+		return "", true
+	case ByKey:
+		if r.Key == nil {
+			return "", false
+		}
+		return string(r.Key), true
+	}
+	return "", false
+}
+
+// runLane handles r, then the records queued behind it, one at a time.
+func (c *Consumer) runLane(p *partition, ln *lane, key string, r *kgo.Record) {
+	for {
+		c.handle(p, r)
+		if ln == nil {
+			return
+		}
+		c.mu.Lock()
+		if len(ln.queue) == 0 || p.revoked.Load() {
+			for _, q := range ln.queue {
+				c.finish(p, q, false) // revoked: leave uncommitted for the next owner
+			}
+			ln.queue = nil
+			ln.running = false
+			delete(p.lanes, key)
+			c.mu.Unlock()
+			return
+		}
+		r = ln.queue[0]
+		ln.queue[0] = nil
+		ln.queue = ln.queue[1:]
+		c.mu.Unlock()
+	}
+}
+
+// handle runs the handler for r under an in-flight token and finishes r.
+func (c *Consumer) handle(p *partition, r *kgo.Record) {
+	select {
+	case c.inflight <- struct{}{}:
+	case <-p.ctx.Done():
+		c.lockedFinish(p, r, false)
+		return
+	}
+	defer func() { <-c.inflight }()
+	if p.revoked.Load() {
+		c.lockedFinish(p, r, false)
+		return
+	}
+	ctx := tracing.ExtractRecord(p.ctx, r)
+	out := c.h.Handle(ctx, r)
+	switch out.Verdict {
+	case Done:
+	case DeadLetter:
+		if err := c.park(ctx, c.cl, r, out); err != nil {
+			out.Verdict = Abandon
+		} else {
+			c.parked.Add(1)
+		}
+	default:
+		out.Verdict = Abandon
+	}
+	if out.Verdict != Abandon {
+		c.handled.Add(1)
+	}
+	c.lockedFinish(p, r, out.Verdict != Abandon)
+}
+
+func (c *Consumer) lockedFinish(p *partition, r *kgo.Record, done bool) {
+	c.mu.Lock()
+	c.finish(p, r, done)
+	c.mu.Unlock()
+}
+
+// finish records r's end; c.mu is held. done=false leaves r uncommitted, and so
+// everything after it in its partition until the partition is reassigned.
+func (c *Consumer) finish(p *partition, r *kgo.Record, done bool) {
+	if done {
+		p.tr.finish(r.Offset)
+	} else {
+		c.abandoned.Add(1)
+	}
+	p.wg.Done()
+	<-c.buffered
+}
+
+func (c *Consumer) assign(work context.Context, ps []int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ps {
+		if old := c.parts[id]; old != nil && !old.revoked.Load() {
+			// Still ours and franz-go keeps fetching from where it was:
+			// keep the watermark continuous.
+			continue
+		}
+		ctx, cancel := context.WithCancel(work)
+		c.parts[id] = &partition{id: id, ctx: ctx, cancel: cancel, tr: newTracker(), lanes: map[string]*lane{}}
+	}
+	if len(ps) > 0 {
+		c.log.Info("partitions assigned", "partitions", ps)
+	}
+}
+
+// revoke stops the partitions' queued work, waits up to RevokeTimeout for their
+// in-flight records, cancels the rest, commits what is done (unless the
+// partitions were lost) and forgets them.
+func (c *Consumer) revoke(ctx context.Context, cl *kgo.Client, ps []int32, commit bool) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	var gone []*partition
+	for _, id := range ps {
+		if p := c.parts[id]; p != nil {
+			p.revoked.Store(true)
+			if !commit {
+				p.cancel()
+			}
+			gone = append(gone, p)
+		}
+	}
+	c.mu.Unlock()
+	if len(gone) == 0 {
+		return
+	}
+	deadline := time.Now().Add(c.cfg.RevokeTimeout)
+	for _, p := range gone {
+		if !waitTimeout(&p.wg, time.Until(deadline)) {
+			c.log.Warn("revoke deadline passed; cancelling in-flight records (left uncommitted)", "partition", p.id)
+			p.cancel()
+			p.wg.Wait()
+		}
+	}
+	if commit {
+		if err := c.commit(ctx, cl, gone); err != nil {
+			c.log.Warn("commit on revoke failed; the next owner may redeliver (dedupe suppresses it)", "err", err)
+		}
+	}
+	c.mu.Lock()
+	for _, p := range gone {
+		p.cancel()
+		if c.parts[p.id] == p {
+			delete(c.parts, p.id)
+		}
+	}
+	c.mu.Unlock()
+	c.log.Info("partitions revoked", "partitions", ps, "committed", commit)
+}
+
+func (c *Consumer) commitLoop(ctx context.Context, cl *kgo.Client, stop <-chan struct{}) {
+	t := time.NewTicker(c.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := c.commit(ctx, cl, nil); err != nil && ctx.Err() == nil {
+				c.log.Warn("commit failed; retrying next interval", "err", err)
+			}
+		}
+	}
+}
+
+// commit commits the moved watermarks of ps (all partitions if nil).
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, ps []*partition) error {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.mu.Lock()
+	if ps == nil {
+		for _, p := range c.parts {
+			ps = append(ps, p)
+		}
+	}
+	offsets := map[int32]kgo.EpochOffset{}
+	for _, p := range ps {
+		if eo, ok := p.tr.take(); ok {
+			offsets[p.id] = eo
+		}
+	}
+	c.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	var cerr error
+	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{c.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, pr := range t.Partitions {
+					if pr.ErrorCode != 0 && cerr == nil {
+						cerr = fmt.Errorf("partition %d: error code %d", pr.Partition, pr.ErrorCode)
+					}
+				}
+			}
+		})
+	if cerr != nil {
+		// Let the next commit try these offsets again.
+		c.mu.Lock()
+		for _, p := range ps {
+			if _, ok := offsets[p.id]; ok {
+				p.tr.dirty = true
+			}
+		}
+		c.mu.Unlock()
+		return cerr
+	}
+	c.commits.Add(1)
+	return nil
+}
+
+// waitAll waits for every assigned partition's accepted records, up to d.
+func (c *Consumer) waitAll(d time.Duration) bool {
+	c.mu.Lock()
+	var ps []*partition
+	for _, p := range c.parts {
+		ps = append(ps, p)
+	}
+	c.mu.Unlock()
+	deadline := time.Now().Add(d)
+	for _, p := range ps {
+		if !waitTimeout(&p.wg, time.Until(deadline)) {
+			return false
+		}
+	}
+	return true
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}

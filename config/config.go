@@ -31,6 +31,12 @@ type Kafka struct {
 	Topic       string   `yaml:"topic"`        // required: the topic upstream publishes to
 	GroupPrefix string   `yaml:"group_prefix"` // default "fanout.": a sink's group is prefix + sink name
 	ClientID    string   `yaml:"client_id"`    // default "fanout"
+	// SessionTimeout is how long the group waits for a silent member (a
+	// crashed process) before giving its partitions away; default 45s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout bounds how long members may take to rejoin during a
+	// rebalance; default 60s. run.revoke_timeout must be below it.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 }
 
 // Redis is the dedupe store. An empty addr means the in-memory store, which only
@@ -163,6 +169,12 @@ func (c *Config) applyDefaults() {
 	if c.Kafka.ClientID == "" {
 		c.Kafka.ClientID = "fanout"
 	}
+	if c.Kafka.SessionTimeout == 0 {
+		c.Kafka.SessionTimeout = 45 * time.Second
+	}
+	if c.Kafka.RebalanceTimeout == 0 {
+		c.Kafka.RebalanceTimeout = 60 * time.Second
+	}
 	if c.Redis.KeyPrefix == "" {
 		c.Redis.KeyPrefix = "fanout:dedupe:"
 	}
@@ -291,6 +303,9 @@ func (c *Config) validate() []Problem {
 		add("kafka.topic", "required")
 	} else if !topicRE.MatchString(c.Kafka.Topic) {
 		add("kafka.topic", "%q is not a valid topic name", c.Kafka.Topic)
+	}
+	if c.Run.RevokeTimeout >= c.Kafka.RebalanceTimeout {
+		add("run.revoke_timeout", "%s must be below kafka.rebalance_timeout %s: a slow API must not hold a rebalance hostage", c.Run.RevokeTimeout, c.Kafka.RebalanceTimeout)
 	}
 	if c.Schemas.RegistryURL != "" {
 		if u, err := url.Parse(c.Schemas.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

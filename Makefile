@@ -1,0 +1,38 @@
+# fanout — the two commands: `make demo` (no services) and `make test` (everything).
+GO      ?= go
+BIN     := bin/fanout
+PKGS    := ./...
+
+.PHONY: demo build test unit e2e install lint fmt clean
+
+## demo: the worked example on the embedded default (in-process Kafka, in-memory dedupe, three local APIs)
+demo:
+	$(GO) run ./cmd/fanout demo --duration 20s
+
+build:
+	$(GO) build -o $(BIN) ./cmd/fanout
+
+## test: installs what is missing (redis-server, Kafka jars), then vet + every test with -race, e2e included
+test: install lint
+	$(GO) test -race -shuffle=on -count=1 -timeout 40m $(PKGS)
+
+## unit: the tests that need no installed service (kfake, httptest)
+unit:
+	$(GO) test -race -shuffle=on -count=1 ./config/ ./consumer/ ./sink/ ./schemas/ ./tracing/ ./pipeline/ ./cmd/...
+
+## e2e: end-to-end tests against a real Kafka 4.x broker, a real redis-server and the built binary
+e2e: install
+	$(GO) test -race -count=1 -timeout 40m -v ./e2e/...
+
+install:
+	bash e2e/install.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/pipeline"
+	"github.com/fanout-dev/fanout/schemas"
+	"github.com/fanout-dev/fanout/sink"
+)
+
+// kafkaOpts are the client options every Kafka client of fanout shares.
+func kafkaOpts(cfg *config.Config) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.ClientID(cfg.Kafka.ClientID),
+	}
+}
+
+// buildCodec returns the schema codec: a Schema Registry when configured, else
+// a local directory, else the schemas shipped inside fanout.
+func buildCodec(cfg *config.Config) (*schemas.Codec, error) {
+	if cfg.Schemas.RegistryURL != "" {
+		return schemas.NewCodec(schemas.NewHTTPRegistry(cfg.Schemas.RegistryURL, &http.Client{Timeout: 10 * time.Second})), nil
+	}
+	fsys := schemas.Builtin()
+	if cfg.Schemas.Dir != "" {
+		fsys = os.DirFS(cfg.Schemas.Dir)
+	}
+	reg, err := schemas.NewLocal(fsys, cfg.Schemas.Subjects)
+	if err != nil {
+		return nil, fmt.Errorf("schemas: %w", err)
+	}
+	return schemas.NewCodec(reg), nil
+}
+
+// buildStore returns the dedupe store and its closer: Redis when redis.addr is
+// set (comma-separated addresses make a cluster client), else in-memory.
+func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), error) {
+	if cfg.Redis.Addr == "" {
+		log.Warn("redis.addr is empty: using the in-memory dedupe store, which protects one process only and forgets on restart")
+		return dedupe.NewMemory(), func() {}, nil
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        strings.Split(cfg.Redis.Addr, ","),
+		Username:     cfg.Redis.Username,
+		Password:     cfg.Redis.Password,
+		DB:           cfg.Redis.DB,
+		DialTimeout:  cfg.Redis.DialTimeout,
+		ReadTimeout:  2 * time.Second,
+		WriteTimeout: 2 * time.Second,
+		MaxRetries:   2,
+	})
+	return dedupe.NewRedis(client, cfg.Redis.KeyPrefix), func() { client.Close() }, nil
+}
+
+func sinkConfig(s config.Sink) sink.Config {
+	return sink.Config{
+		Name: s.Name, Method: s.Method, URL: s.URL, Headers: s.Headers, Body: s.Body, ContentType: s.ContentType,
+		Timeout: s.Timeout, Attempts: s.Retry.Attempts, BackoffBase: s.Retry.BackoffBase, BackoffCap: s.Retry.BackoffCap,
+		RetryAfterCap: s.Retry.RetryAfterCap, RetryStatus: s.Retry.RetryStatus, PermanentStatus: s.Retry.PermanentStatus,
+		MaxConns: s.MaxInFlight,
+	}
+}
+
+var orderings = map[string]consumer.Ordering{
+	config.OrderPartition: consumer.ByPartition,
+	config.OrderKey:       consumer.ByKey,
+	config.OrderUnordered: consumer.Unordered,
+}
+
+func startOffset(s config.Sink) kgo.Offset {
+	switch s.Start {
+	case "latest":
+		return kgo.NewOffset().AtEnd()
+	case "earliest":
+		return kgo.NewOffset().AtStart()
+	}
+	t, _ := s.StartTime()
+	return kgo.NewOffset().AfterMilli(t.UnixMilli())
+}
+
+// runner is one sink ready to run.
+type runner struct {
+	name     string
+	sink     *sink.Sink
+	handler  *pipeline.Handler
+	consumer *consumer.Consumer
+}
+
+// buildSinks builds the named sinks (all if names is empty).
+func buildSinks(cfg *config.Config, names []string, codec *schemas.Codec, store dedupe.Store, log *slog.Logger, extra ...kgo.Opt) ([]*runner, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []*runner
+	var errs []error
+	for _, s := range cfg.Sinks {
+		if len(want) > 0 && !want[s.Name] {
+			continue
+		}
+		delete(want, s.Name)
+		r, err := buildSink(cfg, s, codec, store, log, extra...)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, r)
+	}
+	for n := range want {
+		errs = append(errs, usagef("--sinks: no sink named %q in the config", n))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store dedupe.Store, log *slog.Logger, extra ...kgo.Opt) (*runner, error) {
+	sk, err := sink.New(sinkConfig(s), log)
+	if err != nil {
+		return nil, err
+	}
+	h, err := pipeline.New(pipeline.Config{
+		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: *s.Dedupe.Enabled,
+		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
+		MaxEventBytes: s.MaxEventBytes,
+	}, codec, store, sk, log)
+	if err != nil {
+		return nil, err
+	}
+	c, err := consumer.New(consumer.Config{
+		Sink: s.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.GroupPrefix + s.Name, DLQTopic: s.DLQTopic,
+		Ordering: orderings[s.Ordering], MaxInFlight: s.MaxInFlight, Start: startOffset(s),
+		RevokeTimeout: cfg.Run.RevokeTimeout, DrainTimeout: cfg.Run.DrainTimeout,
+	}, h, log, append(kafkaOpts(cfg), append([]kgo.Opt{
+		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.Kafka.RebalanceTimeout),
+	}, extra...)...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &runner{name: s.Name, sink: sk, handler: h, consumer: c}, nil
+}
+
+// summary is one sink's counts, as printed by demo and logged by run.
+type summary struct {
+	Sink         string `json:"sink"`
+	Delivered    int64  `json:"delivered"`
+	Retried      int64  `json:"retried"`
+	DeadLettered int64  `json:"dead_lettered"`
+	Duplicates   int64  `json:"duplicates_suppressed"`
+	Skipped      int64  `json:"skipped"`
+	Abandoned    int64  `json:"abandoned"`
+}
+
+func (r *runner) summary() summary {
+	h, c := r.handler.Stats(), r.consumer.Stats()
+	return summary{Sink: r.name, Delivered: h.Delivered, Retried: h.Retried, DeadLettered: c.Parked,
+		Duplicates: h.Duplicates, Skipped: h.Skipped, Abandoned: c.Abandoned}
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/fanout-dev/fanout/tracing"
+)
+
+func init() {
+	register(&command{
+		name: "run", args: "-c FILE [--sinks a,b]", short: "run the sinks of a config file",
+		long: `Runs every sink of the config (or only those named by --sinks), each in its own
+consumer group. Several instances started with the same file share the partitions.
+SIGTERM or SIGINT stops fetching, drains in-flight deliveries within
+run.drain_timeout, commits what is done and leaves the groups.`,
+		flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			file := fs.String("c", "", "config `FILE` (required)")
+			sinks := fs.String("sinks", "", "comma-separated sink names to run (default all)")
+			statsEvery := fs.Duration("stats-interval", 30*time.Second, "how often to log each sink's counts (0: never)")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("unexpected arguments %q", args)
+				}
+				cfg, err := loadConfig(*file)
+				if err != nil {
+					return err
+				}
+				var names []string
+				if *sinks != "" {
+					names = strings.Split(*sinks, ",")
+				}
+				tracing.Setup()
+				codec, err := buildCodec(cfg)
+				if err != nil {
+					return err
+				}
+				store, closeStore, err := buildStore(cfg, e.log)
+				if err != nil {
+					return err
+				}
+				defer closeStore()
+				runners, err := buildSinks(cfg, names, codec, store, e.log)
+				if err != nil {
+					return err
+				}
+				return runAll(ctx, e, runners, *statsEvery)
+			}
+		},
+	})
+}
+
+// runAll runs the sinks until ctx ends and they have drained.
+func runAll(ctx context.Context, e *env, runners []*runner, statsEvery time.Duration) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, r := range runners {
+		g.Go(func() error { return r.consumer.Run(gctx) })
+	}
+	if statsEvery > 0 {
+		g.Go(func() error {
+			every(gctx, statsEvery, func() {
+				for _, r := range runners {
+					s := r.summary()
+					e.log.Info("sink stats", "sink", s.Sink, "delivered", s.Delivered, "retried", s.Retried,
+						"dead_lettered", s.DeadLettered, "duplicates", s.Duplicates, "skipped", s.Skipped)
+				}
+			})
+			return nil
+		})
+	}
+	err := g.Wait()
+	for _, r := range runners {
+		r.sink.Close()
+	}
+	return err
+}

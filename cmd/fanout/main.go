@@ -1,0 +1,154 @@
+// Command fanout delivers Avro events from a Kafka topic to many HTTP APIs,
+// each through its own sink: its own consumer group, pace, retries and dead
+// letters. See the README for the commands and the configuration reference.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/fanout-dev/fanout/config"
+)
+
+// command is one subcommand.
+type command struct {
+	name, args, short string
+	long              string
+	flags             func(fs *flag.FlagSet) func(ctx context.Context, env *env, args []string) error
+}
+
+// env is what commands share: output streams and the logger.
+type env struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+// usageError is a mistake in the command line or config: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+var commands []*command
+
+func register(c *command) { commands = append(commands, c) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	level := slog.LevelInfo
+	if os.Getenv("FANOUT_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		topUsage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	name := args[0]
+	// Two-word commands: "topics ensure".
+	for _, c := range commands {
+		if words := strings.Fields(c.name); len(words) == 2 && words[0] == name && len(args) > 1 && args[1] == words[1] {
+			return exec(ctx, e, c, args[2:])
+		}
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return exec(ctx, e, c, args[1:])
+		}
+	}
+	var subs []string
+	for _, c := range commands {
+		if words := strings.Fields(c.name); len(words) == 2 && words[0] == name {
+			subs = append(subs, c.name)
+		}
+	}
+	if len(subs) > 0 {
+		fmt.Fprintf(stderr, "fanout %s: want a subcommand: %s\n", name, strings.Join(subs, ", "))
+	} else {
+		fmt.Fprintf(stderr, "fanout: unknown command %q (see fanout --help)\n", name)
+	}
+	return 2
+}
+
+func exec(ctx context.Context, e *env, c *command, args []string) int {
+	fs := flag.NewFlagSet("fanout "+c.name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	body := c.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: fanout %s %s\n\n%s\n", c.name, c.args, strings.TrimSpace(c.long))
+		var has bool
+		fs.VisitAll(func(*flag.Flag) { has = true })
+		if has {
+			fmt.Fprintln(fs.Output(), "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	err := body(ctx, e, fs.Args())
+	var ue usageError
+	var ce *config.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, err)
+		return 2
+	case errors.As(err, &ce):
+		fmt.Fprintln(e.stderr, err)
+		return 2
+	default:
+		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, err)
+		return 1
+	}
+}
+
+func topUsage(w io.Writer) {
+	fmt.Fprintln(w, "fanout delivers Avro events from a Kafka topic to many HTTP APIs, one sink per API.")
+	fmt.Fprintln(w, "\nUsage: fanout <command> [flags]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-15s %s\n", c.name, c.short)
+	}
+	fmt.Fprintln(w, "\nRun 'fanout <command> --help' for a command's flags. Exit codes: 0 ok, 1 failure, 2 usage or config error.")
+}
+
+// loadConfig reads -c; a missing flag is a usage error.
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return nil, usagef("-c FILE is required")
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fanout.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidateNamesEveryProblem(t *testing.T) {
+	cfg := writeFile(t, `kafka:
+  brokers: [127.0.0.1:9092]
+  topic: events
+sinks:
+  - name: profile
+    url: http://127.0.0.1:8081/users
+    max_in_fligth: 8
+  - name: email
+    url: "htp:/nowhere"
+  - url: http://127.0.0.1:8083/x
+`)
+	code, _, stderr := runCLI(t, "validate", "-c", cfg)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		`sinks[0].max_in_fligth: unknown key (did you mean "max_in_flight"?) (line 7)`,
+		`sinks[1].url: "htp:/nowhere" is not an absolute http(s) URL (line 9)`,
+		`sinks[2].name: required (line 10)`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestValidateOKAndTemplateErrors(t *testing.T) {
+	good := writeFile(t, `kafka: {brokers: [127.0.0.1:9092], topic: events}
+sinks:
+  - {name: profile, url: "http://127.0.0.1:8081/users", headers: {X-Plan: "{{ .Record.plan }}"}}
+`)
+	if code, out, stderr := runCLI(t, "validate", "-c", good); code != 0 || !strings.Contains(out, "ok (1 sinks: profile)") {
+		t.Fatalf("exit %d out %q err %q", code, out, stderr)
+	}
+	bad := writeFile(t, `kafka: {brokers: [127.0.0.1:9092], topic: events}
+sinks:
+  - {name: profile, url: "http://127.0.0.1:8081/users", body: "{{ .Record.plan "}
+`)
+	code, _, stderr := runCLI(t, "validate", "-c", bad)
+	if code != 2 || !strings.Contains(stderr, "sinks[0]") || !strings.Contains(stderr, "body") {
+		t.Fatalf("exit %d, want 2 naming sinks[0] body:\n%s", code, stderr)
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"nope"},
+		{"run"},
+		{"emit", "-c", "x.yaml"},
+		{"run", "--bogus"},
+		{"topics"},
+		{"demo", "--output", "xml"},
+		{"validate", "-c", "/does/not/exist.yaml"},
+	} {
+		if code, _, _ := runCLI(t, args...); code != 2 {
+			t.Errorf("fanout %v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	for _, c := range commands {
+		args := append(strings.Fields(c.name), "--help")
+		code, out, _ := runCLI(t, args...)
+		if code != 0 || !strings.Contains(out, "Usage: fanout "+c.name) {
+			t.Errorf("fanout %s --help: exit %d, output %q", c.name, code, out)
+		}
+	}
+	if code, out, _ := runCLI(t, "--help"); code != 0 || !strings.Contains(out, "topics ensure") {
+		t.Errorf("fanout --help: exit %d, output %q", code, out)
+	}
+}
+
+// The embedded default: no Kafka, no Redis; every demo sink delivers.
+func TestDemoJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for up to 15s")
+	}
+	code, out, stderr := runCLI(t, "demo", "--duration", "15s", "--output", "json")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	var sum demoSummary
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, out)
+	}
+	if sum.Produced == 0 || len(sum.Sinks) != 3 {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, s := range sum.Sinks {
+		if s.Delivered == 0 {
+			t.Errorf("sink %s delivered nothing", s.Sink)
+		}
+		if s.AcceptedTwice != 0 {
+			t.Errorf("sink %s: the API accepted %d events twice", s.Sink, s.AcceptedTwice)
+		}
+		if !s.CaughtUp || s.Delivered+s.DeadLettered+s.Duplicates != sum.Produced {
+			t.Errorf("sink %s: delivered %d + dead-lettered %d + duplicates %d != produced %d",
+				s.Sink, s.Delivered, s.DeadLettered, s.Duplicates, sum.Produced)
+		}
+	}
+	if sum.Sinks[1].Retried == 0 {
+		t.Errorf("the flaky email API caused no retries: %+v", sum.Sinks[1])
+	}
+}

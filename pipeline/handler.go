@@ -1,0 +1,289 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/schemas"
+	"github.com/fanout-dev/fanout/sink"
+)
+
+// Config is one sink's per-record policy. Every field's comment states its default.
+type Config struct {
+	Sink          string        // required: the sink's name (dedupe keys, logs)
+	IDField       string        // default "id": the Avro field holding the event id
+	Types         []string      // default all: event types (schema subjects) delivered; others are skipped
+	Dedupe        bool          // false: deliver without claiming (no dedupe)
+	FailOpen      bool          // false = fail-closed: hold records while the store is unreachable
+	DoneTTL       time.Duration // default 168h: how long a delivered id is remembered
+	Lease         time.Duration // default 5m: how long a claim blocks other owners
+	MaxEventBytes int           // default 1 MiB: larger records are dead letters
+}
+
+// Stats are a sink's running counts.
+type Stats struct {
+	Delivered    int64 // accepted by the API (2xx)
+	Retried      int64 // extra attempts beyond the first, over all records
+	DeadLettered int64 // handed to the consumer to park
+	Duplicates   int64 // suppressed by dedupe (already done)
+	Skipped      int64 // not of this sink's types
+	Unprotected  int64 // delivered without a claim under fail-open
+	StoreErrors  int64 // dedupe store calls that failed
+}
+
+// Handler implements consumer.Handler for one sink.
+type Handler struct {
+	cfg   Config
+	codec *schemas.Codec
+	store dedupe.Store
+	sink  *sink.Sink
+	log   *slog.Logger
+	types map[string]bool
+
+	delivered, retried, dead, dups, skipped, unprotected, storeErrs atomic.Int64
+}
+
+// New returns the Handler of one sink. store may be nil only if cfg.Dedupe is false.
+func New(cfg Config, codec *schemas.Codec, store dedupe.Store, s *sink.Sink, logger *slog.Logger) (*Handler, error) {
+	if cfg.Sink == "" {
+		return nil, errors.New("pipeline: Sink is required")
+	}
+	if codec == nil || s == nil {
+		return nil, errors.New("pipeline: codec and sink are required")
+	}
+	if cfg.Dedupe && store == nil {
+		return nil, errors.New("pipeline: Dedupe needs a store")
+	}
+	if cfg.IDField == "" {
+		cfg.IDField = "id"
+	}
+	if cfg.DoneTTL <= 0 {
+		cfg.DoneTTL = 7 * 24 * time.Hour
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 5 * time.Minute
+	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = 1 << 20
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h := &Handler{cfg: cfg, codec: codec, store: store, sink: s, log: logger.With("sink", cfg.Sink)}
+	if len(cfg.Types) > 0 {
+		h.types = map[string]bool{}
+		for _, t := range cfg.Types {
+			h.types[t] = true
+		}
+	}
+	return h, nil
+}
+
+// Stats returns the running counts.
+func (h *Handler) Stats() Stats {
+	return Stats{
+		Delivered: h.delivered.Load(), Retried: h.retried.Load(), DeadLettered: h.dead.Load(),
+		Duplicates: h.dups.Load(), Skipped: h.skipped.Load(), Unprotected: h.unprotected.Load(),
+		StoreErrors: h.storeErrs.Load(),
+	}
+}
+
+// Handle decodes, filters, claims, delivers and reports one record.
+func (h *Handler) Handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
+	if len(r.Value) > h.cfg.MaxEventBytes {
+		return h.deadLetter("too-large", fmt.Errorf("record of %d bytes exceeds max_event_bytes %d", len(r.Value), h.cfg.MaxEventBytes), 0, 0)
+	}
+	rec, err := h.decode(ctx, r)
+	if err != nil {
+		if ctx.Err() != nil {
+			return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
+		}
+		return h.deadLetter("undecodable", err, 0, 0)
+	}
+	if h.types != nil && !h.types[rec.Subject] {
+		h.skipped.Add(1)
+		return consumer.Outcome{Verdict: consumer.Done}
+	}
+	id := EventID(rec, r, h.cfg.IDField)
+	ev := sink.Event{ID: id, Type: rec.Subject, Body: rec.JSON, Record: rec.Fields}
+
+	if !h.cfg.Dedupe {
+		return h.deliver(ctx, ev, nil)
+	}
+	c := &claim{key: dedupe.Key(h.cfg.Sink, id), token: dedupe.NewToken()}
+	switch out, err := h.claim(ctx, c); {
+	case err != nil:
+		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
+	case out == dedupe.Duplicate:
+		h.dups.Add(1)
+		return consumer.Outcome{Verdict: consumer.Done}
+	case out == dedupe.Claimed:
+		return h.deliver(ctx, ev, c)
+	default: // fail-open with the store down
+		h.unprotected.Add(1)
+		return h.deliver(ctx, ev, nil)
+	}
+}
+
+type claim struct{ key, token string }
+
+// decode reads the record; registry outages are retried until ctx ends,
+// undecodable data is returned as an error at once.
+func (h *Handler) decode(ctx context.Context, r *kgo.Record) (*schemas.Record, error) {
+	var rec *schemas.Record
+	err := retry(ctx, func() (bool, error) {
+		var err error
+		rec, err = h.codec.Decode(ctx, r.Value)
+		if err == nil || isDataError(err) {
+			return true, err
+		}
+		h.log.Warn("schema lookup failed; retrying", "partition", r.Partition, "offset", r.Offset, "err", err)
+		return false, err
+	})
+	return rec, err
+}
+
+// isDataError reports whether err condemns the record itself (a poison record:
+// bad framing, unknown schema id, undecodable Avro) rather than a lookup that
+// may succeed later (registry down, context ended).
+func isDataError(err error) bool {
+	var de *schemas.DecodeError
+	return errors.As(err, &de)
+}
+
+// claim claims c.key. It returns Claimed, Duplicate, or 0 for "deliver
+// unprotected" (fail-open with the store down). Busy claims (another owner's
+// live lease) and fail-closed store outages are waited out until ctx ends.
+func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
+	var out dedupe.Outcome
+	err := retry(ctx, func() (bool, error) {
+		var err error
+		out, err = h.store.Claim(ctx, c.key, c.token, h.cfg.Lease)
+		switch {
+		case err == nil && out == dedupe.Busy:
+			return false, nil
+		case err == nil:
+			return true, nil
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		}
+		h.storeErrs.Add(1)
+		if h.cfg.FailOpen {
+			h.log.Warn("dedupe store unavailable; delivering unprotected (fail-open)", "err", err)
+			out = 0
+			return true, nil
+		}
+		h.log.Warn("dedupe store unavailable; holding the sink (fail-closed)", "err", err)
+		return false, err
+	})
+	return out, err
+}
+
+// deliver sends ev and settles the claim c (nil: unclaimed).
+func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim) consumer.Outcome {
+	res := h.sink.Deliver(ctx, ev)
+	if res.Attempts > 1 {
+		h.retried.Add(int64(res.Attempts - 1))
+	}
+	switch res.Class {
+	case sink.Done:
+		h.delivered.Add(1)
+		if c != nil {
+			h.markDone(ctx, c)
+		}
+		return consumer.Outcome{Verdict: consumer.Done, Status: res.Status, Attempts: res.Attempts}
+	case sink.Canceled:
+		h.release(c)
+		return consumer.Outcome{Verdict: consumer.Abandon, Err: res.Err, Status: res.Status, Attempts: res.Attempts}
+	case sink.Permanent:
+		h.release(c)
+		return h.deadLetter("permanent", res.Err, res.Status, res.Attempts)
+	default:
+		h.release(c)
+		return h.deadLetter("retries-exhausted", res.Err, res.Status, res.Attempts)
+	}
+}
+
+// markDone records the delivery. The offset is committed whatever happens here
+// (the API has the event); a failure only weakens protection against a later
+// replay, so it is retried briefly, then logged.
+func (h *Handler) markDone(ctx context.Context, c *claim) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := retry(ctx, func() (bool, error) {
+		err := h.store.Done(ctx, c.key, h.cfg.DoneTTL)
+		if err != nil {
+			h.storeErrs.Add(1)
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		h.log.Error("could not mark a delivered event done; a replay could deliver it again", "key", c.key, "err", err)
+	}
+}
+
+// release gives up c so a later attempt (retry tier, redrive, next owner) can
+// claim it. Best effort: an unreleased claim expires with its lease.
+func (h *Handler) release(c *claim) {
+	if c == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := h.store.Release(ctx, c.key, c.token); err != nil {
+		h.storeErrs.Add(1)
+		h.log.Warn("could not release a claim; it expires with its lease", "key", c.key, "err", err)
+	}
+}
+
+func (h *Handler) deadLetter(reason string, err error, status, attempts int) consumer.Outcome {
+	h.dead.Add(1)
+	return consumer.Outcome{Verdict: consumer.DeadLetter, Reason: reason, Err: err, Status: status, Attempts: attempts}
+}
+
+// EventID is an event's identity: the configured Avro field, else the event-id
+// header, else topic/partition/offset.
+func EventID(rec *schemas.Record, r *kgo.Record, field string) string {
+	if rec != nil {
+		if v, ok := rec.Field(field); ok && v != "" {
+			return v
+		}
+	}
+	for _, hd := range r.Headers {
+		if hd.Key == "event-id" && len(hd.Value) > 0 {
+			return string(hd.Value)
+		}
+	}
+	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+}
+
+// retry calls fn until it reports done or ctx ends, backing off from 50ms to 2s.
+func retry(ctx context.Context, fn func() (done bool, err error)) error {
+	backoff := 50 * time.Millisecond
+	for {
+		done, err := fn()
+		if done {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}

@@ -1,0 +1,34 @@
+// Package sink owns one downstream HTTP API: building the request for an
+// event (method, fixed URL, static and templated headers, body template,
+// idempotency and trace headers), the pooled transport, per-attempt
+// timeouts, in-line retries with exponential backoff and full jitter,
+// Retry-After, and the one classifier that decides whether an outcome is
+// done, retryable, permanent or cancelled.
+//
+// It must not know about Kafka, Avro, Redis, offsets or retry topics. An
+// [Event] is already decoded; what happens to an event whose in-line budget
+// is spent (retry tier, DLQ) is the caller's business, decided from
+// [Result.Class].
+//
+// Non-obvious decisions:
+//
+//   - The URL is never templated: event data never chooses the host. Only
+//     header values and the body are templates.
+//   - Templates are rendered once per Deliver, before the first attempt. A
+//     render error is [Permanent] with Attempts 0: no request was sent, and
+//     bad input must not retry forever.
+//   - In templates a missing key and a JSON null both render as empty text
+//     (text/template would print "<no value>"), and a null or missing
+//     intermediate (.Record.user.email with no user) is empty, not an error.
+//   - Redirects are not followed: an API that redirects is misconfigured, so a
+//     3xx is [Permanent]. So is a TLS certificate from an unknown authority
+//     or for another host (configuration); an expired one stays retryable.
+//   - A definite answer wins over cancellation: a 2xx that arrives as the
+//     parent context ends is [Done], not [Canceled].
+//   - Response bodies are read up to Config.MaxResponseBytes for the error
+//     excerpt, then drained up to 64 KiB so the connection can be reused; a
+//     longer body costs the connection, not memory.
+//   - Errors carry the URL without userinfo or query (a transport error from
+//     net/http would otherwise embed the query string, which may hold a
+//     token). Nothing logs payloads or response bodies.
+package sink

@@ -1,0 +1,275 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/template"
+	"text/template/parse"
+
+	"github.com/fanout-dev/fanout/tracing"
+)
+
+// Event is what a sink delivers. It knows nothing of Kafka: the caller has
+// already decoded the record and chosen its id.
+type Event struct {
+	// ID is the idempotency key, sent as Idempotency-Key and webhook-id.
+	// Required: an event without one is not sent.
+	ID string
+	// Type is the event type, e.g. "user.registered", sent as
+	// X-Fanout-Event-Type when not empty.
+	Type string
+	// Body is the record rendered as JSON, sent as is unless Config.Body is
+	// set. When nil, Record is marshalled instead.
+	Body []byte
+	// Record is the same record as plain values (maps, slices, strings,
+	// numbers, bools, nil), for templates. The sink does not modify it.
+	Record map[string]any
+}
+
+// ErrRender marks an event the sink could not turn into a request: a template
+// that fails for this event's data, a rendered header value that is not a
+// valid field value, or a missing id. It is Permanent: retrying cannot help.
+var ErrRender = errors.New("render request")
+
+// UserAgent is sent with every request unless Config.Headers overrides it.
+const UserAgent = "fanout/0.1"
+
+// Header names the sink sets, canonical so they can be assigned directly.
+const (
+	hdrIdempotencyKey = "Idempotency-Key"
+	hdrWebhookID      = "Webhook-Id"
+	hdrEventType      = "X-Fanout-Event-Type"
+	hdrContentType    = "Content-Type"
+	hdrUserAgent      = "User-Agent"
+)
+
+// templateData is what header and body templates see.
+type templateData struct {
+	ID     string
+	Type   string
+	Record map[string]any
+	JSON   string
+}
+
+// printFunc is appended to every printing action so that nil prints as empty
+// text instead of "<no value>". The leading underscore keeps it out of the
+// way of names a template author would pick.
+const printFunc = "_fanoutPrint"
+
+var funcs = template.FuncMap{
+	"json":    jsonFunc,
+	printFunc: emptyIfNil,
+}
+
+func emptyIfNil(v any) any {
+	if v == nil {
+		return ""
+	}
+	return v
+}
+
+// jsonFunc marshals v without HTML escaping, so "<" stays "<".
+func jsonFunc(v any) (string, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// parseTemplate parses text and rewrites its printing actions so that a
+// missing key or a nil value prints as empty text.
+func parseTemplate(name, text string) (*template.Template, error) {
+	t, err := template.New(name).Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	for _, tt := range t.Templates() {
+		if tt.Tree != nil {
+			emptyNil(tt.Tree, tt.Tree.Root)
+		}
+	}
+	return t, nil
+}
+
+// emptyNil appends printFunc to the pipeline of every action that prints
+// (actions that declare or assign variables print nothing and are left alone).
+func emptyNil(tree *parse.Tree, n parse.Node) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			emptyNil(tree, c)
+		}
+	case *parse.ActionNode:
+		if len(n.Pipe.Decl) > 0 {
+			return
+		}
+		id := parse.NewIdentifier(printFunc).SetTree(tree).SetPos(n.Pos)
+		n.Pipe.Cmds = append(n.Pipe.Cmds, &parse.CommandNode{NodeType: parse.NodeCommand, Pos: n.Pos, Args: []parse.Node{id}})
+	case *parse.IfNode:
+		emptyNil(tree, n.List)
+		emptyNil(tree, n.ElseList)
+	case *parse.RangeNode:
+		emptyNil(tree, n.List)
+		emptyNil(tree, n.ElseList)
+	case *parse.WithNode:
+		emptyNil(tree, n.List)
+		emptyNil(tree, n.ElseList)
+	}
+}
+
+// null stands in for a nil value (a JSON null) in template data. text/template
+// cannot evaluate a field of a nil interface, so .Record.user.email would
+// fail when user is null; a field of a nil map is merely missing. null prints
+// as empty text and marshals (json func) as null.
+type null map[string]any
+
+func (null) String() string               { return "" }
+func (null) MarshalJSON() ([]byte, error) { return []byte("null"), nil }
+
+// nullify returns m with every nil inside it, at any depth, replaced by null,
+// so that a null reads exactly like a missing key. m is returned as is when
+// it holds no nil; else only the maps and slices on a path to one are copied.
+// The caller's record is never modified.
+func nullify(m map[string]any) map[string]any {
+	if !hasNil(m) {
+		return m
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = nullifyValue(v)
+	}
+	return out
+}
+
+func nullifyValue(v any) any {
+	switch v := v.(type) {
+	case nil:
+		return null(nil)
+	case map[string]any:
+		return nullify(v)
+	case []any:
+		if !hasNil(v) {
+			return v
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = nullifyValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// hasNil reports whether a map or slice inside v holds a nil value.
+func hasNil(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, e := range v {
+			if e == nil || hasNil(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if e == nil || hasNil(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// headerTemplate is one templated header value.
+type headerTemplate struct {
+	name string // canonical
+	tmpl *template.Template
+}
+
+// render turns ev into the request headers and body used by every attempt.
+// Any error wraps ErrRender.
+func (s *Sink) render(ev Event) (http.Header, []byte, error) {
+	if ev.ID == "" {
+		return nil, nil, fmt.Errorf("%w: event has no id", ErrRender)
+	}
+	if !validHeaderValue(ev.ID) {
+		return nil, nil, fmt.Errorf("%w: event id holds a control character", ErrRender)
+	}
+	if !validHeaderValue(ev.Type) {
+		return nil, nil, fmt.Errorf("%w: event type holds a control character", ErrRender)
+	}
+	body := ev.Body
+	if body == nil && ev.Record != nil {
+		b, err := json.Marshal(ev.Record)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: marshal record: %w", ErrRender, err)
+		}
+		body = b
+	}
+
+	h := make(http.Header, len(s.static)+len(s.headerTmpls)+6)
+	h[hdrUserAgent] = []string{UserAgent}
+	for k, v := range s.static {
+		h[k] = []string{v}
+	}
+	h[hdrIdempotencyKey] = []string{ev.ID}
+	h[hdrWebhookID] = []string{ev.ID}
+	if ev.Type != "" {
+		h[hdrEventType] = []string{ev.Type}
+	}
+	if s.cfg.Method != http.MethodGet {
+		h[hdrContentType] = []string{s.cfg.ContentType}
+	}
+
+	if len(s.headerTmpls) == 0 && s.bodyTmpl == nil {
+		return h, body, nil
+	}
+	data := templateData{ID: ev.ID, Type: ev.Type, Record: nullify(ev.Record), JSON: string(body)}
+	var buf bytes.Buffer
+	for _, ht := range s.headerTmpls {
+		buf.Reset()
+		if err := ht.tmpl.Execute(&buf, data); err != nil {
+			return nil, nil, fmt.Errorf("%w: header %s: %w", ErrRender, ht.name, err)
+		}
+		v := strings.TrimSpace(buf.String())
+		if !validHeaderValue(v) {
+			return nil, nil, fmt.Errorf("%w: header %s: rendered value holds a control character", ErrRender, ht.name)
+		}
+		h[ht.name] = []string{v}
+	}
+	if s.bodyTmpl != nil {
+		buf.Reset()
+		if err := s.bodyTmpl.Execute(&buf, data); err != nil {
+			return nil, nil, fmt.Errorf("%w: body: %w", ErrRender, err)
+		}
+		body = bytes.Clone(buf.Bytes())
+	}
+	return h, body, nil
+}
+
+// newRequest builds one attempt's request. Each attempt gets its own header
+// map (the trace context is injected per attempt) and its own body reader.
+func (s *Sink) newRequest(ctx context.Context, h http.Header, body []byte) (*http.Request, error) {
+	var r io.Reader
+	if s.cfg.Method != http.MethodGet {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, s.url, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = h.Clone()
+	tracing.InjectHTTP(ctx, req.Header)
+	return req, nil
+}

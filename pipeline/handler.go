@@ -165,6 +165,7 @@ func isDataError(err error) bool {
 // live lease) and fail-closed store outages are waited out until ctx ends.
 func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 	var out dedupe.Outcome
+	var last error // the last store failure, to name it when ctx ends
 	err := retry(ctx, func() (bool, error) {
 		var err error
 		out, err = h.store.Claim(ctx, c.key, c.token, h.cfg.Lease)
@@ -174,8 +175,12 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 		case err == nil:
 			return true, nil
 		case ctx.Err() != nil:
+			if last != nil {
+				return true, fmt.Errorf("%w (last store error: %v)", ctx.Err(), last)
+			}
 			return true, ctx.Err()
 		}
+		last = err
 		h.storeErrs.Add(1)
 		if h.cfg.FailOpen {
 			h.log.Warn("dedupe store unavailable; delivering unprotected (fail-open)", "err", err)

@@ -53,6 +53,7 @@ func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), err
 		log.Warn("redis.addr is empty: using the in-memory dedupe store, which protects one process only and forgets on restart")
 		return dedupe.NewMemory(), func() {}, nil
 	}
+	redis.SetLogger(redisLog{log})
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:        strings.Split(cfg.Redis.Addr, ","),
 		Username:     cfg.Redis.Username,
@@ -185,4 +186,13 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 			fn()
 		}
 	}
+}
+
+// redisLog sends go-redis's own log lines (pool dial failures, which repeat
+// many times a second during an outage) to slog at debug level; the pipeline
+// already logs each outage once per retry at warn level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
 }

@@ -395,3 +395,49 @@ func TestRebalanceLosesNothing(t *testing.T) {
 		t.Fatalf("%d records handled twice across rebalances, bound is %d", dups, bound)
 	}
 }
+
+// A new group starting at "latest" sees only what is produced after it joined;
+// one starting at a time sees records from that time on.
+func TestStartPosition(t *testing.T) {
+	topic := "t-start"
+	addrs := newCluster(t, topic)
+	produce(t, addrs, topic, 50, 5)
+	mid := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	produce(t, addrs, topic, 30, 5)
+
+	count := func(start kgo.Offset, group string, after func()) int {
+		var n atomic.Int64
+		cfg := cfgFor(topic, Unordered)
+		cfg.Group, cfg.Start = group, start
+		c, stop := run(t, addrs, cfg, HandlerFunc(func(context.Context, *kgo.Record) Outcome {
+			n.Add(1)
+			return Outcome{Verdict: Done}
+		}))
+		deadline := time.Now().Add(10 * time.Second)
+		assigned := func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return len(c.parts) > 0
+		}
+		for !assigned() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if after != nil {
+			time.Sleep(500 * time.Millisecond) // let the group settle at the end offsets
+			after()
+		}
+		waitCommitted(t, addrs, group, topic)
+		stop()
+		return int(n.Load())
+	}
+	if got := count(kgo.NewOffset().AtStart(), "g-earliest", nil); got != 80 {
+		t.Errorf("earliest: handled %d, want 80", got)
+	}
+	if got := count(kgo.NewOffset().AfterMilli(mid.UnixMilli()), "g-time", nil); got != 30 {
+		t.Errorf("from a time: handled %d, want 30", got)
+	}
+	if got := count(kgo.NewOffset().AtEnd(), "g-latest", func() { produce(t, addrs, topic, 7, 7) }); got != 7 {
+		t.Errorf("latest: handled %d, want 7", got)
+	}
+}

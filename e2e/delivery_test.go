@@ -251,3 +251,36 @@ func restartScenario(t *testing.T, name string, kill bool) {
 
 func TestSIGKILLMidStreamLosesNothing(t *testing.T)       { restartScenario(t, "kill", true) }
 func TestSIGTERMRestartDeliversNothingTwice(t *testing.T) { restartScenario(t, "term", false) }
+
+// Two instances with one file share the partitions; one of them runs only the
+// profile sink (--sinks). The second joins mid-stream, so the profile group
+// rebalances under load: still every event accepted exactly once by each API.
+func TestInstancesSharePartitions(t *testing.T) {
+	s := newScenario(t, "share", events)
+	a := newTarget(t, time.Millisecond, nil)
+	b := newTarget(t, time.Millisecond, nil)
+	s.writeConfig(
+		sinkSpec{name: "profile", target: a, extra: "ordering: key\nmax_in_flight: 8"},
+		sinkSpec{name: "email", target: b, extra: "ordering: partition"},
+	)
+	s.emitAll()
+	p1 := s.start("--sinks", "profile")
+	waitFor(t, time.Minute, "profile started", func() (bool, string) {
+		n := a.acceptedCount()
+		return n >= events/10, fmt.Sprintf("%d accepted", n)
+	})
+	if b.acceptedCount() != 0 {
+		t.Fatalf("email received events from an instance started with --sinks profile")
+	}
+	p2 := s.start()
+	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "email": b}, map[string][]string{"profile": s.ids, "email": s.ids})
+	p1.term(t)
+	p2.term(t)
+	checkAccepted(t, "profile", a, s.ids, 0)
+	checkAccepted(t, "email", b, s.ids, 0)
+	for i, p := range []*proc{p1, p2} {
+		if !strings.Contains(p.out.String(), `msg="partitions assigned" sink=profile`) {
+			t.Errorf("instance %d never owned a profile partition:\n%s", i+1, tail(p.out.String(), 20))
+		}
+	}
+}

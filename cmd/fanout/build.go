@@ -103,9 +103,9 @@ type runner struct {
 
 // buildSinks builds the named sinks (all if names is empty).
 func buildSinks(cfg *config.Config, names []string, codec *schemas.Codec, store dedupe.Store, log *slog.Logger, extra ...kgo.Opt) ([]*runner, error) {
-	want := map[string]bool{}
+	want, unseen := map[string]bool{}, map[string]bool{}
 	for _, n := range names {
-		want[n] = true
+		want[n], unseen[n] = true, true
 	}
 	var out []*runner
 	var errs []error
@@ -113,7 +113,7 @@ func buildSinks(cfg *config.Config, names []string, codec *schemas.Codec, store 
 		if len(want) > 0 && !want[s.Name] {
 			continue
 		}
-		delete(want, s.Name)
+		delete(unseen, s.Name)
 		r, err := buildSink(cfg, s, codec, store, log, extra...)
 		if err != nil {
 			errs = append(errs, err)
@@ -121,7 +121,7 @@ func buildSinks(cfg *config.Config, names []string, codec *schemas.Codec, store 
 		}
 		out = append(out, r)
 	}
-	for n := range want {
+	for n := range unseen {
 		errs = append(errs, usagef("--sinks: no sink named %q in the config", n))
 	}
 	if len(errs) > 0 {

@@ -133,3 +133,14 @@ func TestDemoJSON(t *testing.T) {
 		t.Errorf("the flaky email API caused no retries: %+v", sum.Sinks[1])
 	}
 }
+
+func TestRunUnknownSinkExit2(t *testing.T) {
+	cfg := writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
+sinks:
+  - {name: profile, url: "http://127.0.0.1:8081/users"}
+`)
+	code, _, stderr := runCLI(t, "run", "-c", cfg, "--sinks", "profile,nope")
+	if code != 2 || !strings.Contains(stderr, `no sink named "nope"`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -151,7 +151,7 @@ func (m *Memory) claim(now time.Time, key, token string, lease time.Duration) Ou
 // live returns key's entry unless it is absent or expired. m.mu must be held.
 func (m *Memory) live(now time.Time, key string) *entry {
 	e := m.entries[key]
-	if e == nil {
+	if e == nil || !now.Before(e.expires) {
 		return nil
 	}
 	return e

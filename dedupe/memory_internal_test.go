@@ -68,6 +68,33 @@ func TestMemorySweep(t *testing.T) {
 	}
 }
 
+// TestMemorySweepKeepsUpWithBatches: a call sweeps in proportion to its size,
+// so big batches of short-lived keys do not leave a growing backlog of expired
+// entries behind them.
+func TestMemorySweepKeepsUpWithBatches(t *testing.T) {
+	const rounds, batch = 50, 500
+	m := NewMemory()
+	for r := range rounds {
+		reqs := make([]ClaimRequest, batch)
+		for i := range reqs {
+			reqs[i] = ClaimRequest{Key: fmt.Sprintf("r%d-k%d", r, i), Token: "a", Lease: time.Millisecond}
+		}
+		if _, err := m.ClaimBatch(t.Context(), reqs); err != nil {
+			t.Fatal(err)
+		}
+		// Let this round's 1ms leases run out before the next round.
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	// Only the last round's keys may be left (and a little sweep lag).
+	if n := size(m); n > 2*batch {
+		t.Fatalf("%d entries after %d rounds of %d expiring keys, want at most %d", n, rounds, batch, 2*batch)
+	}
+}
+
 // TestMemoryCompact: finishing or releasing keys long before their lease is
 // due leaves superseded heap items; compaction keeps them under twice the live
 // entries plus compactSlack.

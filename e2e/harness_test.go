@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/e2e/services"
 	"github.com/fanout-dev/fanout/schemas"
 )
 
@@ -167,6 +168,7 @@ func (s *scenario) start(args ...string) *proc {
 	p := &proc{out: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(fanoutBin, append([]string{"run", "-c", s.cfg, "--stats-interval", "5s"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = services.ChildProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -182,6 +182,12 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 		}
 		last = err
 		h.storeErrs.Add(1)
+		if !errors.Is(err, dedupe.ErrUnavailable) {
+			// Not an outage (a wrong password, a key of another type):
+			// no policy delivers through it; hold and say so loudly.
+			h.log.Error("dedupe store refused the claim; holding the sink", "err", err)
+			return false, err
+		}
 		if h.cfg.FailOpen {
 			h.log.Warn("dedupe store unavailable; delivering unprotected (fail-open)", "err", err)
 			out = 0

@@ -63,6 +63,9 @@ func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), err
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
 		MaxRetries:   2,
+		// A record's context (revoke, drain) interrupts a blocked call
+		// instead of waiting out ReadTimeout.
+		ContextTimeoutEnabled: true,
 	})
 	return dedupe.NewRedis(client, cfg.Redis.KeyPrefix), func() { client.Close() }, nil
 }

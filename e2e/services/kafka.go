@@ -547,6 +547,10 @@ func freePortPair() (port, cport int, err error) {
 // test -timeout, kill -9), so no orphan broker keeps its ports and heap.
 // Pdeathsig exists only on Linux; setting it by name keeps this file
 // building everywhere.
+// ChildProcAttr is childProcAttr for other processes tests start (the fanout
+// binary under test), so they do not outlive a killed test binary either.
+func ChildProcAttr() *syscall.SysProcAttr { return childProcAttr() }
+
 func childProcAttr() *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setpgid: true}
 	if f := reflect.ValueOf(a).Elem().FieldByName("Pdeathsig"); f.IsValid() && f.CanSet() {

@@ -131,6 +131,7 @@ func (r *Redis) startLocked() error {
 		"--dir", r.dir,
 	)
 	cmd.Dir = r.dir
+	cmd.SysProcAttr = childProcAttr() // no orphan server if the test binary dies
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)

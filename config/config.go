@@ -105,7 +105,7 @@ type Dedupe struct {
 	Enabled *bool         `yaml:"enabled"` // default true
 	Policy  string        `yaml:"policy"`  // default fail-closed: fail-closed | fail-open when Redis is unreachable
 	TTL     time.Duration `yaml:"ttl"`     // default 168h: how long a delivered id is remembered
-	Lease   time.Duration `yaml:"lease"`   // default: the sink's worst-case in-line delivery time plus 30s
+	Lease   time.Duration `yaml:"lease"`   // default 30s, renewed every lease/3 while a delivery runs: how long a crashed owner's claims block redelivery
 }
 
 // Ordering modes.
@@ -243,7 +243,7 @@ func (c *Config) applyDefaults() {
 			s.Dedupe.TTL = 7 * 24 * time.Hour
 		}
 		if s.Dedupe.Lease == 0 {
-			s.Dedupe.Lease = s.WorstCase() + 30*time.Second
+			s.Dedupe.Lease = 30 * time.Second
 		}
 		if s.MaxEventBytes == 0 {
 			s.MaxEventBytes = 1 << 20
@@ -260,17 +260,6 @@ func (c *Config) applyDefaults() {
 // builtinSubjects mirrors schemas.BuiltinSubjects; config must not import the
 // schemas package's Avro machinery, and cmd checks the two agree.
 var builtinSubjects = map[string]int{"user.registered": 1, "order.placed": 2}
-
-// WorstCase is the longest one in-line delivery can take: every attempt timing
-// out plus the longest waits between them.
-func (s *Sink) WorstCase() time.Duration {
-	wait := s.Retry.BackoffCap
-	if s.Retry.RetryAfterCap > wait {
-		wait = s.Retry.RetryAfterCap
-	}
-	n := time.Duration(s.Retry.Attempts)
-	return n*s.Timeout + (n-1)*wait
-}
 
 // StartTime returns the timestamp of a start position given as a time, ok=false
 // for earliest/latest.
@@ -383,6 +372,9 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 			}
 			add(field, "%d is not an HTTP status", st)
 		}
+	}
+	if s.Dedupe.Lease < time.Second {
+		add("dedupe.lease", "%s is below 1s: the lease is renewed every third of it", s.Dedupe.Lease)
 	}
 	if s.Dedupe.Policy != FailClosed && s.Dedupe.Policy != FailOpen {
 		add("dedupe.policy", "%q is not fail-closed or fail-open", s.Dedupe.Policy)

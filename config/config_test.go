@@ -62,7 +62,7 @@ func TestParseGood(t *testing.T) {
 	if ts, ok := e.StartTime(); !ok || ts.Year() != 2026 {
 		t.Errorf("start time = %v %v", ts, ok)
 	}
-	if !*e.Dedupe.Enabled || e.Dedupe.Lease <= e.WorstCase() {
+	if !*e.Dedupe.Enabled || e.Dedupe.Lease != 30*time.Second {
 		t.Errorf("dedupe defaults = %+v", e.Dedupe)
 	}
 	if cfg.Schemas.Subjects["user.registered"] != 1 {

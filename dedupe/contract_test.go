@@ -42,6 +42,7 @@ func runContract(t *testing.T, newStore func(t *testing.T) dedupe.Store) {
 		{"DoneOutlivesLease", testDoneOutlivesLease},
 		{"DoneTTLExpiry", testDoneTTLExpiry},
 		{"ManyExpireAtOnce", testManyExpireAtOnce},
+		{"ExtendKeepsOwnerOnly", testExtend},
 		{"ConcurrentClaimsOneOwner", testConcurrentClaims},
 		{"BatchEqualsSingleCalls", testBatchEqualsSingle},
 		{"DistinctKeysIndependent", testDistinctKeys},
@@ -503,4 +504,54 @@ func pollClaimed(t *testing.T, s dedupe.Store, key, token string, lease time.Dur
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// Extend renews only the owner's live pending claim: a renewed claim outlives
+// its first lease; nobody else's claim, a done key, a released or an expired
+// key is ever renewed or revived.
+func testExtend(t *testing.T, s dedupe.Store) {
+	x := s.(dedupe.Extender)
+	extend := func(key, token string, lease time.Duration) bool {
+		t.Helper()
+		ok, err := x.Extend(t.Context(), key, token, lease)
+		if err != nil {
+			t.Fatalf("Extend(%s, %s): %v", key, token, err)
+		}
+		return ok
+	}
+	expectClaim(t, s, "k", "a", shortLease, dedupe.Claimed)
+	start := time.Now()
+	if !extend("k", "a", longLease) {
+		t.Fatal("owner could not extend its claim")
+	}
+	if extend("k", "b", longLease) {
+		t.Fatal("a non-owner extended the claim")
+	}
+	time.Sleep(time.Until(start.Add(shortLease + clockSlack)))
+	expectClaim(t, s, "k", "b", longLease, dedupe.Busy) // still a's: the lease was renewed
+
+	expectClaim(t, s, "gone", "a", longLease, dedupe.Claimed)
+	if err := s.Release(t.Context(), "gone", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if extend("gone", "a", longLease) || extend("absent", "a", longLease) {
+		t.Fatal("extended a released or absent key")
+	}
+	expectClaim(t, s, "gone", "b", longLease, dedupe.Claimed)
+
+	expectClaim(t, s, "d", "a", longLease, dedupe.Claimed)
+	if err := s.Done(t.Context(), "d", longLease); err != nil {
+		t.Fatal(err)
+	}
+	if extend("d", "a", longLease) {
+		t.Fatal("extended a done key")
+	}
+	expectClaim(t, s, "d", "a", longLease, dedupe.Duplicate)
+
+	expectClaim(t, s, "e", "a", shortLease, dedupe.Claimed)
+	time.Sleep(shortLease + clockSlack)
+	if extend("e", "a", longLease) {
+		t.Fatal("revived an expired claim")
+	}
+	expectClaim(t, s, "e", "b", longLease, dedupe.Claimed)
 }

@@ -89,6 +89,28 @@ func (m *Memory) Release(ctx context.Context, key, token string) error {
 	return nil
 }
 
+// Extend implements Extender.
+func (m *Memory) Extend(ctx context.Context, key, token string, lease time.Duration) (bool, error) {
+	lease, err := validClaim(token, lease)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	m.sweep(now, 1)
+	e := m.live(now, key)
+	if e == nil || e.done || e.token != token {
+		return false, nil
+	}
+	// A new entry, not a mutation: the heap orders by the old expiry.
+	m.put(key, &entry{token: token, expires: now.Add(lease)})
+	return true, nil
+}
+
 // ClaimBatch implements Batcher, atomically for the whole batch.
 func (m *Memory) ClaimBatch(ctx context.Context, reqs []ClaimRequest) ([]Outcome, error) {
 	leases := make([]time.Duration, len(reqs))

@@ -29,6 +29,15 @@ end
 return 0
 `)
 
+// extendScript resets KEYS[1]'s TTL to ARGV[2] ms only if it still holds the
+// caller's pending value ARGV[1].
+var extendScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+	return redis.call("PEXPIRE", KEYS[1], ARGV[2])
+end
+return 0
+`)
+
 // Redis is a Store and Batcher backed by Redis. It is safe for concurrent use.
 //
 // A key's value is "pending:<token>" with the lease as its TTL, or "done" with
@@ -111,6 +120,22 @@ func (s *Redis) Release(ctx context.Context, key, token string) error {
 		return s.fail(ctx, "release "+key, err)
 	}
 	return nil
+}
+
+// Extend implements Extender.
+func (s *Redis) Extend(ctx context.Context, key, token string, lease time.Duration) (bool, error) {
+	lease, err := validClaim(token, lease)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	n, err := extendScript.Run(ctx, s.client, []string{s.prefix + key}, pendingPrefix+token, lease.Milliseconds()).Int()
+	if err != nil {
+		return false, s.fail(ctx, "extend "+key, err)
+	}
+	return n == 1, nil
 }
 
 // ClaimBatch implements Batcher with one pipeline round trip (one per node on a

@@ -65,6 +65,16 @@ type Batcher interface {
 	DoneBatch(ctx context.Context, keys []string, ttl time.Duration) error
 }
 
+// Extender is implemented by stores that can renew a claim's lease, so a
+// delivery that outlives its lease keeps its key, and a short lease frees the
+// keys of a crashed owner quickly.
+type Extender interface {
+	// Extend resets key's lease to lease from now if key is still pending
+	// under token, and reports whether it was. It never revives an expired,
+	// released or done key.
+	Extend(ctx context.Context, key, token string, lease time.Duration) (bool, error)
+}
+
 // ClaimRequest is one Claim of a ClaimBatch.
 type ClaimRequest struct {
 	Key   string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,7 @@ type Config struct {
 	Dedupe        bool          // false: deliver without claiming (no dedupe)
 	FailOpen      bool          // false = fail-closed: hold records while the store is unreachable
 	DoneTTL       time.Duration // default 168h: how long a delivered id is remembered
-	Lease         time.Duration // default 5m: how long a claim blocks other owners
+	Lease         time.Duration // default 30s: how long a claim blocks other owners; renewed every Lease/3 while delivering
 	MaxEventBytes int           // default 1 MiB: larger records are dead letters
 }
 
@@ -70,7 +71,7 @@ func New(cfg Config, codec *schemas.Codec, store dedupe.Store, s *sink.Sink, log
 		cfg.DoneTTL = 7 * 24 * time.Hour
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = 5 * time.Minute
+		cfg.Lease = 30 * time.Second
 	}
 	if cfg.MaxEventBytes <= 0 {
 		cfg.MaxEventBytes = 1 << 20
@@ -201,7 +202,9 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 
 // deliver sends ev and settles the claim c (nil: unclaimed).
 func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim) consumer.Outcome {
+	stop := h.keepClaim(c)
 	res := h.sink.Deliver(ctx, ev)
+	stop()
 	if res.Attempts > 1 {
 		h.retried.Add(int64(res.Attempts - 1))
 	}
@@ -221,6 +224,46 @@ func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim) consumer
 	default:
 		h.release(c)
 		return h.deadLetter("retries-exhausted", res.Err, res.Status, res.Attempts)
+	}
+}
+
+// keepClaim renews c's lease every Lease/3 while a delivery runs, so a slow
+// delivery keeps its key and a crashed owner's keys free up within one short
+// lease. It arms a timer, not a goroutine; the returned func stops it.
+func (h *Handler) keepClaim(c *claim) (stop func()) {
+	x, ok := h.store.(dedupe.Extender)
+	if c == nil || !ok {
+		return func() {}
+	}
+	every := h.cfg.Lease / 3
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock() // t is read by the callback under mu
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		held, err := x.Extend(ctx, c.key, c.token, h.cfg.Lease)
+		cancel()
+		switch {
+		case err != nil:
+			h.storeErrs.Add(1)
+			h.log.Warn("could not renew a claim; it may expire while the delivery runs", "key", c.key, "err", err)
+		case !held:
+			h.log.Warn("claim lost while delivering; another owner may deliver too", "key", c.key)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(every)
+		}
+	})
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		t.Stop()
 	}
 }
 

@@ -98,6 +98,12 @@ type Retry struct {
 	RetryAfterCap   time.Duration `yaml:"retry_after_cap"`  // default 30s
 	RetryStatus     []int         `yaml:"retry_status"`     // default none: extra retryable statuses
 	PermanentStatus []int         `yaml:"permanent_status"` // default none: statuses never retried
+	// Tiers are the delays of the retry tiers a record goes through once its
+	// in-line attempts are spent on a retryable failure; after the last, the
+	// DLQ. Default [10s, 1m, 10m]; [] = straight to the DLQ.
+	Tiers []time.Duration `yaml:"tiers"`
+	// TierTopics names the tiers' topics; default <topic>.<sink>.retry.<n>.
+	TierTopics []string `yaml:"tier_topics"`
 }
 
 // Dedupe is how a sink uses the idempotency store.
@@ -216,6 +222,14 @@ func (c *Config) applyDefaults() {
 		}
 		if s.Retry.RetryAfterCap == 0 {
 			s.Retry.RetryAfterCap = 30 * time.Second
+		}
+		if s.Retry.Tiers == nil {
+			s.Retry.Tiers = []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute}
+		}
+		if s.Retry.TierTopics == nil && c.Kafka.Topic != "" && s.Name != "" {
+			for n := range s.Retry.Tiers {
+				s.Retry.TierTopics = append(s.Retry.TierTopics, fmt.Sprintf("%s.%s.retry.%d", c.Kafka.Topic, s.Name, n+1))
+			}
 		}
 		if s.Ordering == "" {
 			s.Ordering = OrderPartition
@@ -371,6 +385,19 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 				field = fmt.Sprintf("retry.permanent_status[%d]", j-len(s.Retry.RetryStatus))
 			}
 			add(field, "%d is not an HTTP status", st)
+		}
+	}
+	for j, d := range s.Retry.Tiers {
+		if d <= 0 || d > 24*time.Hour {
+			add(fmt.Sprintf("retry.tiers[%d]", j), "%s is not within (0, 24h]", d)
+		}
+	}
+	if len(s.Retry.TierTopics) != len(s.Retry.Tiers) {
+		add("retry.tier_topics", "names %d topics for %d tiers", len(s.Retry.TierTopics), len(s.Retry.Tiers))
+	}
+	for j, tp := range s.Retry.TierTopics {
+		if !topicRE.MatchString(tp) {
+			add(fmt.Sprintf("retry.tier_topics[%d]", j), "%q is not a valid topic name", tp)
 		}
 	}
 	if s.Dedupe.Lease < time.Second {

@@ -62,6 +62,9 @@ func TestParseGood(t *testing.T) {
 	if ts, ok := e.StartTime(); !ok || ts.Year() != 2026 {
 		t.Errorf("start time = %v %v", ts, ok)
 	}
+	if len(e.Retry.Tiers) != 3 || e.Retry.Tiers[1] != time.Minute || e.Retry.TierTopics[2] != "events.email.retry.3" {
+		t.Errorf("tier defaults: %v %v", e.Retry.Tiers, e.Retry.TierTopics)
+	}
 	if !*e.Dedupe.Enabled || e.Dedupe.Lease != 30*time.Second {
 		t.Errorf("dedupe defaults = %+v", e.Dedupe)
 	}
@@ -103,7 +106,7 @@ sinks:
     ordering: random
     method: FETCH
     start: yesterday
-    retry: {attempts: 0, backoff_base: 1s, backoff_cap: 1ms, permanent_status: [99]}
+    retry: {attempts: 0, backoff_base: 1s, backoff_cap: 1ms, permanent_status: [99], tiers: [5s, 0s], tier_topics: [a]}
     dedupe: {policy: maybe}
 `, []string{
 			`kafka.brokers[0]: "nocolon" is not host:port (line 2)`,
@@ -116,6 +119,8 @@ sinks:
 			`sinks[0].start: "yesterday" is not earliest`,
 			`sinks[0].retry.backoff_cap: 1ms is below`,
 			`sinks[0].retry.permanent_status[0]: 99 is not an HTTP status`,
+			`sinks[0].retry.tiers[1]: 0s is not within (0, 24h]`,
+			`sinks[0].retry.tier_topics: names 1 topics for 2 tiers`,
 			`sinks[0].dedupe.policy: "maybe" is not`,
 		}},
 		{"missing everything", `{}`, []string{"kafka.brokers: required", "kafka.topic: required", "sinks: required"}},

@@ -56,6 +56,15 @@ type Config struct {
 	// DrainTimeout is how long Run waits for in-flight records once its context
 	// ends; default 30s.
 	DrainTimeout time.Duration
+	// Retry is the tier retryable failures are parked in once their in-line
+	// retries are spent: the first tier for the main topic, the next one for
+	// a tier; nil parks them on the DLQ.
+	Retry *Tier
+	// Tier is this consumer's own tier number, 0 for the main topic. A tier
+	// consumer delivers each record no earlier than its not-before time,
+	// waiting with the partition paused; it always orders by partition, since
+	// a tier partition holds records in not-before order.
+	Tier int
 }
 
 func (c *Config) defaults() error {
@@ -73,6 +82,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 64
+	}
+	if c.Tier > 0 {
+		c.Ordering = ByPartition
 	}
 	if c.MaxBuffered <= 0 {
 		c.MaxBuffered = max(4*c.MaxInFlight, 256)
@@ -99,6 +111,7 @@ func (c *Config) defaults() error {
 type Stats struct {
 	Handled   int64 // records the handler returned Done or DeadLetter for
 	Parked    int64 // dead letters acknowledged by the broker
+	Tiered    int64 // records parked in the next retry tier
 	Abandoned int64 // records left uncommitted (cancelled, revoked)
 	Commits   int64 // successful offset commits
 }
@@ -121,7 +134,7 @@ type Consumer struct {
 
 	cl *kgo.Client // set by Run before any record is handled
 
-	handled, parked, abandoned, commits atomic.Int64
+	handled, parked, tiered, abandoned, commits atomic.Int64
 }
 
 // partition is the state of one assigned partition; it is replaced, never
@@ -133,7 +146,18 @@ type partition struct {
 	tr      *tracker
 	wg      sync.WaitGroup // records accepted and not finished
 	lanes   map[string]*lane
-	revoked atomic.Bool
+	revoked atomic.Bool   // set by stop: start nothing new
+	halt    chan struct{} // closed by stop: wake records waiting for their not-before time
+	once    sync.Once
+}
+
+// stop marks p revoked: lanes start no queued record and waiting records give
+// up; records already being handled go on until done or cancelled.
+func (p *partition) stop() {
+	p.once.Do(func() {
+		p.revoked.Store(true)
+		close(p.halt)
+	})
 }
 
 // lane is a FIFO of records that must not be in flight together.
@@ -168,7 +192,7 @@ func New(cfg Config, h Handler, logger *slog.Logger, opts ...kgo.Opt) (*Consumer
 
 // Stats returns the running counts.
 func (c *Consumer) Stats() Stats {
-	return Stats{Handled: c.handled.Load(), Parked: c.parked.Load(), Abandoned: c.abandoned.Load(), Commits: c.commits.Load()}
+	return Stats{Handled: c.handled.Load(), Parked: c.parked.Load(), Tiered: c.tiered.Load(), Abandoned: c.abandoned.Load(), Commits: c.commits.Load()}
 }
 
 // Run joins the group and handles records until ctx ends, then stops fetching,
@@ -217,14 +241,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.poll(ctx, cl)
 	stopStart := time.Now()
 
-	// Stage 1: fetching has stopped; let in-flight records finish in time.
+	// Stage 1: fetching has stopped; start nothing new (queued records stay
+	// uncommitted) and let in-flight records finish in time.
+	c.mu.Lock()
+	for _, p := range c.parts {
+		p.stop()
+	}
+	c.mu.Unlock()
 	if !c.waitAll(c.cfg.DrainTimeout) {
 		c.log.Warn("drain deadline passed; cancelling in-flight deliveries (left uncommitted)")
 	}
 	// Stage 2: cancel what is left and wait for it to unwind.
 	c.mu.Lock()
 	for _, p := range c.parts {
-		p.revoked.Store(true)
 		p.cancel()
 	}
 	c.mu.Unlock()
@@ -352,6 +381,10 @@ func (c *Consumer) runLane(p *partition, ln *lane, key string, r *kgo.Record) {
 
 // handle runs the handler for r under an in-flight token and finishes r.
 func (c *Consumer) handle(p *partition, r *kgo.Record) {
+	if c.cfg.Tier > 0 && !c.waitNotBefore(p, r) {
+		c.lockedFinish(p, r, false)
+		return
+	}
 	select {
 	case c.inflight <- struct{}{}:
 	case <-p.ctx.Done():
@@ -368,10 +401,14 @@ func (c *Consumer) handle(p *partition, r *kgo.Record) {
 	switch out.Verdict {
 	case Done:
 	case DeadLetter:
-		if err := c.park(ctx, c.cl, r, out); err != nil {
+		topic, tier, count := c.cfg.DLQTopic, (*Tier)(nil), &c.parked
+		if out.Retryable && c.cfg.Retry != nil {
+			topic, tier, count = c.cfg.Retry.Topic, c.cfg.Retry, &c.tiered
+		}
+		if err := c.park(ctx, c.cl, topic, tier, r, out); err != nil {
 			out.Verdict = Abandon
 		} else {
-			c.parked.Add(1)
+			count.Add(1)
 		}
 	default:
 		out.Verdict = Abandon
@@ -380,6 +417,32 @@ func (c *Consumer) handle(p *partition, r *kgo.Record) {
 		c.handled.Add(1)
 	}
 	c.lockedFinish(p, r, out.Verdict != Abandon)
+}
+
+// waitNotBefore holds r until its not-before time with its partition's
+// fetching paused (one waiting record per partition: tier consumers order by
+// partition). It reports false if the partition stopped first.
+func (c *Consumer) waitNotBefore(p *partition, r *kgo.Record) bool {
+	nb, ok := notBefore(r)
+	if !ok {
+		return true
+	}
+	d := time.Until(nb)
+	if d <= 0 {
+		return true
+	}
+	tp := map[string][]int32{r.Topic: {r.Partition}}
+	c.cl.PauseFetchPartitions(tp)
+	defer c.cl.ResumeFetchPartitions(tp)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.halt:
+	case <-p.ctx.Done():
+	}
+	return false
 }
 
 func (c *Consumer) lockedFinish(p *partition, r *kgo.Record, done bool) {
@@ -410,7 +473,7 @@ func (c *Consumer) assign(work context.Context, ps []int32) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(work)
-		c.parts[id] = &partition{id: id, ctx: ctx, cancel: cancel, tr: newTracker(), lanes: map[string]*lane{}}
+		c.parts[id] = &partition{id: id, ctx: ctx, cancel: cancel, tr: newTracker(), lanes: map[string]*lane{}, halt: make(chan struct{})}
 	}
 	if len(ps) > 0 {
 		c.log.Info("partitions assigned", "partitions", ps)
@@ -429,7 +492,7 @@ func (c *Consumer) revoke(ctx context.Context, cl *kgo.Client, ps []int32, commi
 	var gone []*partition
 	for _, id := range ps {
 		if p := c.parts[id]; p != nil {
-			p.revoked.Store(true)
+			p.stop()
 			if !commit {
 				p.cancel()
 			}

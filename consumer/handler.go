@@ -57,4 +57,8 @@ type Outcome struct {
 	Err      error // the last error, for a dead letter's fanout-error header
 	Status   int   // the last HTTP status, 0 if none
 	Attempts int   // delivery attempts made
+	// Retryable marks a DeadLetter whose last failure was retryable (in-line
+	// retries spent): it goes to the next retry tier, if any, before the DLQ.
+	Retryable bool
+	Excerpt   string // the start of the last failed response's body
 }

@@ -240,22 +240,27 @@ func admin(t *testing.T) *kadm.Client {
 	return kadm.NewClient(cl)
 }
 
-// committedAtEnd reports whether group's committed offsets equal topic's end offsets.
+// committedAtEnd reports whether the sink's group has committed the topic's end offsets.
 func (s *scenario) committedAtEnd(sink string) (bool, string) {
+	return s.committedTopicAtEnd(s.topic, sink)
+}
+
+// committedTopicAtEnd reports whether group <prefix><group> has committed topic's end offsets.
+func (s *scenario) committedTopicAtEnd(topic, group string) (bool, string) {
 	adm := admin(s.t)
 	ctx := context.Background()
-	ends, err := adm.ListEndOffsets(ctx, s.topic)
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return false, err.Error()
 	}
-	com, err := adm.FetchOffsets(ctx, s.prefix+sink)
+	com, err := adm.FetchOffsets(ctx, s.prefix+group)
 	if err != nil {
 		return false, err.Error()
 	}
 	ok := true
 	var diff []string
 	ends.Each(func(o kadm.ListedOffset) {
-		c, found := com.Lookup(s.topic, o.Partition)
+		c, found := com.Lookup(topic, o.Partition)
 		if o.Offset > 0 && (!found || c.At != o.Offset) {
 			ok = false
 			diff = append(diff, fmt.Sprintf("p%d committed %d end %d", o.Partition, c.At, o.Offset))

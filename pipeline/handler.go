@@ -220,10 +220,14 @@ func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim) consumer
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: res.Err, Status: res.Status, Attempts: res.Attempts}
 	case sink.Permanent:
 		h.release(c)
-		return h.deadLetter("permanent", res.Err, res.Status, res.Attempts)
+		out := h.deadLetter("permanent", res.Err, res.Status, res.Attempts)
+		out.Excerpt = excerpt(res.Err)
+		return out
 	default:
 		h.release(c)
-		return h.deadLetter("retries-exhausted", res.Err, res.Status, res.Attempts)
+		out := h.deadLetter("retries-exhausted", res.Err, res.Status, res.Attempts)
+		out.Retryable, out.Excerpt = true, excerpt(res.Err)
+		return out
 	}
 }
 
@@ -302,6 +306,14 @@ func (h *Handler) release(c *claim) {
 func (h *Handler) deadLetter(reason string, err error, status, attempts int) consumer.Outcome {
 	h.dead.Add(1)
 	return consumer.Outcome{Verdict: consumer.DeadLetter, Reason: reason, Err: err, Status: status, Attempts: attempts}
+}
+
+func excerpt(err error) string {
+	var se *sink.StatusError
+	if errors.As(err, &se) {
+		return se.Excerpt
+	}
+	return ""
 }
 
 // EventID is an event's identity: the configured Avro field, else the event-id

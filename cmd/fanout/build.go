@@ -96,12 +96,27 @@ func startOffset(s config.Sink) kgo.Offset {
 	return kgo.NewOffset().AfterMilli(t.UnixMilli())
 }
 
-// runner is one sink ready to run.
+// runner is one sink ready to run: its main-topic consumer and one consumer
+// per retry tier, all delivering through the same handler.
 type runner struct {
-	name     string
-	sink     *sink.Sink
-	handler  *pipeline.Handler
-	consumer *consumer.Consumer
+	name      string
+	sink      *sink.Sink
+	handler   *pipeline.Handler
+	consumers []*consumer.Consumer // [0] reads the main topic, [n] retry tier n
+}
+
+// stats adds up the consumers' counts.
+func (r *runner) stats() consumer.Stats {
+	var t consumer.Stats
+	for _, c := range r.consumers {
+		s := c.Stats()
+		t.Handled += s.Handled
+		t.Parked += s.Parked
+		t.Tiered += s.Tiered
+		t.Abandoned += s.Abandoned
+		t.Commits += s.Commits
+	}
+	return t
 }
 
 // buildSinks builds the named sinks (all if names is empty).
@@ -146,18 +161,35 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 	if err != nil {
 		return nil, err
 	}
-	c, err := consumer.New(consumer.Config{
-		Sink: s.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.GroupPrefix + s.Name, DLQTopic: s.DLQTopic,
-		Ordering: orderings[s.Ordering], MaxInFlight: s.MaxInFlight, Start: startOffset(s),
-		RevokeTimeout: cfg.Run.RevokeTimeout, DrainTimeout: cfg.Run.DrainTimeout,
-	}, h, log, append(kafkaOpts(cfg), append([]kgo.Opt{
+	opts := append(kafkaOpts(cfg), append([]kgo.Opt{
 		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
 		kgo.RebalanceTimeout(cfg.Kafka.RebalanceTimeout),
-	}, extra...)...)...)
-	if err != nil {
-		return nil, err
+	}, extra...)...)
+	r := &runner{name: s.Name, sink: sk, handler: h}
+	tiers := make([]*consumer.Tier, len(s.Retry.Tiers)+1) // tiers[n] is tier n; tiers[0] unused
+	for n, d := range s.Retry.Tiers {
+		tiers[n+1] = &consumer.Tier{Number: n + 1, Topic: s.Retry.TierTopics[n], Delay: d}
 	}
-	return &runner{name: s.Name, sink: sk, handler: h, consumer: c}, nil
+	for n := range tiers {
+		cc := consumer.Config{
+			Sink: s.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.GroupPrefix + s.Name, DLQTopic: s.DLQTopic,
+			Ordering: orderings[s.Ordering], MaxInFlight: s.MaxInFlight, Start: startOffset(s),
+			RevokeTimeout: cfg.Run.RevokeTimeout, DrainTimeout: cfg.Run.DrainTimeout, Tier: n,
+		}
+		if n > 0 {
+			// A tier starts at its beginning: everything parked there is owed.
+			cc.Topic, cc.Group, cc.Start = tiers[n].Topic, fmt.Sprintf("%s%s.retry.%d", cfg.Kafka.GroupPrefix, s.Name, n), kgo.NewOffset().AtStart()
+		}
+		if n+1 < len(tiers) {
+			cc.Retry = tiers[n+1]
+		}
+		c, err := consumer.New(cc, h, log, opts...)
+		if err != nil {
+			return nil, err
+		}
+		r.consumers = append(r.consumers, c)
+	}
+	return r, nil
 }
 
 // summary is one sink's counts, as printed by demo and logged by run.
@@ -166,14 +198,15 @@ type summary struct {
 	Delivered    int64  `json:"delivered"`
 	Retried      int64  `json:"retried"`
 	DeadLettered int64  `json:"dead_lettered"`
+	Tiered       int64  `json:"parked_in_retry_tiers"`
 	Duplicates   int64  `json:"duplicates_suppressed"`
 	Skipped      int64  `json:"skipped"`
 	Abandoned    int64  `json:"abandoned"`
 }
 
 func (r *runner) summary() summary {
-	h, c := r.handler.Stats(), r.consumer.Stats()
-	return summary{Sink: r.name, Delivered: h.Delivered, Retried: h.Retried, DeadLettered: c.Parked,
+	h, c := r.handler.Stats(), r.stats()
+	return summary{Sink: r.name, Delivered: h.Delivered, Retried: h.Retried, DeadLettered: c.Parked, Tiered: c.Tiered,
 		Duplicates: h.Duplicates, Skipped: h.Skipped, Abandoned: c.Abandoned}
 }
 

@@ -83,7 +83,7 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 	}()
 	var dlqs []string
 	for _, a := range apis {
-		dlqs = append(dlqs, demoTopic+"."+a.name+".dlq")
+		dlqs = append(dlqs, demoTopic+"."+a.name+".dlq", demoTopic+"."+a.name+".retry.1", demoTopic+"."+a.name+".retry.2")
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, append([]string{demoTopic}, dlqs...)...))
 	if err != nil {
@@ -109,7 +109,9 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 	defer stopSinks()
 	g, gctx := errgroup.WithContext(runCtx)
 	for _, r := range runners {
-		g.Go(func() error { return r.consumer.Run(gctx) })
+		for _, c := range r.consumers {
+			g.Go(func() error { return c.Run(gctx) })
+		}
 	}
 
 	p := &demoProducer{codec: codec, addrs: cluster.ListenAddrs(), rate: rate}
@@ -124,7 +126,7 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 			return false
 		}
 		for _, r := range runners {
-			if r.consumer.Stats().Handled < p.produced.Load() {
+			if r.consumers[0].Stats().Handled < p.produced.Load() || r.stats().Tiered > r.stats().Handled-r.consumers[0].Stats().Handled {
 				return false
 			}
 		}
@@ -169,7 +171,7 @@ wait:
 		acc, twice := apis[i].counts()
 		sum.Sinks = append(sum.Sinks, demoResult{
 			summary: r.summary(), Produced: p.produced.Load(), APIAccepted: acc, AcceptedTwice: twice,
-			HandledRecords: r.consumer.Stats().Handled, CaughtUp: r.consumer.Stats().Handled >= p.produced.Load(),
+			HandledRecords: r.consumers[0].Stats().Handled, CaughtUp: r.consumers[0].Stats().Handled >= p.produced.Load(),
 		})
 	}
 	if asJSON {
@@ -192,7 +194,7 @@ func liveLine(w io.Writer, since time.Duration, p *demoProducer, runners []*runn
 	fmt.Fprintf(w, "%5.1fs produced %-6d", since.Seconds(), p.produced.Load())
 	for _, r := range runners {
 		s := r.summary()
-		fmt.Fprintf(w, " | %s: delivered %d retried %d dlq %d dup %d", s.Sink, s.Delivered, s.Retried, s.DeadLettered, s.Duplicates)
+		fmt.Fprintf(w, " | %s: delivered %d retried %d tiers %d dlq %d dup %d", s.Sink, s.Delivered, s.Retried, s.Tiered, s.DeadLettered, s.Duplicates)
 	}
 	fmt.Fprintln(w)
 }
@@ -200,9 +202,9 @@ func liveLine(w io.Writer, since time.Duration, p *demoProducer, runners []*runn
 func printDemoTable(w io.Writer, s demoSummary) {
 	fmt.Fprintf(w, "\nsummary after %s: %d events produced (%d of them published twice)\n\n", s.Duration, s.Produced, s.Repeated)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "sink\tproduced\tdelivered\tretried\tdead-lettered\tduplicates suppressed\tAPI accepted twice\tcaught up\t")
+	fmt.Fprintln(tw, "sink\tproduced\tdelivered\tretried\tvia retry tiers\tdead-lettered\tduplicates suppressed\tAPI accepted twice\tcaught up\t")
 	for _, r := range s.Sinks {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t\n", r.Sink, r.Produced, r.Delivered, r.Retried, r.DeadLettered, r.Duplicates, r.AcceptedTwice, r.CaughtUp)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t\n", r.Sink, r.Produced, r.Delivered, r.Retried, r.Tiered, r.DeadLettered, r.Duplicates, r.AcceptedTwice, r.CaughtUp)
 	}
 	tw.Flush()
 }
@@ -215,22 +217,25 @@ kafka:
   topic: %s
 run:
   drain_timeout: 5s
+  revoke_timeout: 5s
 sinks:
   - name: profile
     url: %s
     ordering: key
     max_in_flight: 32
+    retry: {tiers: [2s, 4s]}
     headers:
       X-Plan: "{{ .Record.plan }}"
   - name: email
     url: %s
     ordering: unordered
     max_in_flight: 32
-    retry: {attempts: 5, backoff_base: 20ms, backoff_cap: 500ms}
+    retry: {attempts: 3, backoff_base: 20ms, backoff_cap: 200ms, tiers: [2s, 4s]}
   - name: analytics
     url: %s
     ordering: unordered
     max_in_flight: 64
     timeout: 2s
+    retry: {tiers: [2s, 4s]}
 `, strings.Join(brokers, ", "), demoTopic, apis[0].url, apis[1].url, apis[2].url)
 }

@@ -58,7 +58,9 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 func runAll(ctx context.Context, e *env, runners []*runner, statsEvery time.Duration) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, r := range runners {
-		g.Go(func() error { return r.consumer.Run(gctx) })
+		for _, c := range r.consumers {
+			g.Go(func() error { return c.Run(gctx) })
+		}
 	}
 	if statsEvery > 0 {
 		g.Go(func() error {
@@ -66,7 +68,7 @@ func runAll(ctx context.Context, e *env, runners []*runner, statsEvery time.Dura
 				for _, r := range runners {
 					s := r.summary()
 					e.log.Info("sink stats", "sink", s.Sink, "delivered", s.Delivered, "retried", s.Retried,
-						"dead_lettered", s.DeadLettered, "duplicates", s.Duplicates, "skipped", s.Skipped)
+						"in_retry_tiers", s.Tiered, "dead_lettered", s.DeadLettered, "duplicates", s.Duplicates, "skipped", s.Skipped)
 				}
 			})
 			return nil

@@ -13,10 +13,12 @@ import (
 
 func init() {
 	register(&command{
-		name: "topics ensure", args: "-c FILE [--partitions N] [--replication-factor R]", short: "create the topic and each sink's dead-letter topic if missing",
-		long: `Creates kafka.topic and every sink's dead-letter topic (<topic>.<sink>.dlq unless
-dlq_topic is set) when they do not exist. Existing topics are left as they are. A
-dead-letter topic gets the main topic's partition count.`,
+		name: "topics ensure", args: "-c FILE [--partitions N] [--replication-factor R]", short: "create the topic and each sink's retry-tier and dead-letter topics if missing",
+		long: `Creates kafka.topic and, for every sink, its retry-tier topics
+(<topic>.<sink>.retry.<n> unless retry.tier_topics is set) and its dead-letter
+topic (<topic>.<sink>.dlq unless dlq_topic is set) when they do not exist.
+Existing topics are left as they are. Tier and dead-letter topics get the main
+topic's partition count.`,
 		flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			file := fs.String("c", "", "config `FILE` (required)")
 			parts := fs.Int("partitions", 3, "partitions of the main topic when it is created")
@@ -37,8 +39,10 @@ dead-letter topic gets the main topic's partition count.`,
 					return err
 				}
 				for _, s := range cfg.Sinks {
-					if _, err := ensureTopic(ctx, adm, s.DLQTopic, n, int16(*rf), e); err != nil {
-						return err
+					for _, t := range append([]string{s.DLQTopic}, s.Retry.TierTopics...) {
+						if _, err := ensureTopic(ctx, adm, t, n, int16(*rf), e); err != nil {
+							return err
+						}
 					}
 				}
 				return nil

@@ -88,6 +88,30 @@ type Sink struct {
 	DLQTopic      string            `yaml:"dlq_topic"`       // default <topic>.<sink>.dlq
 	Dedupe        Dedupe            `yaml:"dedupe"`          // idempotency store use
 	MaxEventBytes int               `yaml:"max_event_bytes"` // default 1 MiB: larger records are dead-lettered
+	Breaker       Breaker           `yaml:"breaker"`         // circuit breaker
+	RateLimit     RateLimit         `yaml:"rate_limit"`      // flow control
+}
+
+// Breaker is a sink's circuit breaker: when the API keeps failing, the sink
+// stops sending (its records wait, its partitions stop being fetched) instead of
+// filling the retry tiers, probes with real records, and resumes when healthy.
+type Breaker struct {
+	Enabled      *bool         `yaml:"enabled"`       // default true
+	Window       time.Duration `yaml:"window"`        // default 30s: outcomes considered
+	MinRequests  int           `yaml:"min_requests"`  // default 20: fewer outcomes never open it
+	FailureRatio float64       `yaml:"failure_ratio"` // default 0.5: retryable failures / outcomes that opens it
+	OpenFor      time.Duration `yaml:"open_for"`      // default 10s before probing, doubling per failed probe
+	MaxOpenFor   time.Duration `yaml:"max_open_for"`  // default 2m
+	Probes       int           `yaml:"probes"`        // default 1: probe records at a time; this many successes close it
+	// ConsecutiveFailures opens it on that many retryable failures in a row,
+	// whatever the window holds; default 20, -1 disables.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+}
+
+// RateLimit paces a sink's requests.
+type RateLimit struct {
+	Rate  float64 `yaml:"rate"`  // default 0 (unlimited): requests per second, retries included
+	Burst int     `yaml:"burst"` // default max(1, rate/10)
 }
 
 // Retry is a sink's in-line retry budget.
@@ -262,6 +286,10 @@ func (c *Config) applyDefaults() {
 		if s.MaxEventBytes == 0 {
 			s.MaxEventBytes = 1 << 20
 		}
+		if s.Breaker.Enabled == nil {
+			t := true
+			s.Breaker.Enabled = &t
+		}
 	}
 	if c.Schemas.Dir == "" && c.Schemas.RegistryURL == "" && c.Schemas.Subjects == nil {
 		c.Schemas.Subjects = map[string]int{}
@@ -399,6 +427,12 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 		if !topicRE.MatchString(tp) {
 			add(fmt.Sprintf("retry.tier_topics[%d]", j), "%q is not a valid topic name", tp)
 		}
+	}
+	if s.RateLimit.Rate < 0 || s.RateLimit.Burst < 0 {
+		add("rate_limit", "rate and burst must not be negative")
+	}
+	if b := s.Breaker; b.FailureRatio < 0 || b.FailureRatio > 1 || b.MinRequests < 0 || b.Probes < 0 || b.Window < 0 || b.OpenFor < 0 || b.MaxOpenFor < 0 {
+		add("breaker", "failure_ratio must be within 0..1 and the other values not negative")
 	}
 	if s.Dedupe.Lease < time.Second {
 		add("dedupe.lease", "%s is below 1s: the lease is renewed every third of it", s.Dedupe.Lease)

@@ -39,6 +39,7 @@ type Stats struct {
 	Skipped      int64 // not of this sink's types
 	Unprotected  int64 // delivered without a claim under fail-open
 	StoreErrors  int64 // dedupe store calls that failed
+	BreakerWaits int64 // times a record waited for the circuit breaker
 }
 
 // Handler implements consumer.Handler for one sink.
@@ -50,7 +51,7 @@ type Handler struct {
 	log   *slog.Logger
 	types map[string]bool
 
-	delivered, retried, dead, dups, skipped, unprotected, storeErrs atomic.Int64
+	delivered, retried, dead, dups, skipped, unprotected, storeErrs, held atomic.Int64
 }
 
 // New returns the Handler of one sink. store may be nil only if cfg.Dedupe is false.
@@ -94,7 +95,7 @@ func (h *Handler) Stats() Stats {
 	return Stats{
 		Delivered: h.delivered.Load(), Retried: h.retried.Load(), DeadLettered: h.dead.Load(),
 		Duplicates: h.dups.Load(), Skipped: h.skipped.Load(), Unprotected: h.unprotected.Load(),
-		StoreErrors: h.storeErrs.Load(),
+		StoreErrors: h.storeErrs.Load(), BreakerWaits: h.held.Load(),
 	}
 }
 
@@ -117,21 +118,71 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	id := EventID(rec, r, h.cfg.IDField)
 	ev := sink.Event{ID: id, Type: rec.Subject, Body: rec.JSON, Record: rec.Fields}
 
+	// The breaker first: while the API is down, records wait here (holding
+	// their lanes, so polling stops) instead of failing into the tiers, and
+	// no dedupe lease is held meanwhile.
+	t, err := h.admit(ctx)
+	if err != nil {
+		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
+	}
 	if !h.cfg.Dedupe {
-		return h.deliver(ctx, ev, nil)
+		return h.deliver(ctx, ev, nil, t)
 	}
 	c := &claim{key: dedupe.Key(h.cfg.Sink, id), token: dedupe.NewToken()}
 	switch out, err := h.claim(ctx, c); {
 	case err != nil:
+		h.settle(t, sink.Canceled, 0)
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 	case out == dedupe.Duplicate:
+		h.settle(t, sink.Canceled, 0)
 		h.dups.Add(1)
 		return consumer.Outcome{Verdict: consumer.Done}
 	case out == dedupe.Claimed:
-		return h.deliver(ctx, ev, c)
+		return h.deliver(ctx, ev, c, t)
 	default: // fail-open with the store down
 		h.unprotected.Add(1)
-		return h.deliver(ctx, ev, nil)
+		return h.deliver(ctx, ev, nil, t)
+	}
+}
+
+// admit waits until the sink's circuit breaker lets a record through. Without
+// a breaker it admits at once.
+func (h *Handler) admit(ctx context.Context) (sink.Ticket, error) {
+	br := h.sink.Breaker()
+	if br == nil {
+		return sink.Ticket{}, nil
+	}
+	for {
+		t, ok, wait := br.Allow()
+		if ok {
+			return t, nil
+		}
+		h.held.Add(1)
+		timer := time.NewTimer(max(wait, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return sink.Ticket{}, fmt.Errorf("waiting for the circuit breaker: %w", ctx.Err())
+		case <-timer.C:
+		}
+	}
+}
+
+// settle reports a delivery's class to the breaker. A permanent failure is the
+// event's fault, not the API's: it counts as the API answering. Nothing was
+// learned from a cancelled or never-sent request.
+func (h *Handler) settle(t sink.Ticket, class sink.Class, attempts int) {
+	br := h.sink.Breaker()
+	if br == nil {
+		return
+	}
+	switch {
+	case class == sink.Done, class == sink.Permanent && attempts > 0:
+		br.Done(t, true)
+	case class == sink.Retryable:
+		br.Done(t, false)
+	default:
+		br.Cancel(t)
 	}
 }
 
@@ -201,10 +252,11 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 }
 
 // deliver sends ev and settles the claim c (nil: unclaimed).
-func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim) consumer.Outcome {
+func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t sink.Ticket) consumer.Outcome {
 	stop := h.keepClaim(c)
 	res := h.sink.Deliver(ctx, ev)
 	stop()
+	h.settle(t, res.Class, res.Attempts)
 	if res.Attempts > 1 {
 		h.retried.Add(int64(res.Attempts - 1))
 	}
@@ -324,12 +376,22 @@ func EventID(rec *schemas.Record, r *kgo.Record, field string) string {
 			return v
 		}
 	}
+	topic, part, off := r.Topic, strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
 	for _, hd := range r.Headers {
-		if hd.Key == "event-id" && len(hd.Value) > 0 {
-			return string(hd.Value)
+		switch hd.Key {
+		case "event-id":
+			if len(hd.Value) > 0 {
+				return string(hd.Value)
+			}
+		case consumer.HeaderTopic: // a record back from a retry tier or the DLQ
+			topic = string(hd.Value)
+		case consumer.HeaderPartition:
+			part = string(hd.Value)
+		case consumer.HeaderOffset:
+			off = string(hd.Value)
 		}
 	}
-	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+	return topic + "/" + part + "/" + off
 }
 
 // retry calls fn until it reports done or ctx ends, backing off from 50ms to 2s.

@@ -239,6 +239,8 @@ func TestEventID(t *testing.T) {
 		{"null field falls back to header", decoded, hdr, "referrer", "from-header"},
 		{"header", nil, hdr, "id", "from-header"},
 		{"coordinates", nil, bare, "id", "events/2/7"},
+		{"original coordinates of a parked record", nil, &kgo.Record{Topic: "events.profile.retry.1", Partition: 0, Offset: 3, Headers: []kgo.RecordHeader{
+			{Key: consumer.HeaderTopic, Value: []byte("events")}, {Key: consumer.HeaderPartition, Value: []byte("2")}, {Key: consumer.HeaderOffset, Value: []byte("7")}}}, "id", "events/2/7"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := EventID(tt.rec, tt.r, tt.field); got != tt.want {

@@ -33,6 +33,11 @@ type BreakerConfig struct {
 	// Probes is how many real requests may be in flight while half-open; this
 	// many consecutive successes close the breaker. Default 1.
 	Probes int
+	// ConsecutiveFailures opens the breaker on that many failures in a row,
+	// whatever the window holds: at high throughput a window full of earlier
+	// successes would otherwise let Window×FailureRatio worth of traffic fail
+	// into the retry tiers before the ratio tips. Default 20; -1 disables.
+	ConsecutiveFailures int
 }
 
 // Breaker defaults.
@@ -42,7 +47,9 @@ const (
 	DefaultBreakerFailureRatio = 0.5
 	DefaultBreakerOpenFor      = 10 * time.Second
 	DefaultBreakerMaxOpenFor   = 2 * time.Minute
-	DefaultBreakerProbes       = 1
+
+	DefaultBreakerConsecutiveFailures = 20
+	DefaultBreakerProbes              = 1
 
 	// breakerBuckets is the number of time buckets in the window.
 	breakerBuckets = 10
@@ -112,6 +119,7 @@ type Breaker struct {
 	probes    []uint64 // half-open: the seq of each probe in flight
 	seq       uint64   // the last probe seq given out
 	successes int      // half-open: probe successes so far this round
+	streak    int      // closed: failures in a row
 
 	onChange  []func(from, to State)
 	pending   []transition // transitions not yet reported
@@ -169,6 +177,9 @@ func (cfg BreakerConfig) withDefaults() BreakerConfig {
 	if cfg.Probes == 0 {
 		cfg.Probes = DefaultBreakerProbes
 	}
+	if cfg.ConsecutiveFailures == 0 {
+		cfg.ConsecutiveFailures = DefaultBreakerConsecutiveFailures
+	}
 	return cfg
 }
 
@@ -188,6 +199,8 @@ func (cfg BreakerConfig) validate() error {
 		return fmt.Errorf("breaker.max_open_for: %s is below open_for %s", cfg.MaxOpenFor, cfg.OpenFor)
 	case cfg.Probes < 1:
 		return fmt.Errorf("breaker.probes: must be at least 1, got %d", cfg.Probes)
+	case cfg.ConsecutiveFailures < -1:
+		return fmt.Errorf("breaker.consecutive_failures: must be positive or -1, got %d", cfg.ConsecutiveFailures)
 	}
 	return nil
 }
@@ -341,6 +354,7 @@ func (b *Breaker) open(now time.Time) {
 func (b *Breaker) close() {
 	b.transition(Closed)
 	b.buckets = [breakerBuckets]bucket{}
+	b.streak = 0
 	b.openFor = b.cfg.OpenFor
 	b.probes, b.successes = b.probes[:0], 0
 }
@@ -365,6 +379,13 @@ func (b *Breaker) record(now time.Time, success bool) bool {
 	bk.total++
 	if !success {
 		bk.failures++
+		b.streak++
+	} else {
+		b.streak = 0
+	}
+	if c := b.cfg.ConsecutiveFailures; c > 0 && b.streak >= c {
+		b.open(now)
+		return true
 	}
 	var total, failures int
 	for i := range b.buckets {

@@ -132,11 +132,12 @@ func TestNewBreakerConfig(t *testing.T) {
 		want    BreakerConfig // when no error
 		wantErr string        // the field named
 	}{
-		{name: "defaults", want: BreakerConfig{Window: 30 * time.Second, MinRequests: 20, FailureRatio: 0.5, OpenFor: 10 * time.Second, MaxOpenFor: 2 * time.Minute, Probes: 1}},
+		{name: "defaults", want: BreakerConfig{Window: 30 * time.Second, MinRequests: 20, FailureRatio: 0.5, OpenFor: 10 * time.Second, MaxOpenFor: 2 * time.Minute, Probes: 1, ConsecutiveFailures: 20}},
 		{name: "max_open_for defaults to at least open_for", cfg: BreakerConfig{OpenFor: 5 * time.Minute},
-			want: BreakerConfig{Window: 30 * time.Second, MinRequests: 20, FailureRatio: 0.5, OpenFor: 5 * time.Minute, MaxOpenFor: 5 * time.Minute, Probes: 1}},
-		{name: "given values kept", cfg: BreakerConfig{Window: time.Minute, MinRequests: 5, FailureRatio: 1, OpenFor: time.Second, MaxOpenFor: time.Second, Probes: 3},
-			want: BreakerConfig{Window: time.Minute, MinRequests: 5, FailureRatio: 1, OpenFor: time.Second, MaxOpenFor: time.Second, Probes: 3}},
+			want: BreakerConfig{Window: 30 * time.Second, MinRequests: 20, FailureRatio: 0.5, OpenFor: 5 * time.Minute, MaxOpenFor: 5 * time.Minute, Probes: 1, ConsecutiveFailures: 20}},
+		{name: "given values kept", cfg: BreakerConfig{Window: time.Minute, MinRequests: 5, FailureRatio: 1, OpenFor: time.Second, MaxOpenFor: time.Second, Probes: 3, ConsecutiveFailures: -1},
+			want: BreakerConfig{Window: time.Minute, MinRequests: 5, FailureRatio: 1, OpenFor: time.Second, MaxOpenFor: time.Second, Probes: 3, ConsecutiveFailures: -1}},
+		{name: "bad consecutive failures", cfg: BreakerConfig{ConsecutiveFailures: -2}, wantErr: "breaker.consecutive_failures"},
 		{name: "negative window", cfg: BreakerConfig{Window: -time.Second}, wantErr: "breaker.window"},
 		{name: "window too short for buckets", cfg: BreakerConfig{Window: 9 * time.Millisecond}, wantErr: "breaker.window"},
 		{name: "negative min_requests", cfg: BreakerConfig{MinRequests: -1}, wantErr: "breaker.min_requests"},
@@ -737,4 +738,39 @@ func BenchmarkBreakerAllowDoneParallel(b *testing.B) {
 			br.Done(tk, true)
 		}
 	})
+}
+
+// Failures in a row open the breaker even when the window is full of earlier
+// successes that keep the ratio low; a success in between resets the count.
+func TestBreakerConsecutiveFailures(t *testing.T) {
+	now := time.Unix(0, 0)
+	b, err := NewBreaker(BreakerConfig{ConsecutiveFailures: 5}, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(ok bool) {
+		t.Helper()
+		tk, admitted, _ := b.Allow()
+		if !admitted {
+			t.Fatal("not admitted while closed")
+		}
+		b.Done(tk, ok)
+	}
+	for range 1000 {
+		report(true)
+	}
+	for range 4 {
+		report(false)
+	}
+	report(true) // breaks the streak
+	for range 4 {
+		report(false)
+	}
+	if b.State() != Closed {
+		t.Fatalf("opened after 4 failures in a row: %v", b.State())
+	}
+	report(false)
+	if b.State() != Open {
+		t.Fatalf("state %v after 5 failures in a row, want open (window ratio is only 9/1005)", b.State())
+	}
 }

@@ -68,6 +68,15 @@ type Config struct {
 	// is drained up to 64 KiB so the connection can be reused; a longer body
 	// drops the connection.
 	MaxResponseBytes int64
+	// Breaker, when not nil, is the sink's circuit breaker: callers ask it
+	// before each record (Sink.Breaker) and stop sending while it is open.
+	// Default nil (none).
+	Breaker *BreakerConfig
+	// RateLimit bounds the attempts per second sent to the API, retries
+	// included; Rate 0 (the default) is unlimited. A 429 or 503 with
+	// Retry-After also pauses the whole sink for that long (capped by
+	// RetryAfterCap), not only the one event.
+	RateLimit LimiterConfig
 }
 
 // Defaults.

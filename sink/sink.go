@@ -39,7 +39,14 @@ type Sink struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	rand  func() float64
 	now   func() time.Time
+
+	breaker *Breaker // nil: none
+	limit   *Limiter
 }
+
+// Breaker returns the sink's circuit breaker, nil if it has none. Every
+// consumer of the sink (main topic and retry tiers) shares it.
+func (s *Sink) Breaker() *Breaker { return s.breaker }
 
 // Result is the outcome of one Deliver.
 type Result struct {
@@ -150,6 +157,14 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if cfg.Breaker != nil {
+		if s.breaker, err = NewBreaker(*cfg.Breaker, s.now); err != nil {
+			return nil, fmt.Errorf("sink %q: %w", cfg.Name, err)
+		}
+	}
+	if s.limit, err = NewLimiter(cfg.RateLimit, s.now, WithLimiterSleep(s.sleep)); err != nil {
+		return nil, fmt.Errorf("sink %q: %w", cfg.Name, err)
+	}
 	return s, nil
 }
 
@@ -203,10 +218,19 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		return Result{Class: Permanent, Err: err}
 	}
 	var res Result
+	pausedBySelf := false
 	for n := 1; ; n++ {
 		if ctx.Err() != nil {
 			return canceled(ctx, res)
 		}
+		// The rate limit and any sink-wide pause, except right after this
+		// delivery itself waited out the Retry-After that set the pause.
+		if !pausedBySelf {
+			if err := s.limit.Wait(ctx); err != nil {
+				return canceled(ctx, res)
+			}
+		}
+		pausedBySelf = false
 		a := s.attempt(ctx, h, body)
 		res.Attempts, res.Status, res.Err = n, a.status, a.err
 		if a.hasRetryAfter {
@@ -232,6 +256,11 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		wait := backoff(n, s.cfg.BackoffBase, s.cfg.BackoffCap, s.rand)
 		if a.hasRetryAfter {
 			wait = min(a.retryAfter, s.cfg.RetryAfterCap)
+			if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+				// The API asked everyone to slow down, not only this event.
+				s.limit.PauseFor(wait)
+				pausedBySelf = true
+			}
 		}
 		s.logAttempt(ctx, ev.ID, n, a.status, class, a.err, wait)
 		if err := s.sleep(ctx, wait); err != nil {

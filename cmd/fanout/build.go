@@ -71,7 +71,16 @@ func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), err
 }
 
 func sinkConfig(s config.Sink) sink.Config {
+	var br *sink.BreakerConfig
+	if *s.Breaker.Enabled {
+		br = &sink.BreakerConfig{
+			Window: s.Breaker.Window, MinRequests: s.Breaker.MinRequests, FailureRatio: s.Breaker.FailureRatio,
+			OpenFor: s.Breaker.OpenFor, MaxOpenFor: s.Breaker.MaxOpenFor, Probes: s.Breaker.Probes,
+			ConsecutiveFailures: s.Breaker.ConsecutiveFailures,
+		}
+	}
 	return sink.Config{
+		Breaker: br, RateLimit: sink.LimiterConfig{Rate: s.RateLimit.Rate, Burst: s.RateLimit.Burst},
 		Name: s.Name, Method: s.Method, URL: s.URL, Headers: s.Headers, Body: s.Body, ContentType: s.ContentType,
 		Timeout: s.Timeout, Attempts: s.Retry.Attempts, BackoffBase: s.Retry.BackoffBase, BackoffCap: s.Retry.BackoffCap,
 		RetryAfterCap: s.Retry.RetryAfterCap, RetryStatus: s.Retry.RetryStatus, PermanentStatus: s.Retry.PermanentStatus,
@@ -152,6 +161,16 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 	sk, err := sink.New(sinkConfig(s), log)
 	if err != nil {
 		return nil, err
+	}
+	if br := sk.Breaker(); br != nil {
+		name := s.Name
+		br.OnChange(func(from, to sink.State) {
+			lvl := slog.LevelWarn
+			if to == sink.Closed {
+				lvl = slog.LevelInfo
+			}
+			log.Log(context.Background(), lvl, "circuit breaker "+to.String(), "sink", name, "from", from.String(), "to", to.String())
+		})
 	}
 	h, err := pipeline.New(pipeline.Config{
 		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: *s.Dedupe.Enabled,

@@ -74,10 +74,10 @@ func headerValue(r *kgo.Record, key string) string {
 	return ""
 }
 
-// parkedRecord builds the copy of r parked on topic: the DLQ when tier is
-// nil, else the retry tier. Key and value are r's own bytes; the attempt count
+// ParkedRecord builds the copy of r parked on topic: the DLQ when tier is
+// nil, else the retry tier. fanout dlq redrive uses it to park a letter again. Key and value are r's own bytes; the attempt count
 // adds up over tiers; the original coordinates survive every hop.
-func parkedRecord(topic, sink string, r *kgo.Record, out Outcome, now time.Time, tier *Tier) *kgo.Record {
+func ParkedRecord(topic, sink string, r *kgo.Record, out Outcome, now time.Time, tier *Tier) *kgo.Record {
 	errText := ""
 	if out.Err != nil {
 		errText = truncate(out.Err.Error(), maxErrorBytes)
@@ -146,7 +146,7 @@ func truncate(s string, n int) string {
 func (c *Consumer) park(ctx context.Context, cl *kgo.Client, topic string, tier *Tier, r *kgo.Record, out Outcome) error {
 	backoff := 100 * time.Millisecond
 	for {
-		rec := parkedRecord(topic, c.cfg.Sink, r, out, time.Now(), tier)
+		rec := ParkedRecord(topic, c.cfg.Sink, r, out, time.Now(), tier)
 		err := cl.ProduceSync(ctx, rec).FirstErr()
 		if err == nil {
 			return nil

@@ -268,7 +268,7 @@ func TestDLQRedriveWhileStillBrokenParksAgainUpToTheCap(t *testing.T) {
 		}
 		for k, want := range map[string]string{
 			"fanout-redrive-count": "1", "fanout-error-class": "permanent", "fanout-http-status": "400",
-			"fanout-sink": "profile", "fanout-attempts": "1",
+			"fanout-sink": "profile", "fanout-attempts": "2", // 1 at first + 1 on redrive: attempts add up
 			"fanout-original-topic":     header(orig, "fanout-original-topic"),
 			"fanout-original-partition": header(orig, "fanout-original-partition"),
 			"fanout-original-offset":    header(orig, "fanout-original-offset"),

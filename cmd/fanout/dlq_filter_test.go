@@ -226,7 +226,7 @@ func TestReparked(t *testing.T) {
 		"event-id": "ev-1", "tenant": "acme", consumer.HeaderRedriveCount: "2",
 		consumer.HeaderTopic: "events", consumer.HeaderPartition: "2", consumer.HeaderOffset: "41",
 		consumer.HeaderTimestamp: "2026-11-27T10:00:00.123Z", consumer.HeaderSink: "profile",
-		consumer.HeaderAttempts: "5", consumer.HeaderErrorClass: "retries-exhausted", consumer.HeaderStatus: "503",
+		consumer.HeaderAttempts: "8", consumer.HeaderErrorClass: "retries-exhausted", consumer.HeaderStatus: "503", // 3 before + 5 now
 		consumer.HeaderParkedAt: "2026-11-27T12:00:00.000Z", consumer.HeaderExcerpt: "upstream down",
 	}
 	seen := map[string]int{}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -403,45 +402,19 @@ func (rd *redriver) summary() {
 	fmt.Fprintf(rd.e.stdout, " (%d examined in %s)\n", c.Examined, c.Topic)
 }
 
-// reparked is l parked again after out: the same key, value and own headers,
-// fanout-redrive-count one higher, the original record's place (a letter
-// without fanout-original-* headers gets its own DLQ place, so its copies
-// share one origin), and fresh headers for this failure, named and formatted
-// as the consumer writes them (consumer/park.go).
+// reparked is l parked again after out, built as the consumer parks records
+// (consumer.ParkedRecord: key, value and own headers kept, the original place
+// kept, attempts added up, fresh failure headers) with fanout-redrive-count one
+// higher.
 func reparked(l letter, sink string, out consumer.Outcome, now time.Time) *kgo.Record {
-	errText := ""
-	if out.Err != nil {
-		errText = truncateUTF8(out.Err.Error(), 1024)
+	r := consumer.ParkedRecord(l.rec.Topic, sink, l.rec, out, now, nil)
+	count := []byte(strconv.Itoa(l.redrives + 1))
+	for i, h := range r.Headers {
+		if h.Key == consumer.HeaderRedriveCount {
+			r.Headers[i].Value = count
+			return r
+		}
 	}
-	orig := l.original()
-	headers := append(orig.Headers[:len(orig.Headers):len(orig.Headers)],
-		kgo.RecordHeader{Key: consumer.HeaderRedriveCount, Value: []byte(strconv.Itoa(l.redrives + 1))})
-	const format = "2006-01-02T15:04:05.000Z07:00"
-	headers = append(headers,
-		kgo.RecordHeader{Key: consumer.HeaderTopic, Value: []byte(orig.Topic)},
-		kgo.RecordHeader{Key: consumer.HeaderPartition, Value: []byte(strconv.Itoa(int(orig.Partition)))},
-		kgo.RecordHeader{Key: consumer.HeaderOffset, Value: []byte(strconv.FormatInt(orig.Offset, 10))},
-		kgo.RecordHeader{Key: consumer.HeaderTimestamp, Value: []byte(orig.Timestamp.UTC().Format(format))},
-		kgo.RecordHeader{Key: consumer.HeaderSink, Value: []byte(sink)},
-		kgo.RecordHeader{Key: consumer.HeaderAttempts, Value: []byte(strconv.Itoa(out.Attempts))},
-		kgo.RecordHeader{Key: consumer.HeaderError, Value: []byte(errText)},
-		kgo.RecordHeader{Key: consumer.HeaderErrorClass, Value: []byte(out.Reason)},
-		kgo.RecordHeader{Key: consumer.HeaderStatus, Value: []byte(strconv.Itoa(out.Status))},
-		kgo.RecordHeader{Key: consumer.HeaderParkedAt, Value: []byte(now.UTC().Format(format))},
-	)
-	if out.Excerpt != "" {
-		headers = append(headers, kgo.RecordHeader{Key: consumer.HeaderExcerpt, Value: []byte(truncateUTF8(out.Excerpt, 1024))})
-	}
-	return &kgo.Record{Topic: l.rec.Topic, Key: l.rec.Key, Value: l.rec.Value, Headers: headers, Timestamp: now}
-}
-
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: consumer.HeaderRedriveCount, Value: count})
+	return r
 }

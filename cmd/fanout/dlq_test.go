@@ -518,7 +518,7 @@ func TestDLQRedriveFailsAgainThenCap(t *testing.T) {
 		t.Fatalf("%d letters parked again, want 2", len(copies))
 	}
 	for _, l := range copies {
-		if l.class != "permanent" || l.status != 400 || l.attempts != 1 || l.origTopic != "events" ||
+		if l.class != "permanent" || l.status != 400 || l.attempts != 2 || l.origTopic != "events" || // 1 first + 1 on redrive
 			headerValue(l.rec, "event-id") == "" || l.errText == "" {
 			t.Errorf("parked again: %+v", l)
 		}

@@ -33,6 +33,8 @@ sinks:
     start: 2026-01-02T03:04:05Z
     dedupe:
       policy: fail-open
+      enabled: false
+    breaker: {enabled: false}
 `
 
 func TestParseGood(t *testing.T) {
@@ -65,7 +67,10 @@ func TestParseGood(t *testing.T) {
 	if len(e.Retry.Tiers) != 3 || e.Retry.Tiers[1] != time.Minute || e.Retry.TierTopics[2] != "events.email.retry.3" {
 		t.Errorf("tier defaults: %v %v", e.Retry.Tiers, e.Retry.TierTopics)
 	}
-	if !*e.Dedupe.Enabled || e.Dedupe.Lease != 30*time.Second {
+	if *e.Dedupe.Enabled || *e.Breaker.Enabled || !*p.Breaker.Enabled || !*p.Dedupe.Enabled {
+		t.Errorf("enabled flags: dedupe %v breaker %v (email), dedupe %v breaker %v (profile)", *e.Dedupe.Enabled, *e.Breaker.Enabled, *p.Dedupe.Enabled, *p.Breaker.Enabled)
+	}
+	if e.Dedupe.Lease != 30*time.Second {
 		t.Errorf("dedupe defaults = %+v", e.Dedupe)
 	}
 	if cfg.Schemas.Subjects["user.registered"] != 1 {

@@ -106,6 +106,10 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		return // explicit null: keep the zero value / default
 	}
 	switch {
+	case v.Kind() == reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		d.decode(path, n, p.Elem())
+		v.Set(p)
 	case v.Type() == durationType:
 		if n.Kind != yaml.ScalarNode {
 			d.problem(path, n.Line, "want a duration like 10s, got %s", kindName(n))

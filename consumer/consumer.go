@@ -409,6 +409,9 @@ func (c *Consumer) handle(p *partition, r *kgo.Record) {
 			out.Verdict = Abandon
 		} else {
 			count.Add(1)
+			if out.OnParked != nil {
+				out.OnParked()
+			}
 		}
 	default:
 		out.Verdict = Abandon

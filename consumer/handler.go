@@ -61,4 +61,7 @@ type Outcome struct {
 	// retries spent): it goes to the next retry tier, if any, before the DLQ.
 	Retryable bool
 	Excerpt   string // the start of the last failed response's body
+	// OnParked, if set, is called once the park (DLQ or tier) is
+	// acknowledged, before the offset is marked done.
+	OnParked func()
 }

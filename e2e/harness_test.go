@@ -29,6 +29,7 @@ type scenario struct {
 	topic  string
 	prefix string // consumer group prefix
 	cfg    string // config path
+	top    string // extra top-level YAML for the config
 	ids    []string
 	docs   [][]byte
 	bodies map[string][]byte // event id → the golden JSON rendering
@@ -97,8 +98,9 @@ redis:
 run:
   drain_timeout: 20s
   revoke_timeout: 10s
+%s
 sinks:
-`, kafka.Addr, s.topic, s.prefix, redisSrv.Addr, s.topic)
+`, kafka.Addr, s.topic, s.prefix, redisSrv.Addr, s.topic, s.top)
 	for _, sk := range sinks {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n", sk.name, sk.target.URL)
 		for _, line := range strings.Split(strings.TrimSpace(sk.extra), "\n") {

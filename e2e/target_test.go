@@ -28,6 +28,7 @@ type target struct {
 	accepted map[string]int
 	bodies   map[string][]byte
 	traces   map[string]string
+	order    []string // keys in the order they were accepted
 }
 
 func newTarget(t *testing.T, delay time.Duration, status func(key string, attempt int) int) *target {
@@ -66,6 +67,7 @@ func (tg *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status/100 == 2 {
 		tg.mu.Lock()
 		tg.accepted[key]++
+		tg.order = append(tg.order, key)
 		tg.bodies[key] = body
 		tg.traces[key] = r.Header.Get("traceparent")
 		tg.mu.Unlock()

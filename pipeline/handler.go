@@ -28,6 +28,16 @@ type Config struct {
 	DoneTTL       time.Duration // default 168h: how long a delivered id is remembered
 	Lease         time.Duration // default 30s: how long a claim blocks other owners; renewed every Lease/3 while delivering
 	MaxEventBytes int           // default 1 MiB: larger records are dead letters
+	// KeyOrder keeps a key's order across retry tiers: while a key has a
+	// record parked in a tier, its later records are parked behind it (into
+	// the same or the next tier) instead of being delivered ahead. Needs
+	// Barriers and Tiers > 0; records without a key are not ordered.
+	KeyOrder bool
+	// Tiers is the number of retry tiers the sink's consumers park into.
+	Tiers int
+	// BarrierTTL bounds how long a count left by a crash can block a key;
+	// default twice the time through every tier plus 10 minutes.
+	BarrierTTL time.Duration
 }
 
 // Stats are a sink's running counts.
@@ -40,18 +50,20 @@ type Stats struct {
 	Unprotected  int64 // delivered without a claim under fail-open
 	StoreErrors  int64 // dedupe store calls that failed
 	BreakerWaits int64 // times a record waited for the circuit breaker
+	ParkedBehind int64 // records parked behind an earlier record of their key
 }
 
 // Handler implements consumer.Handler for one sink.
 type Handler struct {
-	cfg   Config
-	codec *schemas.Codec
-	store dedupe.Store
-	sink  *sink.Sink
-	log   *slog.Logger
-	types map[string]bool
+	cfg      Config
+	codec    *schemas.Codec
+	store    dedupe.Store
+	barriers dedupe.Barriers
+	sink     *sink.Sink
+	log      *slog.Logger
+	types    map[string]bool
 
-	delivered, retried, dead, dups, skipped, unprotected, storeErrs, held atomic.Int64
+	delivered, retried, dead, dups, skipped, unprotected, storeErrs, held, behind atomic.Int64
 }
 
 // New returns the Handler of one sink. store may be nil only if cfg.Dedupe is false.
@@ -77,6 +89,9 @@ func New(cfg Config, codec *schemas.Codec, store dedupe.Store, s *sink.Sink, log
 	if cfg.MaxEventBytes <= 0 {
 		cfg.MaxEventBytes = 1 << 20
 	}
+	if cfg.BarrierTTL <= 0 {
+		cfg.BarrierTTL = time.Hour
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -95,12 +110,111 @@ func (h *Handler) Stats() Stats {
 	return Stats{
 		Delivered: h.delivered.Load(), Retried: h.retried.Load(), DeadLettered: h.dead.Load(),
 		Duplicates: h.dups.Load(), Skipped: h.skipped.Load(), Unprotected: h.unprotected.Load(),
-		StoreErrors: h.storeErrs.Load(), BreakerWaits: h.held.Load(),
+		StoreErrors: h.storeErrs.Load(), BreakerWaits: h.held.Load(), ParkedBehind: h.behind.Load(),
 	}
 }
 
-// Handle decodes, filters, claims, delivers and reports one record.
+// WithBarriers gives the handler the per-key tier counts KeyOrder needs.
+func (h *Handler) WithBarriers(b dedupe.Barriers) *Handler {
+	h.barriers = b
+	return h
+}
+
+// Handle decodes, filters, claims, delivers and reports one record; for a
+// key-ordered sink it first parks the record behind an earlier one of its key.
 func (h *Handler) Handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
+	if !h.cfg.KeyOrder || h.cfg.Tiers == 0 || h.barriers == nil || len(r.Key) == 0 {
+		return h.handle(ctx, r)
+	}
+	tier := tierOf(r)
+	key := dedupe.Key(h.cfg.Sink, string(r.Key))
+	behind, err := h.isBehind(ctx, key, tier)
+	if err != nil {
+		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
+	}
+	var out consumer.Outcome
+	if behind {
+		h.behind.Add(1)
+		out = consumer.Outcome{Verdict: consumer.DeadLetter, Retryable: true, Reason: "behind-earlier-of-key",
+			Err: errors.New("parked behind an earlier event of the same key that is in a retry tier")}
+	} else {
+		out = h.handle(ctx, r)
+	}
+	return h.account(ctx, key, tier, out)
+}
+
+// account keeps the key's tier counts true to where its records are: a park
+// into tier n+1 is announced (+1) before the record is produced there, so the
+// key never looks free in between; leaving tier n (-1) is counted once the
+// record is delivered, or once its next park is acknowledged.
+func (h *Handler) account(ctx context.Context, key string, tier int, out consumer.Outcome) consumer.Outcome {
+	leave := func() {
+		if tier == 0 {
+			return
+		}
+		// Bounded: a count that cannot be lowered now expires with its TTL.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := h.addBarrier(lctx, key, tier, -1); err != nil {
+			h.log.Error("could not release a key's order barrier; it expires with its TTL", "key", key, "err", err)
+		}
+	}
+	switch {
+	case out.Verdict == consumer.Abandon:
+	case out.Verdict == consumer.DeadLetter && out.Retryable && tier < h.cfg.Tiers:
+		if err := h.addBarrier(ctx, key, tier+1, +1); err != nil {
+			return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
+		}
+		out.OnParked = leave
+	case out.Verdict == consumer.DeadLetter:
+		out.OnParked = leave
+	default:
+		leave()
+	}
+	return out
+}
+
+func (h *Handler) isBehind(ctx context.Context, key string, tier int) (bool, error) {
+	var behind bool
+	err := retry(ctx, func() (bool, error) {
+		var err error
+		behind, err = h.barriers.Behind(ctx, key, tier)
+		if err == nil {
+			return true, nil
+		}
+		h.storeErrs.Add(1)
+		if h.cfg.FailOpen && errors.Is(err, dedupe.ErrUnavailable) {
+			behind = false // at-least-once, order not guaranteed while the store is down
+			return true, nil
+		}
+		h.log.Warn("order barrier unavailable; holding the record", "err", err)
+		return false, err
+	})
+	return behind, err
+}
+
+func (h *Handler) addBarrier(ctx context.Context, key string, tier int, delta int64) error {
+	return retry(ctx, func() (bool, error) {
+		err := h.barriers.Add(ctx, key, tier, delta, h.cfg.BarrierTTL)
+		if err != nil {
+			h.storeErrs.Add(1)
+			h.log.Warn("order barrier update failed; retrying", "err", err)
+		}
+		return err == nil, err
+	})
+}
+
+func tierOf(r *kgo.Record) int {
+	for _, hd := range r.Headers {
+		if hd.Key == consumer.HeaderTier {
+			n, _ := strconv.Atoi(string(hd.Value))
+			return n
+		}
+	}
+	return 0
+}
+
+func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	if len(r.Value) > h.cfg.MaxEventBytes {
 		return h.deadLetter("too-large", fmt.Errorf("record of %d bytes exceeds max_event_bytes %d", len(r.Value), h.cfg.MaxEventBytes), 0, 0)
 	}

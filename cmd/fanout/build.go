@@ -51,7 +51,7 @@ func buildCodec(cfg *config.Config) (*schemas.Codec, error) {
 func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), error) {
 	if cfg.Redis.Addr == "" {
 		log.Warn("redis.addr is empty: using the in-memory dedupe store, which protects one process only and forgets on restart")
-		return dedupe.NewMemory(), func() {}, nil
+		return memoryStore{dedupe.NewMemory(), dedupe.NewMemoryBarriers()}, func() {}, nil
 	}
 	redis.SetLogger(redisLog{log})
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
@@ -67,7 +67,26 @@ func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), err
 		// instead of waiting out ReadTimeout.
 		ContextTimeoutEnabled: true,
 	})
-	return dedupe.NewRedis(client, cfg.Redis.KeyPrefix), func() { client.Close() }, nil
+	return redisStore{dedupe.NewRedis(client, cfg.Redis.KeyPrefix), dedupe.NewRedisBarriers(client, cfg.Redis.KeyPrefix+"order:")},
+		func() { client.Close() }, nil
+}
+
+// The stores fanout builds carry the per-key order barriers of the same
+// backend; barriersOf finds them.
+type (
+	memoryStore struct {
+		*dedupe.Memory
+		*dedupe.MemoryBarriers
+	}
+	redisStore struct {
+		*dedupe.Redis
+		*dedupe.RedisBarriers
+	}
+)
+
+func barriersOf(s dedupe.Store) dedupe.Barriers {
+	b, _ := s.(dedupe.Barriers)
+	return b
 }
 
 func sinkConfig(s config.Sink) sink.Config {
@@ -176,10 +195,12 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: *s.Dedupe.Enabled,
 		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
 		MaxEventBytes: s.MaxEventBytes,
+		KeyOrder:      s.Ordering == config.OrderKey, Tiers: len(s.Retry.Tiers), BarrierTTL: barrierTTL(s),
 	}, codec, store, sk, log)
 	if err != nil {
 		return nil, err
 	}
+	h.WithBarriers(barriersOf(store))
 	opts := append(kafkaOpts(cfg), append([]kgo.Opt{
 		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
 		kgo.RebalanceTimeout(cfg.Kafka.RebalanceTimeout),
@@ -209,6 +230,16 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 		r.consumers = append(r.consumers, c)
 	}
 	return r, nil
+}
+
+// barrierTTL is how long a key's order barrier lives without an update:
+// twice the time through every tier, plus 10 minutes.
+func barrierTTL(s config.Sink) time.Duration {
+	var sum time.Duration
+	for _, d := range s.Retry.Tiers {
+		sum += d
+	}
+	return 2*sum + 10*time.Minute
 }
 
 // summary is one sink's counts, as printed by demo and logged by run.

@@ -100,7 +100,7 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 	if err != nil {
 		return err
 	}
-	runners, err := buildSinks(cfg, nil, codec, dedupe.NewMemory(), quiet, kgo.FetchMaxWait(100*time.Millisecond))
+	runners, err := buildSinks(cfg, nil, codec, memoryStore{dedupe.NewMemory(), dedupe.NewMemoryBarriers()}, quiet, kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		return err
 	}

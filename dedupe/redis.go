@@ -236,7 +236,9 @@ func claimOutcome(cmd *redis.StatusCmd, token string) (Outcome, error) {
 // (go-redis may report that as a socket timeout), ErrUnavailable for
 // connectivity, timeouts and transient server states, and err as is for any
 // other server reply.
-func (s *Redis) fail(ctx context.Context, op string, err error) error { return storeError(ctx, op, err) }
+func (s *Redis) fail(ctx context.Context, op string, err error) error {
+	return storeError(ctx, op, err)
+}
 
 // storeError is how every Redis-backed type reports a failed call: the ctx
 // error if ctx ended, ErrUnavailable for an outage, the reply otherwise.

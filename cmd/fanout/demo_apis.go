@@ -85,32 +85,35 @@ func (a *demoAPI) close() {
 	}
 }
 
-// The worked example's three APIs.
+// demoBehaviours are the worked example's three APIs.
+func demoBehaviours() map[string]func(map[string]any) (int, time.Duration) {
+	return map[string]func(map[string]any) (int, time.Duration){
+		"profile": func(ev map[string]any) (int, time.Duration) {
+			// The profile API validates: an address without @ is a permanent 422.
+			if email, _ := ev["email"].(string); !strings.Contains(email, "@") {
+				return http.StatusUnprocessableEntity, 0
+			}
+			return http.StatusCreated, time.Millisecond
+		},
+		"email": func(map[string]any) (int, time.Duration) {
+			// The welcome-email API is flaky: one request in five gets a 503.
+			if rand.IntN(5) == 0 {
+				return http.StatusServiceUnavailable, 2 * time.Millisecond
+			}
+			return http.StatusAccepted, 5 * time.Millisecond
+		},
+		"analytics": func(map[string]any) (int, time.Duration) {
+			// The analytics API is slow.
+			return http.StatusNoContent, time.Duration(40+rand.IntN(80)) * time.Millisecond
+		},
+	}
+}
+
+// demoAPIs starts the three APIs on loopback, in the demo's sink order.
 func demoAPIs() ([]*demoAPI, error) {
-	profile := func(ev map[string]any) (int, time.Duration) {
-		// The profile API validates: an address without @ is a permanent 422.
-		if email, _ := ev["email"].(string); !strings.Contains(email, "@") {
-			return http.StatusUnprocessableEntity, 0
-		}
-		return http.StatusCreated, time.Millisecond
-	}
-	email := func(map[string]any) (int, time.Duration) {
-		// The welcome-email API is flaky: one request in five gets a 503.
-		if rand.IntN(5) == 0 {
-			return http.StatusServiceUnavailable, 2 * time.Millisecond
-		}
-		return http.StatusAccepted, 5 * time.Millisecond
-	}
-	analytics := func(map[string]any) (int, time.Duration) {
-		// The analytics API is slow.
-		return http.StatusNoContent, time.Duration(40+rand.IntN(80)) * time.Millisecond
-	}
 	var apis []*demoAPI
-	for _, d := range []struct {
-		name string
-		fn   func(map[string]any) (int, time.Duration)
-	}{{"profile", profile}, {"email", email}, {"analytics", analytics}} {
-		a, err := newDemoAPI(d.name, d.fn)
+	for _, name := range []string{"profile", "email", "analytics"} {
+		a, err := newDemoAPI(name, demoBehaviours()[name])
 		if err != nil {
 			for _, x := range apis {
 				x.close()

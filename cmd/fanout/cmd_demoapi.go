@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+func init() {
+	register(&command{
+		name: "demo-api", args: "--name profile|email|analytics [--addr :8081]", short: "serve one of the worked example's APIs (for the Compose stack)",
+		long: `Serves one of the three downstream APIs of the worked example over HTTP, as fanout
+demo runs them in-process: profile (422 for an address without @), email (503 one
+time in five), analytics (slow). Used by compose/docker-compose.yml; handy to point
+a real fanout run at.`,
+		flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			name := fs.String("name", "", "which API: profile, email or analytics (required)")
+			addr := fs.String("addr", "127.0.0.1:8081", "listen address")
+			return func(ctx context.Context, e *env, args []string) error {
+				behave, ok := demoBehaviours()[*name]
+				if !ok || len(args) > 0 {
+					return usagef("--name must be profile, email or analytics")
+				}
+				ln, err := net.Listen("tcp", *addr)
+				if err != nil {
+					return err
+				}
+				a := &demoAPI{name: *name, behave: behave, accepted: map[string]int{}}
+				a.srv = &http.Server{Handler: a, ReadHeaderTimeout: 5 * time.Second}
+				fmt.Fprintf(e.stdout, "demo API %s listening on http://%s/\n", *name, ln.Addr())
+				go func() {
+					<-ctx.Done()
+					a.close()
+				}()
+				if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
+				return nil
+			}
+		},
+	})
+}

@@ -239,6 +239,7 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	if err != nil {
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 	}
+	t.fromTier = tierOf(r) > 0
 	if !h.cfg.Dedupe {
 		return h.deliver(ctx, ev, nil, t)
 	}
@@ -261,42 +262,53 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 
 // admit waits until the sink's circuit breaker lets a record through. Without
 // a breaker it admits at once.
-func (h *Handler) admit(ctx context.Context) (sink.Ticket, error) {
+func (h *Handler) admit(ctx context.Context) (ticket, error) {
 	br := h.sink.Breaker()
 	if br == nil {
-		return sink.Ticket{}, nil
+		return ticket{}, nil
 	}
 	for {
 		t, ok, wait := br.Allow()
 		if ok {
-			return t, nil
+			return ticket{t: t}, nil
 		}
 		h.held.Add(1)
 		timer := time.NewTimer(max(wait, 10*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return sink.Ticket{}, fmt.Errorf("waiting for the circuit breaker: %w", ctx.Err())
+			return ticket{}, fmt.Errorf("waiting for the circuit breaker: %w", ctx.Err())
 		case <-timer.C:
 		}
 	}
 }
 
+// ticket is a breaker admission and where its record came from.
+type ticket struct {
+	t        sink.Ticket
+	fromTier bool
+}
+
 // settle reports a delivery's class to the breaker. A permanent failure is the
 // event's fault, not the API's: it counts as the API answering. Nothing was
-// learned from a cancelled or never-sent request.
-func (h *Handler) settle(t sink.Ticket, class sink.Class, attempts int) {
+// learned from a cancelled or never-sent request. Records from a retry tier
+// are a biased sample — only failures get there — so they count only as
+// probes (half-open); otherwise a subset of events that keeps failing would
+// open the breaker for the whole sink.
+func (h *Handler) settle(t ticket, class sink.Class, attempts int) {
 	br := h.sink.Breaker()
 	if br == nil {
 		return
 	}
 	switch {
+	case t.fromTier && br.State() != sink.HalfOpen:
+		br.Cancel(t.t)
 	case class == sink.Done, class == sink.Permanent && attempts > 0:
-		br.Done(t, true)
+		br.Done(t.t, true)
 	case class == sink.Retryable:
-		br.Done(t, false)
+		br.Done(t.t, false)
 	default:
-		br.Cancel(t)
+		br.Cancel(t.t)
 	}
 }
 
@@ -366,7 +378,7 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 }
 
 // deliver sends ev and settles the claim c (nil: unclaimed).
-func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t sink.Ticket) consumer.Outcome {
+func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t ticket) consumer.Outcome {
 	stop := h.keepClaim(c)
 	res := h.sink.Deliver(ctx, ev)
 	stop()

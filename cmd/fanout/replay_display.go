@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// replayDisplay shows a replay's progress on stderr: on a terminal one line
+// redrawn in place (\r) with a bar, counts, rate and ETA; otherwise a plain
+// line every `every` records and at least every 10s while something moves.
+type replayDisplay struct {
+	w        io.Writer
+	tty      bool
+	id, sink string
+	every    int64
+
+	mu      sync.Mutex // serialises writes: the bar and log lines
+	line    string     // the bar as drawn, "" if none
+	printed int64      // sent at the last plain line
+	at      time.Time  // when the last plain line was printed
+	samples []rateSample
+}
+
+type rateSample struct {
+	at   time.Time
+	sent int64
+}
+
+func newReplayDisplay(w io.Writer, id, sink string, every int) *replayDisplay {
+	return &replayDisplay{w: w, tty: isTerminal(w), id: id, sink: sink, every: int64(every), at: time.Now()}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// logger returns a logger whose lines clear the bar and redraw it after them,
+// so logs and the bar share the terminal without garbling each other.
+func (d *replayDisplay) logger() *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("FANOUT_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(barWriter{d}, &slog.HandlerOptions{Level: level}))
+}
+
+type barWriter struct{ d *replayDisplay }
+
+func (b barWriter) Write(p []byte) (int, error) {
+	b.d.mu.Lock()
+	defer b.d.mu.Unlock()
+	if b.d.line != "" {
+		io.WriteString(b.d.w, "\r\033[K")
+	}
+	n, err := b.d.w.Write(p)
+	if b.d.line != "" {
+		io.WriteString(b.d.w, b.d.line)
+	}
+	return n, err
+}
+
+// run updates the display until ctx ends.
+func (d *replayDisplay) run(ctx context.Context, snap func() replayProgress) {
+	every(ctx, 250*time.Millisecond, func() { d.update(snap(), time.Now()) })
+}
+
+func (d *replayDisplay) update(p replayProgress, now time.Time) {
+	rate := d.rate(p.sent, now)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.tty {
+		d.line = renderBar(d.id, p, rate)
+		fmt.Fprintf(d.w, "\r%s\033[K", d.line)
+		return
+	}
+	if p.sent >= d.printed+d.every || (p.sent != d.printed && now.Sub(d.at) >= 10*time.Second) {
+		d.printed, d.at = p.sent, now
+		fmt.Fprintln(d.w, renderLine(d.id, d.sink, p, rate))
+	}
+}
+
+// finish shows the last state (a plain line only if one is due) and leaves
+// the terminal's line to what follows.
+func (d *replayDisplay) finish(p replayProgress) {
+	d.update(p, time.Now())
+	if !d.tty {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintln(d.w)
+	d.line = ""
+}
+
+// rate is records sent per second over the last 5s.
+func (d *replayDisplay) rate(sent int64, now time.Time) float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.samples = append(d.samples, rateSample{at: now, sent: sent})
+	for len(d.samples) > 2 && now.Sub(d.samples[1].at) >= 5*time.Second {
+		d.samples = d.samples[1:]
+	}
+	first := d.samples[0]
+	if dt := now.Sub(first.at).Seconds(); dt > 0 {
+		return float64(sent-first.sent) / dt
+	}
+	return 0
+}
+
+// eta is the time left at rate, "?" when it cannot be told.
+func eta(p replayProgress, rate float64) string {
+	left := p.total - p.done
+	switch {
+	case left <= 0:
+		return "0s"
+	case rate <= 0:
+		return "?"
+	}
+	return (time.Duration(float64(left)/rate*float64(time.Second)) + time.Second/2).Truncate(time.Second).String()
+}
+
+func percent(p replayProgress) float64 {
+	if p.total <= 0 {
+		return 100
+	}
+	return 100 * float64(p.done) / float64(p.total)
+}
+
+// renderBar is the terminal line: the ID, the bar, the share done, rate and
+// ETA, then the counts (those still zero left out), cut to 79 columns so that
+// it never wraps (a wrapped line cannot be redrawn with \r).
+func renderBar(id string, p replayProgress, rate float64) string {
+	const width = 12
+	filled := int(percent(p) / 100 * width)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s%s %3.0f%% %d/%d · %.0f/s · ETA %s · delivered %d", id, strings.Repeat("█", filled),
+		strings.Repeat("░", width-filled), percent(p), p.done, p.total, rate, eta(p, rate), p.delivered)
+	for _, c := range []struct {
+		n    int64
+		name string
+	}{{p.already, "already"}, {p.failed, "dlq"}, {p.byType, "skipped"}} {
+		if c.n > 0 {
+			fmt.Fprintf(&b, " · %s %d", c.name, c.n)
+		}
+	}
+	line := b.String()
+	if r := []rune(line); len(r) > 79 {
+		line = string(r[:78]) + "…"
+	}
+	return line
+}
+
+// renderLine is the plain progress line.
+func renderLine(id, sink string, p replayProgress, rate float64) string {
+	return fmt.Sprintf("replay %s to %s: %d/%d offsets done (%.0f%%), %d sent: %d delivered, %d already delivered, %d failed→DLQ, %d skipped by type; %.0f/s, ETA %s",
+		id, sink, p.done, p.total, percent(p), p.sent, p.delivered, p.already, p.failed, p.byType, rate, eta(p, rate))
+}

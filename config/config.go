@@ -88,6 +88,7 @@ type Sink struct {
 	DLQTopic      string            `yaml:"dlq_topic"`       // default <topic>.<sink>.dlq
 	Dedupe        Dedupe            `yaml:"dedupe"`          // idempotency store use
 	MaxEventBytes int               `yaml:"max_event_bytes"` // default 1 MiB: larger records are dead-lettered
+	MaxEventAge   time.Duration     `yaml:"max_event_age"`   // default 0 (none): older events are dead-lettered (too-old)
 	Breaker       Breaker           `yaml:"breaker"`         // circuit breaker
 	RateLimit     RateLimit         `yaml:"rate_limit"`      // flow control
 }

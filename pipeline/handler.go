@@ -28,6 +28,10 @@ type Config struct {
 	DoneTTL       time.Duration // default 168h: how long a delivered id is remembered
 	Lease         time.Duration // default 30s: how long a claim blocks other owners; renewed every Lease/3 while delivering
 	MaxEventBytes int           // default 1 MiB: larger records are dead letters
+	// MaxEventAge dead-letters records whose original timestamp is older
+	// (reason too-old): an event stale enough is worth less than the lag it
+	// costs. Default 0: no limit.
+	MaxEventAge time.Duration
 	// KeyOrder keeps a key's order across retry tiers: while a key has a
 	// record parked in a tier, its later records are parked behind it (into
 	// the same or the next tier) instead of being delivered ahead. Needs
@@ -204,6 +208,19 @@ func (h *Handler) addBarrier(ctx context.Context, key string, tier int, delta in
 	})
 }
 
+// originalTime is when the event entered fanout's topic: the record's own
+// timestamp, or for a record back from a retry tier, the one it carries.
+func originalTime(r *kgo.Record) time.Time {
+	for _, hd := range r.Headers {
+		if hd.Key == consumer.HeaderTimestamp {
+			if t, err := time.Parse(time.RFC3339Nano, string(hd.Value)); err == nil {
+				return t
+			}
+		}
+	}
+	return r.Timestamp
+}
+
 func tierOf(r *kgo.Record) int {
 	for _, hd := range r.Headers {
 		if hd.Key == consumer.HeaderTier {
@@ -217,6 +234,11 @@ func tierOf(r *kgo.Record) int {
 func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	if len(r.Value) > h.cfg.MaxEventBytes {
 		return h.deadLetter("too-large", fmt.Errorf("record of %d bytes exceeds max_event_bytes %d", len(r.Value), h.cfg.MaxEventBytes), 0, 0)
+	}
+	if h.cfg.MaxEventAge > 0 {
+		if age := time.Since(originalTime(r)); age > h.cfg.MaxEventAge {
+			return h.deadLetter("too-old", fmt.Errorf("event is %s old, over max_event_age %s", age.Round(time.Second), h.cfg.MaxEventAge), 0, 0)
+		}
 	}
 	rec, err := h.decode(ctx, r)
 	if err != nil {

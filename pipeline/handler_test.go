@@ -101,6 +101,10 @@ func TestHandleVerdicts(t *testing.T) {
 		{"other type skipped", order, 200, Config{Dedupe: true, Types: []string{"user.registered"}}, consumer.Done, "", 0},
 		{"type kept", order, 200, Config{Dedupe: true, Types: []string{"order.placed"}}, consumer.Done, "", 1},
 		{"no dedupe", good, 200, Config{}, consumer.Done, "", 1},
+		{"too old", &kgo.Record{Value: good.Value, Timestamp: time.Now().Add(-2 * time.Hour)}, 200, Config{MaxEventAge: time.Hour}, consumer.DeadLetter, "too-old", 0},
+		{"young enough", &kgo.Record{Value: good.Value, Timestamp: time.Now().Add(-time.Minute)}, 200, Config{MaxEventAge: time.Hour}, consumer.Done, "", 1},
+		{"too old by its original time, back from a tier", &kgo.Record{Value: good.Value, Timestamp: time.Now(), Headers: []kgo.RecordHeader{
+			{Key: consumer.HeaderTimestamp, Value: []byte(time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339Nano))}}}, 200, Config{MaxEventAge: time.Hour}, consumer.DeadLetter, "too-old", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -194,8 +194,8 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 	h, err := pipeline.New(pipeline.Config{
 		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: *s.Dedupe.Enabled,
 		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
-		MaxEventBytes: s.MaxEventBytes,
-		KeyOrder:      s.Ordering == config.OrderKey, Tiers: len(s.Retry.Tiers), BarrierTTL: barrierTTL(s),
+		MaxEventBytes: s.MaxEventBytes, MaxEventAge: s.MaxEventAge,
+		KeyOrder: s.Ordering == config.OrderKey, Tiers: len(s.Retry.Tiers), BarrierTTL: barrierTTL(s),
 	}, codec, store, sk, log)
 	if err != nil {
 		return nil, err
@@ -252,12 +252,18 @@ type summary struct {
 	Duplicates   int64  `json:"duplicates_suppressed"`
 	Skipped      int64  `json:"skipped"`
 	Abandoned    int64  `json:"abandoned"`
+	Unprotected  int64  `json:"unprotected"` // delivered without a claim (fail-open, Redis down)
+	Breaker      string `json:"breaker,omitempty"`
 }
 
 func (r *runner) summary() summary {
 	h, c := r.handler.Stats(), r.stats()
-	return summary{Sink: r.name, Delivered: h.Delivered, Retried: h.Retried, DeadLettered: c.Parked, Tiered: c.Tiered,
-		Duplicates: h.Duplicates, Skipped: h.Skipped, Abandoned: c.Abandoned}
+	s := summary{Sink: r.name, Delivered: h.Delivered, Retried: h.Retried, DeadLettered: c.Parked, Tiered: c.Tiered,
+		Duplicates: h.Duplicates, Skipped: h.Skipped, Abandoned: c.Abandoned, Unprotected: h.Unprotected}
+	if br := r.sink.Breaker(); br != nil {
+		s.Breaker = br.State().String()
+	}
+	return s
 }
 
 // every calls fn every d until ctx ends.

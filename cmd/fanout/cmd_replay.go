@@ -340,7 +340,7 @@ func buildReplayHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store,
 	h, err := pipeline.New(pipeline.Config{
 		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: *s.Dedupe.Enabled && !bypass,
 		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
-		MaxEventBytes: s.MaxEventBytes,
+		MaxEventBytes: s.MaxEventBytes, MaxEventAge: s.MaxEventAge,
 	}, codec, store, sk, log)
 	if err != nil {
 		sk.Close()

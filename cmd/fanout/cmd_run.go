@@ -68,7 +68,8 @@ func runAll(ctx context.Context, e *env, runners []*runner, statsEvery time.Dura
 				for _, r := range runners {
 					s := r.summary()
 					e.log.Info("sink stats", "sink", s.Sink, "delivered", s.Delivered, "retried", s.Retried,
-						"in_retry_tiers", s.Tiered, "dead_lettered", s.DeadLettered, "duplicates", s.Duplicates, "skipped", s.Skipped)
+						"in_retry_tiers", s.Tiered, "dead_lettered", s.DeadLettered, "duplicates", s.Duplicates, "skipped", s.Skipped,
+						"unprotected", s.Unprotected, "breaker", s.Breaker)
 				}
 			})
 			return nil

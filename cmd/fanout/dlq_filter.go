@@ -15,7 +15,7 @@ import (
 
 // errorClasses are the values of the fanout-error-class header
 // (consumer.Outcome.Reason).
-var errorClasses = []string{"permanent", "retries-exhausted", "undecodable", "too-large", "template"}
+var errorClasses = []string{"permanent", "retries-exhausted", "undecodable", "too-large", "too-old"}
 
 // letter is a dead letter as the dlq commands see it: the DLQ record and what
 // its fanout-* headers say. Missing or malformed headers leave zero values.

@@ -305,6 +305,12 @@ func (h *Handler) admit(ctx context.Context) (ticket, error) {
 	}
 }
 
+// breakerTripped reports whether the sink's breaker is open or probing.
+func (h *Handler) breakerTripped() bool {
+	br := h.sink.Breaker()
+	return br != nil && br.State() != sink.Closed
+}
+
 // ticket is a breaker admission and where its record came from.
 type ticket struct {
 	t        sink.Ticket
@@ -400,11 +406,33 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 }
 
 // deliver sends ev and settles the claim c (nil: unclaimed).
+//
+// A retryable failure after which the breaker is no longer closed is the API's
+// state, not the event's: the record keeps its claim, waits for the breaker
+// like every other record of the sink, and is delivered again, instead of
+// spending a retry tier on every failed probe and ending in the DLQ during a
+// long outage.
 func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t ticket) consumer.Outcome {
 	stop := h.keepClaim(c)
-	res := h.sink.Deliver(ctx, ev)
+	var res sink.Result
+	attempts := 0
+	for {
+		res = h.sink.Deliver(ctx, ev)
+		attempts += res.Attempts
+		h.settle(t, res.Class, res.Attempts)
+		if res.Class != sink.Retryable || !h.breakerTripped() {
+			break
+		}
+		next, err := h.admit(ctx)
+		if err != nil {
+			res = sink.Result{Class: sink.Canceled, Err: err, Status: res.Status}
+			break
+		}
+		next.fromTier = t.fromTier
+		t = next
+	}
 	stop()
-	h.settle(t, res.Class, res.Attempts)
+	res.Attempts = attempts
 	if res.Attempts > 1 {
 		h.retried.Add(int64(res.Attempts - 1))
 	}

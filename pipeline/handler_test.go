@@ -289,3 +289,43 @@ func TestClaimRenewedDuringSlowDelivery(t *testing.T) {
 		t.Fatalf("outcome %+v", out)
 	}
 }
+
+// A failure that trips the breaker holds its record (claim kept) until the API
+// is back, instead of sending it down the retry tiers with every failed probe.
+func TestBreakerHoldsInsteadOfEscalating(t *testing.T) {
+	c := codec(t)
+	var healed atomic.Bool
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if !healed.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	s, err := sink.New(sink.Config{Name: "profile", URL: srv.URL, Attempts: 1,
+		Breaker: &sink.BreakerConfig{ConsecutiveFailures: 2, OpenFor: 100 * time.Millisecond, MaxOpenFor: 200 * time.Millisecond}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	h, err := New(Config{Sink: "profile", Dedupe: true}, c, dedupe.NewMemory(), s, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := record(t, c, "user.registered", userDoc)
+	if out := h.Handle(context.Background(), first); out.Verdict != consumer.DeadLetter || !out.Retryable {
+		t.Fatalf("a failure with the breaker still closed: %+v, want a retryable dead letter (next tier)", out)
+	}
+	time.AfterFunc(700*time.Millisecond, func() { healed.Store(true) })
+	second := record(t, c, "user.registered", strings.Replace(userDoc, "6f1c5c1e", "7f1c5c1e", 1))
+	out := h.Handle(context.Background(), second)
+	if out.Verdict != consumer.Done || out.Attempts < 3 {
+		t.Fatalf("the failure that tripped the breaker: %+v, want held and delivered after probes", out)
+	}
+	if s.Breaker().State() != sink.Closed {
+		t.Fatalf("breaker %v after the API healed", s.Breaker().State())
+	}
+}

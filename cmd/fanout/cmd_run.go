@@ -3,8 +3,15 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fanout-dev/fanout/config"
 
 	"golang.org/x/sync/errgroup"
 
@@ -48,6 +55,9 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err != nil {
 					return err
 				}
+				if err := checkTopics(ctx, cfg, names); err != nil {
+					return err
+				}
 				return runAll(ctx, e, runners, *statsEvery)
 			}
 		},
@@ -80,4 +90,36 @@ func runAll(ctx context.Context, e *env, runners []*runner, statsEvery time.Dura
 		r.sink.Close()
 	}
 	return err
+}
+
+// checkTopics fails fast, naming them, when topics the sinks read or park into
+// are missing: running without them would stall at the first park.
+func checkTopics(ctx context.Context, cfg *config.Config, names []string) error {
+	want := []string{cfg.Kafka.Topic}
+	for _, s := range cfg.Sinks {
+		if len(names) == 0 || slices.Contains(names, s.Name) {
+			want = append(append(want, s.DLQTopic), s.Retry.TierTopics...)
+		}
+	}
+	cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	details, err := kadm.NewClient(cl).ListTopics(tctx, want...)
+	if err != nil {
+		return fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
+	}
+	var missing []string
+	for _, t := range want {
+		if d, ok := details[t]; !ok || d.Err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing topics %s: create them with fanout topics ensure -c FILE", strings.Join(missing, ", "))
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -141,6 +143,23 @@ sinks:
 `)
 	code, _, stderr := runCLI(t, "run", "-c", cfg, "--sinks", "profile,nope")
 	if code != 2 || !strings.Contains(stderr, `no sink named "nope"`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// run refuses to start, naming them, when the topics it needs are missing.
+func TestRunNamesMissingTopics(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events", "events.profile.dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := writeFile(t, `kafka: {brokers: [`+c.ListenAddrs()[0]+`], topic: events}
+sinks:
+  - {name: profile, url: "http://127.0.0.1:8081/users", retry: {tiers: [1s]}}
+`)
+	code, _, stderr := runCLI(t, "run", "-c", cfg)
+	if code != 1 || !strings.Contains(stderr, "missing topics events.profile.retry.1: create them with fanout topics ensure") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }

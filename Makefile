@@ -36,3 +36,8 @@ fmt:
 
 clean:
 	rm -rf bin
+
+## soak: the mixed-failure fault soak (e2e TestFaultMixedSoak) for 10 minutes instead of CI's 45s
+.PHONY: soak
+soak: install
+	FANOUT_SOAK=10m $(GO) test -count=1 -timeout 30m -v -run 'TestFaultMixedSoak$$' ./e2e/

@@ -485,7 +485,7 @@ func (c *Consumer) assign(work context.Context, ps []int32) {
 
 // revoke stops the partitions' queued work, waits up to RevokeTimeout for their
 // in-flight records, cancels the rest, commits what is done (unless the
-// partitions were lost) and forgets them.
+// partitions were lost: another member may own them already) and forgets them.
 func (c *Consumer) revoke(ctx context.Context, cl *kgo.Client, ps []int32, commit bool) {
 	c.mu.Lock()
 	if c.closed {
@@ -495,10 +495,12 @@ func (c *Consumer) revoke(ctx context.Context, cl *kgo.Client, ps []int32, commi
 	var gone []*partition
 	for _, id := range ps {
 		if p := c.parts[id]; p != nil {
+			// Lost partitions too let their in-flight deliveries finish
+			// (bounded by RevokeTimeout): a finished delivery marks its event
+			// done in the dedupe store, so the new owner's redelivery is
+			// suppressed; cancelling it mid-request would leave the API
+			// holding an event nobody recorded, and it would come again.
 			p.stop()
-			if !commit {
-				p.cancel()
-			}
 			gone = append(gone, p)
 		}
 	}

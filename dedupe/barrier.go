@@ -39,17 +39,22 @@ func NewRedisBarriers(client redis.UniversalClient, prefix string) *RedisBarrier
 	return &RedisBarriers{client: client, prefix: prefix}
 }
 
+// addScript adds ARGV[2] to field ARGV[1], never below zero, and renews the
+// TTL (ARGV[3] ms). The floor matters after Redis lost data: releases of
+// counts it no longer has must not go negative and hide later parks.
+var addScript = redis.NewScript(`
+local v = redis.call("HINCRBY", KEYS[1], ARGV[1], ARGV[2])
+if v < 0 then redis.call("HSET", KEYS[1], ARGV[1], 0) end
+redis.call("PEXPIRE", KEYS[1], ARGV[3])
+return v
+`)
+
 // Add implements Barriers.
 func (b *RedisBarriers) Add(ctx context.Context, key string, tier int, delta int64, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	k := b.prefix + key
-	_, err := b.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HIncrBy(ctx, k, strconv.Itoa(tier), delta)
-		p.PExpire(ctx, k, ttl)
-		return nil
-	})
+	err := addScript.Run(ctx, b.client, []string{b.prefix + key}, strconv.Itoa(tier), delta, ttl.Milliseconds()).Err()
 	if err != nil {
 		return storeError(ctx, "barrier add "+key, err)
 	}
@@ -101,7 +106,7 @@ func (b *MemoryBarriers) Add(ctx context.Context, key string, tier int, delta in
 		e = &barrier{tiers: map[int]int64{}}
 		b.m[key] = e
 	}
-	e.tiers[tier] += delta
+	e.tiers[tier] = max(e.tiers[tier]+delta, 0) // see addScript
 	e.expires = now.Add(ttl)
 	if len(b.m) > 1024 && len(b.m)%1024 == 0 { // sweep expired keys now and then
 		for k, x := range b.m {

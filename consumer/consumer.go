@@ -124,11 +124,13 @@ type Consumer struct {
 	opts []kgo.Opt
 
 	inflight chan struct{} // a token per record being handled
-	buffered chan struct{} // a token per record fetched and not finished
+	room     chan struct{} // signalled when buffered drops: the poll loop may fetch again
 
-	mu     sync.Mutex
-	parts  map[int32]*partition
-	closed bool // Run is past draining: callbacks have nothing to do
+	mu       sync.Mutex
+	parts    map[int32]*partition
+	buffered int           // records accepted and not finished, all partitions
+	holds    map[int32]int // reasons a partition's fetching is paused; paused while > 0
+	closed   bool          // Run is past draining: callbacks have nothing to do
 
 	commitMu sync.Mutex // serialises commits with each other and with revokes
 
@@ -146,6 +148,8 @@ type partition struct {
 	tr      *tracker
 	wg      sync.WaitGroup // records accepted and not finished
 	lanes   map[string]*lane
+	n       int           // records accepted and not finished (c.mu)
+	full    bool          // n reached the partition's share and its fetching is paused (c.mu)
 	revoked atomic.Bool   // set by stop: start nothing new
 	halt    chan struct{} // closed by stop: wake records waiting for their not-before time
 	once    sync.Once
@@ -185,8 +189,9 @@ func New(cfg Config, h Handler, logger *slog.Logger, opts ...kgo.Opt) (*Consumer
 		log:      logger.With("sink", cfg.Sink),
 		opts:     opts,
 		inflight: make(chan struct{}, cfg.MaxInFlight),
-		buffered: make(chan struct{}, cfg.MaxBuffered),
+		room:     make(chan struct{}, 1),
 		parts:    map[int32]*partition{},
+		holds:    map[int32]int{},
 	}, nil
 }
 
@@ -212,6 +217,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxBytes(16<<20),
 		kgo.FetchMaxPartitionBytes(4<<20),
+		// A resumed partition joins the next fetch only after the one in
+		// flight returns, which waits up to FetchMaxWait when the other
+		// partitions are caught up: keep that wait short, since partitions
+		// are paused and resumed as their share of the buffer fills.
+		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assign(work, m[c.cfg.Topic])
 		}),
@@ -278,10 +288,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// poll fetches and dispatches until ctx ends.
+// poll fetches and dispatches until ctx ends. It fetches only while fewer than
+// MaxBuffered records are buffered, and never more than the room left, so it
+// never waits with fetched records in hand: a partition whose lanes are
+// backed up holds back only itself (see share), never the others.
 func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
-	for ctx.Err() == nil {
-		fs := cl.PollRecords(ctx, c.cfg.MaxBuffered)
+	for {
+		n := c.waitRoom(ctx)
+		if n == 0 {
+			return
+		}
+		fs := cl.PollRecords(ctx, n)
 		if fs.IsClientClosed() {
 			return
 		}
@@ -293,34 +310,75 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 		// Bind each record to the partition state current at fetch time, so a
 		// record fetched before a revoke is never run under a later assignment.
 		c.mu.Lock()
-		var batch []dispatch
 		fs.EachRecord(func(r *kgo.Record) {
-			batch = append(batch, dispatch{r: r, p: c.parts[r.Partition]})
+			c.accept(c.parts[r.Partition], r)
 		})
 		c.mu.Unlock()
-		for _, d := range batch {
-			select {
-			case c.buffered <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			c.accept(d.p, d.r)
-		}
 	}
 }
 
-type dispatch struct {
-	r *kgo.Record
-	p *partition
+// waitRoom waits until fewer than MaxBuffered records are buffered and returns
+// how many more may be fetched, or 0 once ctx ends. Only poll adds records, so
+// the room it returns can only grow until poll uses it.
+func (c *Consumer) waitRoom(ctx context.Context) int {
+	for ctx.Err() == nil {
+		c.mu.Lock()
+		n := c.cfg.MaxBuffered - c.buffered
+		c.mu.Unlock()
+		if n > 0 {
+			return n
+		}
+		select {
+		case <-c.room:
+		case <-ctx.Done():
+		}
+	}
+	return 0
 }
 
-// accept starts r or queues it behind its ordering lane. It owns one buffered token.
+// share is how many records one partition may have buffered before its
+// fetching is paused: an even split of MaxBuffered over the assigned
+// partitions, so one backed-up partition (a slow key, a partition-ordered
+// lane) cannot take the whole buffer and leave the others idle. Unordered and
+// key-ordered partitions may keep at least MaxInFlight, so a single busy
+// partition can still fill every in-flight slot. c.mu is held.
+func (c *Consumer) share() int {
+	n := c.cfg.MaxBuffered / max(len(c.parts), 1)
+	if c.cfg.Ordering != ByPartition {
+		n = max(n, c.cfg.MaxInFlight)
+	}
+	return max(n, 1)
+}
+
+// hold pauses fetching partition id for one more reason; unhold drops one.
+// franz-go drops what it buffered for a paused partition and fetches it again
+// from the same offset once resumed. c.mu is held (franz-go's pause lock is
+// its own, never held while calling back into fanout).
+func (c *Consumer) hold(id int32) {
+	c.holds[id]++
+	if c.holds[id] == 1 {
+		c.cl.PauseFetchPartitions(map[string][]int32{c.cfg.Topic: {id}})
+	}
+}
+
+func (c *Consumer) unhold(id int32) {
+	c.holds[id]--
+	if c.holds[id] <= 0 {
+		delete(c.holds, id)
+		c.cl.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: {id}})
+	}
+}
+
+// accept starts r or queues it behind its ordering lane; c.mu is held.
 func (c *Consumer) accept(p *partition, r *kgo.Record) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if p == nil || p.revoked.Load() || c.parts[p.id] != p || !p.tr.add(r.Offset, r.LeaderEpoch) {
-		<-c.buffered
 		return
+	}
+	c.buffered++
+	p.n++
+	if !p.full && p.n >= c.share() {
+		p.full = true
+		c.hold(p.id)
 	}
 	p.wg.Add(1)
 	key, ordered := c.laneKey(r)
@@ -434,9 +492,14 @@ func (c *Consumer) waitNotBefore(p *partition, r *kgo.Record) bool {
 	if d <= 0 {
 		return true
 	}
-	tp := map[string][]int32{r.Topic: {r.Partition}}
-	c.cl.PauseFetchPartitions(tp)
-	defer c.cl.ResumeFetchPartitions(tp)
+	c.mu.Lock()
+	c.hold(p.id)
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.unhold(p.id)
+		c.mu.Unlock()
+	}()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -463,7 +526,16 @@ func (c *Consumer) finish(p *partition, r *kgo.Record, done bool) {
 		c.abandoned.Add(1)
 	}
 	p.wg.Done()
-	<-c.buffered
+	c.buffered--
+	p.n--
+	if p.full && p.n <= c.share()/2 {
+		p.full = false
+		c.unhold(p.id)
+	}
+	select {
+	case c.room <- struct{}{}:
+	default:
+	}
 }
 
 func (c *Consumer) assign(work context.Context, ps []int32) {

@@ -331,7 +331,10 @@ func TestBufferedIsBounded(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // give an unbounded poll loop the chance to overrun
-	if got := len(c.buffered); got > 50 {
+	c.mu.Lock()
+	got := c.buffered
+	c.mu.Unlock()
+	if got > 50 {
 		t.Fatalf("%d records buffered, bound is 50", got)
 	}
 	if got := accepted.Load(); got > 10 {
@@ -340,6 +343,43 @@ func TestBufferedIsBounded(t *testing.T) {
 	close(release)
 	waitCommitted(t, addrs, cfg.Group, topic)
 	stop()
+}
+
+// A partition-ordered sink with a backlog in every partition runs every
+// partition at once: one partition's queue filling the buffer must not keep
+// the others from being fetched (each is paused at its share instead).
+func TestPartitionsRunTogether(t *testing.T) {
+	topic := "t-fair"
+	addrs := newCluster(t, topic)
+	produce(t, addrs, topic, 1600, 1600)
+	var mu sync.Mutex
+	running := map[int32]int{}
+	peak := 0
+	h := HandlerFunc(func(ctx context.Context, r *kgo.Record) Outcome {
+		mu.Lock()
+		running[r.Partition]++
+		if len(running) > peak {
+			peak = len(running)
+		}
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+		mu.Lock()
+		if running[r.Partition]--; running[r.Partition] == 0 {
+			delete(running, r.Partition)
+		}
+		mu.Unlock()
+		return Outcome{Verdict: Done}
+	})
+	cfg := cfgFor(topic, ByPartition)
+	cfg.MaxInFlight, cfg.MaxBuffered = 8, 64
+	_, stop := run(t, addrs, cfg, h)
+	waitCommitted(t, addrs, cfg.Group, topic)
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if peak != partitions {
+		t.Fatalf("at most %d partitions were in flight at once, want all %d", peak, partitions)
+	}
 }
 
 // Two members share the group and a third joins and leaves while records

@@ -114,6 +114,9 @@ type Stats struct {
 	Tiered    int64 // records parked in the next retry tier
 	Abandoned int64 // records left uncommitted (cancelled, revoked)
 	Commits   int64 // successful offset commits
+	InFlight  int   // records being handled now
+	Buffered  int   // records fetched and not finished now (in flight or queued)
+	Paused    int   // partitions whose fetching is paused now (buffer share full, waiting for a not-before time)
 }
 
 // Consumer consumes one topic for one sink. Create it with New, run it with Run.
@@ -197,7 +200,11 @@ func New(cfg Config, h Handler, logger *slog.Logger, opts ...kgo.Opt) (*Consumer
 
 // Stats returns the running counts.
 func (c *Consumer) Stats() Stats {
-	return Stats{Handled: c.handled.Load(), Parked: c.parked.Load(), Tiered: c.tiered.Load(), Abandoned: c.abandoned.Load(), Commits: c.commits.Load()}
+	c.mu.Lock()
+	buffered, paused := c.buffered, len(c.holds)
+	c.mu.Unlock()
+	return Stats{Handled: c.handled.Load(), Parked: c.parked.Load(), Tiered: c.tiered.Load(), Abandoned: c.abandoned.Load(), Commits: c.commits.Load(),
+		InFlight: len(c.inflight), Buffered: buffered, Paused: paused}
 }
 
 // Run joins the group and handles records until ctx ends, then stops fetching,

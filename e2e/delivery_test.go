@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fanout-dev/fanout/e2e/services"
 )
 
 const events = 10_000
@@ -67,8 +70,21 @@ func TestTwoSinksDeliverEveryEventOnce(t *testing.T) {
 		sinkSpec{name: "analytics", target: b, extra: "ordering: unordered\nmax_in_flight: 32"},
 	)
 	s.emitAll()
-	p := s.start()
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", services.FreePort(t))
+	p := s.start("--admin", adminAddr)
 	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
+	// The admin endpoint counts what the APIs saw (the last counts land just
+	// after the APIs answered).
+	for _, sk := range []string{"profile", "analytics"} {
+		want := fmt.Sprintf(`fanout_events_delivered_total{sink=%q} %d`, sk, events)
+		waitFor(t, 10*time.Second, "/metrics to say "+want, func() (bool, string) {
+			m := httpGet(t, "http://"+adminAddr+"/metrics")
+			return strings.Contains(m, want), m
+		})
+	}
+	if got := httpGet(t, "http://"+adminAddr+"/readyz"); got != "ok\n" {
+		t.Errorf("/readyz = %q while running, want ok", got)
+	}
 	p.term(t)
 
 	// Trace context: each request continues the trace the emitter started.
@@ -100,6 +116,18 @@ func TestTwoSinksDeliverEveryEventOnce(t *testing.T) {
 	if recs := readTopic(t, s.topic+".profile.dlq"); len(recs) != 0 {
 		t.Errorf("profile DLQ has %d records, want 0", len(recs))
 	}
+}
+
+// httpGet returns the body of a GET that must answer.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func traceID(traceparent string) string {

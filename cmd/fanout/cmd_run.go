@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 			file := fs.String("c", "", "config `FILE` (required)")
 			sinks := fs.String("sinks", "", "comma-separated sink names to run (default all)")
 			statsEvery := fs.Duration("stats-interval", 30*time.Second, "how often to log each sink's counts (0: never)")
+			adminAddr := fs.String("admin", "", "serve /healthz, /readyz, /metrics, /api/sinks and /debug/pprof on `ADDR` (default run.admin_addr; none if both are empty)")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q", args)
@@ -58,6 +60,15 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err := checkTopics(ctx, cfg, names); err != nil {
 					return err
 				}
+				adm := &admin{runners: runners, started: time.Now()}
+				if addr := cmp.Or(*adminAddr, cfg.Run.AdminAddr); addr != "" {
+					stop, err := serveAdmin(addr, adm, e.log)
+					if err != nil {
+						return err
+					}
+					defer stop()
+				}
+				defer context.AfterFunc(ctx, func() { adm.draining.Store(true) })()
 				return runAll(ctx, e, runners, *statsEvery)
 			}
 		},

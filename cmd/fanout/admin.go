@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fanout-dev/fanout/sink"
+)
+
+// admin is fanout run's operator endpoint (run.admin_addr or --admin):
+//
+//	GET /healthz       200 while the process runs (liveness)
+//	GET /readyz        200 while consuming, 503 once draining (readiness)
+//	GET /metrics       Prometheus text format, one series per sink (and tier)
+//	GET /api/sinks     the same counts as JSON
+//	    /debug/pprof/  Go's profiler (CPU, heap, goroutines)
+//
+// It binds loopback or whatever address the operator gives; it has no
+// authentication, so it belongs on a private interface.
+type admin struct {
+	runners  []*runner
+	started  time.Time
+	draining atomic.Bool
+}
+
+func (a *admin) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if a.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /metrics", a.metrics)
+	mux.HandleFunc("GET /api/sinks", a.sinks)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// serveAdmin listens on addr and serves a until the returned stop is called.
+// A bad or busy address fails fanout run at start, naming it.
+func serveAdmin(addr string, a *admin, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	log.Info("admin listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
+
+// sinkState is one sink in /api/sinks.
+type sinkState struct {
+	summary
+	StoreErrors  int64           `json:"store_errors"`
+	BreakerWaits int64           `json:"breaker_waits"`
+	ParkedBehind int64           `json:"parked_behind"`
+	Consumers    []consumerState `json:"consumers"`
+}
+
+// consumerState is the main consumer (tier 0) or one tier consumer of a sink.
+type consumerState struct {
+	Tier      int   `json:"tier"`
+	Handled   int64 `json:"handled"`
+	Abandoned int64 `json:"abandoned"`
+	Commits   int64 `json:"commits"`
+	InFlight  int   `json:"in_flight"`
+	Buffered  int   `json:"buffered"`
+	Paused    int   `json:"paused_partitions"`
+}
+
+func (a *admin) states() []sinkState {
+	out := make([]sinkState, 0, len(a.runners))
+	for _, r := range a.runners {
+		h := r.handler.Stats()
+		st := sinkState{summary: r.summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind}
+		for tier, c := range r.consumers {
+			s := c.Stats()
+			st.Consumers = append(st.Consumers, consumerState{Tier: tier, Handled: s.Handled, Abandoned: s.Abandoned,
+				Commits: s.Commits, InFlight: s.InFlight, Buffered: s.Buffered, Paused: s.Paused})
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (a *admin) sinks(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(map[string]any{"uptime_seconds": int64(time.Since(a.started).Seconds()), "draining": a.draining.Load(), "sinks": a.states()})
+}
+
+// metrics writes the Prometheus text exposition format (version 0.0.4).
+func (a *admin) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	states := a.states()
+	var b strings.Builder
+	family := func(name, typ, help string, each func(emit func(labels string, v int64))) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		each(func(labels string, v int64) {
+			fmt.Fprintf(&b, "%s{%s} %d\n", name, labels, v)
+		})
+	}
+	perSink := func(name, help string, f func(s sinkState) int64) {
+		family(name, "counter", help, func(emit func(string, int64)) {
+			for _, s := range states {
+				emit(sinkLabel(s.Sink), f(s))
+			}
+		})
+	}
+	perConsumer := func(name, typ, help string, f func(c consumerState) int64) {
+		family(name, typ, help, func(emit func(string, int64)) {
+			for _, s := range states {
+				for _, c := range s.Consumers {
+					emit(sinkLabel(s.Sink)+`,tier="`+strconv.Itoa(c.Tier)+`"`, f(c))
+				}
+			}
+		})
+	}
+	perSink("fanout_events_delivered_total", "Events the API accepted (2xx).", func(s sinkState) int64 { return s.Delivered })
+	perSink("fanout_delivery_retries_total", "Attempts beyond the first, over all events.", func(s sinkState) int64 { return s.Retried })
+	perSink("fanout_events_dead_lettered_total", "Events parked on the dead-letter topic.", func(s sinkState) int64 { return s.DeadLettered })
+	perSink("fanout_events_tiered_total", "Events parked in a retry tier.", func(s sinkState) int64 { return s.Tiered })
+	perSink("fanout_events_duplicate_total", "Events skipped because dedupe had them done already.", func(s sinkState) int64 { return s.Duplicates })
+	perSink("fanout_events_skipped_total", "Events not of the sink's types.", func(s sinkState) int64 { return s.Skipped })
+	perSink("fanout_events_unprotected_total", "Events delivered without a dedupe claim (fail-open, store down).", func(s sinkState) int64 { return s.Unprotected })
+	perSink("fanout_events_parked_behind_total", "Events parked behind an earlier event of their key in a retry tier.", func(s sinkState) int64 { return s.ParkedBehind })
+	perSink("fanout_dedupe_store_errors_total", "Dedupe or order-barrier store calls that failed.", func(s sinkState) int64 { return s.StoreErrors })
+	perSink("fanout_breaker_waits_total", "Times an event waited for the circuit breaker.", func(s sinkState) int64 { return s.BreakerWaits })
+	family("fanout_breaker_state", "gauge", "1 for the circuit breaker's current state (closed, open, half-open).", func(emit func(string, int64)) {
+		for _, s := range states {
+			if s.Breaker == "" {
+				continue
+			}
+			for _, st := range []sink.State{sink.Closed, sink.Open, sink.HalfOpen} {
+				v := int64(0)
+				if st.String() == s.Breaker {
+					v = 1
+				}
+				emit(sinkLabel(s.Sink)+`,state="`+st.String()+`"`, v)
+			}
+		}
+	})
+	perConsumer("fanout_consumer_records_total", "counter", "Records handled to the end (delivered, skipped, parked).", func(c consumerState) int64 { return c.Handled })
+	perConsumer("fanout_consumer_abandoned_total", "counter", "Records left uncommitted (cancelled, revoked) for a later redelivery.", func(c consumerState) int64 { return c.Abandoned })
+	perConsumer("fanout_consumer_commits_total", "counter", "Successful offset commits.", func(c consumerState) int64 { return c.Commits })
+	perConsumer("fanout_consumer_in_flight", "gauge", "Records being handled now.", func(c consumerState) int64 { return int64(c.InFlight) })
+	perConsumer("fanout_consumer_buffered", "gauge", "Records fetched and not finished now.", func(c consumerState) int64 { return int64(c.Buffered) })
+	perConsumer("fanout_consumer_paused_partitions", "gauge", "Partitions whose fetching is paused now.", func(c consumerState) int64 { return int64(c.Paused) })
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// sinkLabel is the sink label; sink names are [a-z0-9_-], nothing to escape.
+func sinkLabel(name string) string { return `sink="` + name + `"` }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ type checkSink struct {
 	Parked      []*kgo.Record // the sink's tier and DLQ records
 	DLQCount    int           // how many of Parked come from the DLQ topic
 	Samples     []offsetSample
+	TierSamples map[int][]offsetSample // tier → its group's committed offsets on the tier topic
 	Rejects     func(id string) bool
 }
 
@@ -104,6 +106,65 @@ type park struct {
 	tierAt    time.Time // first parked in a retry tier
 	class     string    // fanout-error-class of that first tier park
 	dlq, tier bool
+}
+
+// slot is one record of a partition the checker follows for committed-ahead:
+// its offset, event id and when it was settled (zero: never).
+type slot struct {
+	off    int64
+	id     string
+	settle time.Time
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// countAhead adds to rep every (sample, partition) pair whose committed
+// offset covered a record of byPart not yet settled at the sample's time.
+func countAhead(rep *sinkReport, label string, byPart map[int32][]slot, samples []offsetSample, example func(string, ...any)) {
+	never := time.Unix(1<<40, 0)
+	prefMax := map[int32][]time.Time{}
+	for p, ss := range byPart {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].off < ss[j].off })
+		pm := make([]time.Time, len(ss))
+		var m time.Time
+		for i, s := range ss {
+			t := s.settle
+			if t.IsZero() {
+				t = never
+			}
+			if t.After(m) {
+				m = t
+			}
+			pm[i] = m
+		}
+		prefMax[p] = pm
+	}
+	for _, smp := range samples {
+		for p, c := range smp.Off {
+			rep.SamplePairs++
+			ss := byPart[p]
+			n := sort.Search(len(ss), func(i int) bool { return ss[i].off >= c })
+			if n == 0 || !prefMax[p][n-1].After(smp.At) {
+				continue
+			}
+			rep.CommittedAhead++
+			for _, s := range ss[:n] {
+				if s.settle.IsZero() || s.settle.After(smp.At) {
+					when := "was never accepted nor parked"
+					if !s.settle.IsZero() {
+						when = "was accepted or parked only at " + clock(s.settle)
+					}
+					example("AHEAD %sp%d committed %d by %s, but offset %d (%s) %s", label, p, c, clock(smp.At), s.off, s.id, when)
+					break
+				}
+			}
+		}
+	}
 }
 
 // runChecker computes every sink's report.
@@ -316,11 +377,6 @@ func runChecker(in checkInput) []sinkReport {
 
 		// Committed ahead of delivery: settle time of each record = when it was
 		// first accepted or first parked (tier or DLQ), whichever came first.
-		type slot struct {
-			off    int64
-			id     string
-			settle time.Time // zero: never
-		}
 		byPart := map[int32][]slot{}
 		for _, e := range in.Events {
 			s := slot{off: e.Offset, id: e.ID}
@@ -332,44 +388,41 @@ func runChecker(in checkInput) []sinkReport {
 			}
 			byPart[e.Partition] = append(byPart[e.Partition], s)
 		}
-		never := time.Unix(1<<40, 0)
-		prefMax := map[int32][]time.Time{}
-		for p, ss := range byPart {
-			sort.Slice(ss, func(i, j int) bool { return ss[i].off < ss[j].off })
-			pm := make([]time.Time, len(ss))
-			var m time.Time
-			for i, s := range ss {
-				t := s.settle
-				if t.IsZero() {
-					t = never
-				}
-				if t.After(m) {
-					m = t
-				}
-				pm[i] = m
-			}
-			prefMax[p] = pm
+		countAhead(&rep, "", byPart, cs.Samples, example)
+
+		// The tier groups: a tier record is settled once its event is
+		// accepted after it was parked there (at once if the event was
+		// accepted before: the tier finds it done), or once the event is
+		// parked again (the next tier, the DLQ, or behind its key).
+		parksOf := map[string][]time.Time{}
+		for _, r := range cs.Parked {
+			id := header(r, "event-id")
+			parksOf[id] = append(parksOf[id], r.Timestamp)
 		}
-		for _, smp := range cs.Samples {
-			for p, c := range smp.Off {
-				rep.SamplePairs++
-				ss := byPart[p]
-				n := sort.Search(len(ss), func(i int) bool { return ss[i].off >= c })
-				if n == 0 || !prefMax[p][n-1].After(smp.At) {
+		for tier, samples := range cs.TierSamples {
+			byPart := map[int32][]slot{}
+			for _, r := range cs.Parked {
+				if strings.HasSuffix(r.Topic, ".dlq") || header(r, "fanout-tier") != strconv.Itoa(tier) {
 					continue
 				}
-				rep.CommittedAhead++
-				for _, s := range ss[:n] {
-					if s.settle.IsZero() || s.settle.After(smp.At) {
-						when := "was never accepted nor parked"
-						if !s.settle.IsZero() {
-							when = "was accepted or parked only at " + clock(s.settle)
-						}
-						example("AHEAD p%d committed %d by %s, but offset %d (%s) %s", p, c, clock(smp.At), s.off, s.id, when)
-						break
+				id := header(r, "event-id")
+				s := slot{off: r.Offset, id: id}
+				settle := func(t time.Time) {
+					if s.settle.IsZero() || t.Before(s.settle) {
+						s.settle = t
 					}
 				}
+				for _, a := range accs[id] {
+					settle(latest(a.Arrived, r.Timestamp))
+				}
+				for _, t := range parksOf[id] {
+					if t.After(r.Timestamp) {
+						settle(t)
+					}
+				}
+				byPart[r.Partition] = append(byPart[r.Partition], s)
 			}
+			countAhead(&rep, fmt.Sprintf("tier %d ", tier), byPart, samples, example)
 		}
 		out = append(out, rep)
 	}
@@ -608,6 +661,13 @@ func TestFaultCheckerCatches(t *testing.T) {
 			{Key: "fanout-original-offset", Value: []byte(strconv.FormatInt(e.Offset, 10))},
 		}}
 	}
+	// tierRec is e parked in tier 1 at ts, at offset off of the tier topic's partition 0.
+	tierRec := func(e producedEvent, ts time.Time, off int64) *kgo.Record {
+		r := parkedRec("x.retry.1", e, ts)
+		r.Offset = off
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "fanout-tier", Value: []byte("1")})
+		return r
+	}
 	final := offsetSample{At: at(1000), Off: map[int32]int64{0: 3, 1: 3}}
 	for _, tc := range []struct {
 		name  string
@@ -672,6 +732,22 @@ func TestFaultCheckerCatches(t *testing.T) {
 			in.Sinks[0].Parked = []*kgo.Record{parkedRec("x.retry.1", in.Events[4], at(30))}
 			in.Sinks[0].Samples = append([]offsetSample{{At: at(45), Off: map[int32]int64{0: 3}}}, in.Sinks[0].Samples...)
 		}, func(r sinkReport) bool { return r.CommittedAhead == 0 && r.Tiered == 1 && r.Lost == 0 }},
+		{"tier group committed once its record was delivered", func(in *checkInput) {
+			in.Sinks[0].Requests[4].Arrived = at(500)
+			in.Sinks[0].Parked = []*kgo.Record{tierRec(in.Events[4], at(30), 0)}
+			in.Sinks[0].TierSamples = map[int][]offsetSample{1: {{At: at(400), Off: map[int32]int64{}}, {At: at(600), Off: map[int32]int64{0: 1}}}}
+		}, func(r sinkReport) bool { return r.CommittedAhead == 0 && r.Lost == 0 }},
+		{"tier group committed before its record was delivered", func(in *checkInput) {
+			in.Sinks[0].Requests[4].Arrived = at(500)
+			in.Sinks[0].Parked = []*kgo.Record{tierRec(in.Events[4], at(30), 0)}
+			in.Sinks[0].TierSamples = map[int][]offsetSample{1: {{At: at(400), Off: map[int32]int64{0: 1}}}}
+		}, func(r sinkReport) bool { return r.CommittedAhead == 1 }},
+		{"tier group committed once its record was parked again", func(in *checkInput) {
+			in.Sinks[0].Requests = slices.Delete(in.Sinks[0].Requests, 4, 5)
+			in.Sinks[0].Parked = []*kgo.Record{tierRec(in.Events[4], at(30), 0), parkedRec("x.dlq", in.Events[4], at(300))}
+			in.Sinks[0].Rejects = func(id string) bool { return id == eventID(4) }
+			in.Sinks[0].TierSamples = map[int][]offsetSample{1: {{At: at(400), Off: map[int32]int64{0: 1}}}}
+		}, func(r sinkReport) bool { return r.CommittedAhead == 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			evs := events()

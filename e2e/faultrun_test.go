@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -564,19 +565,28 @@ func (fr *faultRun) lostEvents() []lostEvent {
 	return out
 }
 
-// offsetMonitor samples each sink group's committed offsets on the main topic
-// every ~200ms, for the checker's "committed ahead of delivery" invariant.
+// offsetMonitor samples the committed offsets of each sink's group on the
+// main topic and of its tier groups on their tier topics, every ~200ms, for
+// the checker's "committed ahead of delivery" invariant.
 type offsetMonitor struct {
 	adm    *kadm.Client
-	topic  string
-	groups map[string]string // sink → group
+	groups map[monKey]monGroup
 	cancel context.CancelFunc
 	done   chan struct{}
 
 	mu      sync.Mutex
-	samples map[string][]offsetSample
+	samples map[monKey][]offsetSample
 	errs    int
 }
+
+// monKey names one sampled group: a sink's main consumer (tier 0) or one of
+// its tier consumers.
+type monKey struct {
+	sink string
+	tier int
+}
+
+type monGroup struct{ group, topic string }
 
 // offsetSample is what a group had committed at At (taken after the answer came).
 type offsetSample struct {
@@ -585,21 +595,24 @@ type offsetSample struct {
 }
 
 func (fr *faultRun) startMonitor() {
-	groups := map[string]string{}
-	for _, sk := range fr.sinks {
-		groups[sk.name] = fr.group(sk.name, 0)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &offsetMonitor{adm: fr.adm, topic: fr.topic, groups: groups, cancel: cancel, done: make(chan struct{}), samples: map[string][]offsetSample{}}
+	m := &offsetMonitor{adm: fr.adm, groups: map[monKey]monGroup{}, cancel: cancel, done: make(chan struct{}), samples: map[monKey][]offsetSample{}}
+	for _, sk := range fr.sinks {
+		fr.watch(m, sk)
+	}
 	fr.mon = m
 	go m.run(ctx)
 }
 
-// watch adds a sink (added to the config mid-run) to the monitor.
-func (m *offsetMonitor) watch(sink, group string) {
+// watch adds a sink's main and tier groups to the monitor (also for a sink
+// added to the config mid-run).
+func (fr *faultRun) watch(m *offsetMonitor, sk *faultSink) {
 	m.mu.Lock()
-	m.groups[sink] = group
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	m.groups[monKey{sk.name, 0}] = monGroup{fr.group(sk.name, 0), fr.topic}
+	for tier := 1; tier <= sk.tiers; tier++ {
+		m.groups[monKey{sk.name, tier}] = monGroup{fr.group(sk.name, tier), fr.tierTopic(sk.name, tier)}
+	}
 }
 
 func (m *offsetMonitor) run(ctx context.Context) {
@@ -608,14 +621,11 @@ func (m *offsetMonitor) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		m.mu.Lock()
-		groups := map[string]string{}
-		for k, v := range m.groups {
-			groups[k] = v
-		}
+		groups := maps.Clone(m.groups)
 		m.mu.Unlock()
-		for sink, g := range groups {
+		for k, g := range groups {
 			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			resp, err := m.adm.FetchOffsets(fctx, g)
+			resp, err := m.adm.FetchOffsets(fctx, g.group)
 			cancel()
 			at := time.Now()
 			if err == nil {
@@ -629,12 +639,12 @@ func (m *offsetMonitor) run(ctx context.Context) {
 			}
 			s := offsetSample{At: at, Off: map[int32]int64{}}
 			resp.Each(func(o kadm.OffsetResponse) {
-				if o.Topic == m.topic && o.Err == nil && o.At >= 0 {
+				if o.Topic == g.topic && o.Err == nil && o.At >= 0 {
 					s.Off[o.Partition] = o.At
 				}
 			})
 			m.mu.Lock()
-			m.samples[sink] = append(m.samples[sink], s)
+			m.samples[k] = append(m.samples[k], s)
 			m.mu.Unlock()
 		}
 		select {
@@ -650,10 +660,10 @@ func (m *offsetMonitor) stop() {
 	<-m.done
 }
 
-func (m *offsetMonitor) get(sink string) []offsetSample {
+func (m *offsetMonitor) get(sink string, tier int) []offsetSample {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]offsetSample(nil), m.samples[sink]...)
+	return append([]offsetSample(nil), m.samples[monKey{sink, tier}]...)
 }
 
 // check stops the monitor, reads the tier and DLQ topics, runs the checker
@@ -668,7 +678,10 @@ func (fr *faultRun) check(b checkBounds) []sinkReport {
 			continue
 		}
 		cs := checkSink{Name: sk.name, Mode: sk.mode, MaxInFlight: sk.maxInFlight, Requests: sk.target.requests(),
-			Samples: fr.mon.get(sk.name), Rejects: sk.rejects}
+			Samples: fr.mon.get(sk.name, 0), Rejects: sk.rejects, TierSamples: map[int][]offsetSample{}}
+		for tier := 1; tier <= sk.tiers; tier++ {
+			cs.TierSamples[tier] = fr.mon.get(sk.name, tier)
+		}
 		if cs.MaxInFlight == 0 {
 			cs.MaxInFlight = 64
 		}

@@ -328,7 +328,7 @@ func TestFaultAddSinkWhileRunning(t *testing.T) {
 	orders := &faultSink{name: "orders", mode: "key", maxInFlight: 16, target: newFaultTarget(t, "orders", b), extra: extra + "\nstart: earliest", tiers: 1}
 	cfg2 := fr.writeConfig("fanout-2.yaml", profile, analytics, orders)
 	fr.ensureTopics(cfg2)
-	fr.mon.watch("orders", fr.group("orders", 0))
+	fr.watch(fr.mon, orders)
 	added := time.Now()
 	fr.note("sink orders added to the config (start: earliest)")
 	fr.start("i2", cfg2)

@@ -24,7 +24,7 @@ import (
 
 const userDoc = `{"id":"6f1c5c1e-6a43-4d1e-9a7e-4b0e8e1d2c3a","email":"ada@example.com","name":"Ada","plan":"PRO","created_at":"2026-11-27T10:00:00.000Z","referrer":null,"metadata":{}}`
 
-func codec(t *testing.T) *schemas.Codec {
+func codec(t testing.TB) *schemas.Codec {
 	t.Helper()
 	reg, err := schemas.NewLocal(schemas.Builtin(), schemas.BuiltinSubjects)
 	if err != nil {
@@ -33,7 +33,7 @@ func codec(t *testing.T) *schemas.Codec {
 	return schemas.NewCodec(reg)
 }
 
-func record(t *testing.T, c *schemas.Codec, subject, doc string) *kgo.Record {
+func record(t testing.TB, c *schemas.Codec, subject, doc string) *kgo.Record {
 	t.Helper()
 	v, _, err := c.EncodeJSON(context.Background(), subject, []byte(doc))
 	if err != nil {
@@ -50,7 +50,7 @@ type api struct {
 	lastKey  atomic.Value
 }
 
-func newAPI(t *testing.T, status int) *api {
+func newAPI(t testing.TB, status int) *api {
 	a := &api{}
 	a.status.Store(int64(status))
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,7 +63,7 @@ func newAPI(t *testing.T, status int) *api {
 	return a
 }
 
-func newHandler(t *testing.T, cfg Config, store dedupe.Store, url string) *Handler {
+func newHandler(t testing.TB, cfg Config, store dedupe.Store, url string) *Handler {
 	t.Helper()
 	s, err := sink.New(sink.Config{Name: "profile", URL: url, Attempts: 2, BackoffBase: time.Millisecond, BackoffCap: time.Millisecond}, nil)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/e2e/services"
 )
 
 // Durations of the contract suite. Short ones are real: expiry is observed by
@@ -58,6 +59,25 @@ func runContract(t *testing.T, newStore func(t *testing.T) dedupe.Store) {
 
 func TestMemoryContract(t *testing.T) {
 	runContract(t, func(*testing.T) dedupe.Store { return dedupe.NewMemory() })
+}
+
+// The Coalescer passes the suite on both stores it is used on. The suite's
+// sequential calls take its direct path and its concurrent ones its batches;
+// coalesce_test.go forces batches of every kind.
+func TestCoalescedMemoryContract(t *testing.T) {
+	runContract(t, func(*testing.T) dedupe.Store {
+		return dedupe.NewCoalescer(dedupe.NewMemory(), dedupe.CoalescerConfig{})
+	})
+}
+
+func TestCoalescedRedisContract(t *testing.T) {
+	srv := services.NewRedis(t)
+	client := newClient(t, srv.Addr)
+	runContract(t, func(t *testing.T) dedupe.Store {
+		c := dedupe.NewCoalescer(dedupe.NewRedis(client, uniquePrefix(t)), dedupe.CoalescerConfig{})
+		t.Cleanup(c.Close)
+		return c
+	})
 }
 
 func testFreshClaim(t *testing.T, s dedupe.Store) {

@@ -21,6 +21,13 @@
 // and for tests. Both also implement Batcher, which claims or finishes many keys
 // in one round trip for the hot path.
 //
+// Coalescer wraps either one for the hot path, where each record in flight
+// claims and finishes its key on a goroutine of its own: while one Claim is
+// out, the Claims that arrive queue and then go in one ClaimBatch (Done calls
+// likewise, with DoneBatch), so the round trips follow the load rather than
+// the record count, and the callers' per-record code and the Store contract
+// stay as they are. It runs the same contract suite.
+//
 // Errors: every connectivity or timeout failure of the backing store wraps
 // ErrUnavailable, so the caller can apply its sink's fail-open or fail-closed
 // policy; a cancelled or expired ctx returns the ctx error instead. Any other

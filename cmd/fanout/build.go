@@ -67,8 +67,10 @@ func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), err
 		// instead of waiting out ReadTimeout.
 		ContextTimeoutEnabled: true,
 	})
-	return redisStore{dedupe.NewRedis(client, cfg.Redis.KeyPrefix), dedupe.NewRedisBarriers(client, cfg.Redis.KeyPrefix+"order:")},
-		func() { client.Close() }, nil
+	// Concurrent records share claim and done round trips (pipelines).
+	store := dedupe.NewCoalescer(dedupe.NewRedis(client, cfg.Redis.KeyPrefix), dedupe.CoalescerConfig{})
+	return redisStore{store, dedupe.NewRedisBarriers(client, cfg.Redis.KeyPrefix+"order:")},
+		func() { store.Close(); client.Close() }, nil
 }
 
 // The stores fanout builds carry the per-key order barriers of the same
@@ -79,7 +81,7 @@ type (
 		*dedupe.MemoryBarriers
 	}
 	redisStore struct {
-		*dedupe.Redis
+		*dedupe.Coalescer // on a *dedupe.Redis
 		*dedupe.RedisBarriers
 	}
 )

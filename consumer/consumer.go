@@ -43,8 +43,19 @@ type Config struct {
 	MaxInFlight int
 	// MaxBuffered bounds the records fetched and not yet done (in flight plus
 	// waiting behind their ordering lane); default max(4×MaxInFlight, 256).
-	// Polling stops while it is reached: memory stays bounded under any backlog.
+	// Each partition may hold its share of it (see share) and is paused
+	// beyond, so memory stays bounded under any backlog: at most MaxBuffered
+	// records (or MaxInFlight per partition, if larger) plus one fetch per
+	// partition (FetchMaxPartitionBytes) and the fetch franz-go buffers.
 	MaxBuffered int
+	// FetchMaxBytes and FetchMaxPartitionBytes bound one fetch (compressed
+	// bytes, as Kafka counts them); defaults 4 MiB and 1 MiB.
+	FetchMaxBytes, FetchMaxPartitionBytes int32
+	// FetchMaxWait is how long the broker may hold a fetch for data; default
+	// 200ms. A partition resumed after a pause joins only the next fetch, so
+	// this is also how long a resumed partition may wait for it when the
+	// other partitions have nothing new.
+	FetchMaxWait time.Duration
 	// Start is where a new group starts; default the earliest offset.
 	Start kgo.Offset
 	// CommitInterval is how often the done watermark is committed; default 1s.
@@ -92,6 +103,15 @@ func (c *Config) defaults() error {
 	if c.MaxBuffered < c.MaxInFlight {
 		c.MaxBuffered = c.MaxInFlight
 	}
+	if c.FetchMaxBytes <= 0 {
+		c.FetchMaxBytes = 4 << 20
+	}
+	if c.FetchMaxPartitionBytes <= 0 {
+		c.FetchMaxPartitionBytes = 1 << 20
+	}
+	if c.FetchMaxWait <= 0 {
+		c.FetchMaxWait = 200 * time.Millisecond
+	}
 	if c.Start == (kgo.Offset{}) {
 		c.Start = kgo.NewOffset().AtStart()
 	}
@@ -127,7 +147,6 @@ type Consumer struct {
 	opts []kgo.Opt
 
 	inflight chan struct{} // a token per record being handled
-	room     chan struct{} // signalled when buffered drops: the poll loop may fetch again
 
 	mu       sync.Mutex
 	parts    map[int32]*partition
@@ -192,7 +211,6 @@ func New(cfg Config, h Handler, logger *slog.Logger, opts ...kgo.Opt) (*Consumer
 		log:      logger.With("sink", cfg.Sink),
 		opts:     opts,
 		inflight: make(chan struct{}, cfg.MaxInFlight),
-		room:     make(chan struct{}, 1),
 		parts:    map[int32]*partition{},
 		holds:    map[int32]int{},
 	}, nil
@@ -222,13 +240,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(c.cfg.Topic),
 		kgo.ConsumeResetOffset(c.cfg.Start),
 		kgo.DisableAutoCommit(),
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(4<<20),
-		// A resumed partition joins the next fetch only after the one in
-		// flight returns, which waits up to FetchMaxWait when the other
-		// partitions are caught up: keep that wait short, since partitions
-		// are paused and resumed as their share of the buffer fills.
-		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.FetchMaxBytes(c.cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(c.cfg.FetchMaxPartitionBytes),
+		kgo.FetchMaxWait(c.cfg.FetchMaxWait),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assign(work, m[c.cfg.Topic])
 		}),
@@ -295,17 +309,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// poll fetches and dispatches until ctx ends. It fetches only while fewer than
-// MaxBuffered records are buffered, and never more than the room left, so it
-// never waits with fetched records in hand: a partition whose lanes are
-// backed up holds back only itself (see share), never the others.
+// poll fetches and dispatches until ctx ends. Each poll takes everything
+// franz-go has buffered, so it never holds fetched records back and a
+// partition never waits behind another's records; backpressure is per
+// partition: one at its share of the buffer is paused (see accept), which
+// then drops nothing buffered, since nothing is left there.
 func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
-	for {
-		n := c.waitRoom(ctx)
-		if n == 0 {
-			return
-		}
-		fs := cl.PollRecords(ctx, n)
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
 		if fs.IsClientClosed() {
 			return
 		}
@@ -322,25 +333,6 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 		})
 		c.mu.Unlock()
 	}
-}
-
-// waitRoom waits until fewer than MaxBuffered records are buffered and returns
-// how many more may be fetched, or 0 once ctx ends. Only poll adds records, so
-// the room it returns can only grow until poll uses it.
-func (c *Consumer) waitRoom(ctx context.Context) int {
-	for ctx.Err() == nil {
-		c.mu.Lock()
-		n := c.cfg.MaxBuffered - c.buffered
-		c.mu.Unlock()
-		if n > 0 {
-			return n
-		}
-		select {
-		case <-c.room:
-		case <-ctx.Done():
-		}
-	}
-	return 0
 }
 
 // share is how many records one partition may have buffered before its
@@ -538,10 +530,6 @@ func (c *Consumer) finish(p *partition, r *kgo.Record, done bool) {
 	if p.full && p.n <= c.share()/2 {
 		p.full = false
 		c.unhold(p.id)
-	}
-	select {
-	case c.room <- struct{}{}:
-	default:
 	}
 }
 

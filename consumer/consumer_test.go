@@ -304,11 +304,16 @@ func TestDrainLeavesUnfinishedUncommitted(t *testing.T) {
 	}
 }
 
-// Polling stops while MaxBuffered records are unfinished.
+// Fetching stops while the partitions hold their share of MaxBuffered: with
+// every handler blocked, the records buffered stay within the shares plus one
+// fetch per partition, however large the backlog.
 func TestBufferedIsBounded(t *testing.T) {
 	topic := "t-bound"
 	addrs := newCluster(t, topic)
-	produce(t, addrs, topic, 2000, 2000)
+	const batch, batches = 1000, 20 // 20,000 records in batches of 1,000
+	for range batches {
+		produce(t, addrs, topic, batch, 1) // one key: one partition per call, one batch
+	}
 	release := make(chan struct{})
 	var accepted atomic.Int64
 	h := HandlerFunc(func(ctx context.Context, r *kgo.Record) Outcome {
@@ -322,6 +327,7 @@ func TestBufferedIsBounded(t *testing.T) {
 	})
 	cfg := cfgFor(topic, Unordered)
 	cfg.MaxInFlight, cfg.MaxBuffered = 10, 50
+	cfg.FetchMaxPartitionBytes = 1 // one batch per partition per fetch
 	c, stop := run(t, addrs, cfg, h)
 	deadline := time.Now().Add(10 * time.Second)
 	for accepted.Load() < 10 {
@@ -330,12 +336,12 @@ func TestBufferedIsBounded(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // give an unbounded poll loop the chance to overrun
+	time.Sleep(500 * time.Millisecond) // give an unbounded poll loop the chance to overrun
 	c.mu.Lock()
-	got := c.buffered
+	got, share := c.buffered, c.share()
 	c.mu.Unlock()
-	if got > 50 {
-		t.Fatalf("%d records buffered, bound is 50", got)
+	if bound := partitions * (share + batch); got > bound {
+		t.Fatalf("%d records buffered, bound is %d (%d partitions × (share %d + one fetch of %d))", got, bound, partitions, share, batch)
 	}
 	if got := accepted.Load(); got > 10 {
 		t.Fatalf("%d handlers started, MaxInFlight is 10", got)

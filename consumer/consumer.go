@@ -146,9 +146,9 @@ type Consumer struct {
 	log  *slog.Logger
 	opts []kgo.Opt
 
-	inflight chan struct{} // a token per record being handled
-
 	mu       sync.Mutex
+	ready    workQueue // records whose turn has come, waiting for a worker
+	running  int       // worker goroutines, at most MaxInFlight: each handles one record at a time
 	parts    map[int32]*partition
 	buffered int           // records accepted and not finished, all partitions
 	holds    map[int32]int // reasons a partition's fetching is paused; paused while > 0
@@ -170,20 +170,63 @@ type partition struct {
 	tr      *tracker
 	wg      sync.WaitGroup // records accepted and not finished
 	lanes   map[string]*lane
-	n       int           // records accepted and not finished (c.mu)
-	full    bool          // n reached the partition's share and its fetching is paused (c.mu)
-	revoked atomic.Bool   // set by stop: start nothing new
-	halt    chan struct{} // closed by stop: wake records waiting for their not-before time
-	once    sync.Once
+	n       int                  // records accepted and not finished (c.mu)
+	full    bool                 // n reached the partition's share and its fetching is paused (c.mu)
+	revoked atomic.Bool          // set by stop: start nothing new
+	waiting map[*waiter]struct{} // records waiting for their not-before time (c.mu)
+}
+
+// waiter is a tier record waiting for its not-before time, off any worker.
+type waiter struct {
+	w work
+	t *time.Timer
+}
+
+// work is one record ready to be handled, with the lane it holds (nil:
+// unordered).
+type work struct {
+	p   *partition
+	ln  *lane
+	key string
+	r   *kgo.Record
+}
+
+// workQueue is a FIFO of work.
+type workQueue struct {
+	items []work
+	head  int
+}
+
+func (q *workQueue) len() int { return len(q.items) - q.head }
+
+func (q *workQueue) push(w work) { q.items = append(q.items, w) }
+
+func (q *workQueue) pop() work {
+	w := q.items[q.head]
+	q.items[q.head] = work{}
+	q.head++
+	switch {
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+	case q.head > 1024 && q.head > len(q.items)/2:
+		n := copy(q.items, q.items[q.head:])
+		q.items, q.head = q.items[:n], 0
+	}
+	return w
 }
 
 // stop marks p revoked: lanes start no queued record and waiting records give
-// up; records already being handled go on until done or cancelled.
-func (p *partition) stop() {
-	p.once.Do(func() {
-		p.revoked.Store(true)
-		close(p.halt)
-	})
+// up at once; records already being handled go on until done or cancelled.
+// c.mu is held.
+func (c *Consumer) stop(p *partition) {
+	if p.revoked.Swap(true) {
+		return
+	}
+	for wt := range p.waiting {
+		wt.t.Stop()
+		c.wake(wt)
+	}
+	c.dispatch()
 }
 
 // lane is a FIFO of records that must not be in flight together.
@@ -206,23 +249,22 @@ func New(cfg Config, h Handler, logger *slog.Logger, opts ...kgo.Opt) (*Consumer
 		logger = slog.Default()
 	}
 	return &Consumer{
-		cfg:      cfg,
-		h:        h,
-		log:      logger.With("sink", cfg.Sink),
-		opts:     opts,
-		inflight: make(chan struct{}, cfg.MaxInFlight),
-		parts:    map[int32]*partition{},
-		holds:    map[int32]int{},
+		cfg:   cfg,
+		h:     h,
+		log:   logger.With("sink", cfg.Sink),
+		opts:  opts,
+		parts: map[int32]*partition{},
+		holds: map[int32]int{},
 	}, nil
 }
 
 // Stats returns the running counts.
 func (c *Consumer) Stats() Stats {
 	c.mu.Lock()
-	buffered, paused := c.buffered, len(c.holds)
+	buffered, paused, running := c.buffered, len(c.holds), c.running
 	c.mu.Unlock()
 	return Stats{Handled: c.handled.Load(), Parked: c.parked.Load(), Tiered: c.tiered.Load(), Abandoned: c.abandoned.Load(), Commits: c.commits.Load(),
-		InFlight: len(c.inflight), Buffered: buffered, Paused: paused}
+		InFlight: running, Buffered: buffered, Paused: paused}
 }
 
 // Run joins the group and handles records until ctx ends, then stops fetching,
@@ -276,7 +318,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// uncommitted) and let in-flight records finish in time.
 	c.mu.Lock()
 	for _, p := range c.parts {
-		p.stop()
+		c.stop(p)
 	}
 	c.mu.Unlock()
 	if !c.waitAll(c.cfg.DrainTimeout) {
@@ -382,7 +424,8 @@ func (c *Consumer) accept(p *partition, r *kgo.Record) {
 	p.wg.Add(1)
 	key, ordered := c.laneKey(r)
 	if !ordered {
-		go c.runLane(p, nil, "", r)
+		c.enqueue(work{p: p, r: r})
+		c.dispatch()
 		return
 	}
 	ln := p.lanes[key]
@@ -395,7 +438,92 @@ func (c *Consumer) accept(p *partition, r *kgo.Record) {
 		return
 	}
 	ln.running = true
-	go c.runLane(p, ln, key, r)
+	c.enqueue(work{p: p, ln: ln, key: key, r: r})
+	c.dispatch()
+}
+
+// enqueue makes w ready, or for a tier consumer whose record is not due yet,
+// arms a timer that makes it ready then, with the partition's fetching paused
+// meanwhile (a tier partition holds records in not-before order, so nothing
+// behind it is due earlier). A waiting record holds no worker. c.mu is held.
+func (c *Consumer) enqueue(w work) {
+	if c.cfg.Tier > 0 && !w.p.revoked.Load() {
+		if nb, ok := notBefore(w.r); ok {
+			if d := time.Until(nb); d > 0 {
+				c.hold(w.p.id)
+				wt := &waiter{w: w}
+				w.p.waiting[wt] = struct{}{}
+				wt.t = time.AfterFunc(d, func() {
+					c.mu.Lock()
+					defer c.mu.Unlock()
+					c.wake(wt)
+					c.dispatch()
+				})
+				return
+			}
+		}
+	}
+	c.ready.push(w)
+}
+
+// wake makes a waiting record ready (its time came, or its partition
+// stopped), once. c.mu is held.
+func (c *Consumer) wake(wt *waiter) {
+	p := wt.w.p
+	if _, ok := p.waiting[wt]; !ok {
+		return
+	}
+	delete(p.waiting, wt)
+	c.unhold(p.id)
+	c.ready.push(wt.w)
+}
+
+// dispatch starts workers for ready records, up to MaxInFlight. c.mu is held.
+func (c *Consumer) dispatch() {
+	for c.running < c.cfg.MaxInFlight && c.ready.len() > 0 {
+		c.running++
+		go c.worker(c.ready.pop())
+	}
+}
+
+// worker handles w, then whatever else is ready, and exits when nothing is.
+// A lane's next record goes to the back of the ready queue, so a long lane
+// shares the workers with the others.
+func (c *Consumer) worker(w work) {
+	for {
+		c.handle(w.p, w.r)
+		c.mu.Lock()
+		if w.ln != nil {
+			c.next(w)
+		}
+		if c.ready.len() == 0 {
+			c.running--
+			c.mu.Unlock()
+			return
+		}
+		w = c.ready.pop()
+		c.mu.Unlock()
+	}
+}
+
+// next enqueues the record queued behind w in its lane, or closes the lane.
+// Once the partition is revoked, the queue is left uncommitted for the next
+// owner. c.mu is held.
+func (c *Consumer) next(w work) {
+	ln, p := w.ln, w.p
+	if len(ln.queue) == 0 || p.revoked.Load() {
+		for _, q := range ln.queue {
+			c.finish(p, q, false)
+		}
+		ln.queue = nil
+		ln.running = false
+		delete(p.lanes, w.key)
+		return
+	}
+	r := ln.queue[0]
+	ln.queue[0] = nil
+	ln.queue = ln.queue[1:]
+	c.enqueue(work{p: p, ln: ln, key: w.key, r: r})
 }
 
 func (c *Consumer) laneKey(r *kgo.Record) (string, bool) {
@@ -411,45 +539,9 @@ func (c *Consumer) laneKey(r *kgo.Record) (string, bool) {
 	return "", false
 }
 
-// runLane handles r, then the records queued behind it, one at a time.
-func (c *Consumer) runLane(p *partition, ln *lane, key string, r *kgo.Record) {
-	for {
-		c.handle(p, r)
-		if ln == nil {
-			return
-		}
-		c.mu.Lock()
-		if len(ln.queue) == 0 || p.revoked.Load() {
-			for _, q := range ln.queue {
-				c.finish(p, q, false) // revoked: leave uncommitted for the next owner
-			}
-			ln.queue = nil
-			ln.running = false
-			delete(p.lanes, key)
-			c.mu.Unlock()
-			return
-		}
-		r = ln.queue[0]
-		ln.queue[0] = nil
-		ln.queue = ln.queue[1:]
-		c.mu.Unlock()
-	}
-}
-
-// handle runs the handler for r under an in-flight token and finishes r.
+// handle runs the handler for r on a worker and finishes r.
 func (c *Consumer) handle(p *partition, r *kgo.Record) {
-	if c.cfg.Tier > 0 && !c.waitNotBefore(p, r) {
-		c.lockedFinish(p, r, false)
-		return
-	}
-	select {
-	case c.inflight <- struct{}{}:
-	case <-p.ctx.Done():
-		c.lockedFinish(p, r, false)
-		return
-	}
-	defer func() { <-c.inflight }()
-	if p.revoked.Load() {
+	if p.revoked.Load() || p.ctx.Err() != nil {
 		c.lockedFinish(p, r, false)
 		return
 	}
@@ -477,37 +569,6 @@ func (c *Consumer) handle(p *partition, r *kgo.Record) {
 		c.handled.Add(1)
 	}
 	c.lockedFinish(p, r, out.Verdict != Abandon)
-}
-
-// waitNotBefore holds r until its not-before time with its partition's
-// fetching paused (one waiting record per partition: tier consumers order by
-// partition). It reports false if the partition stopped first.
-func (c *Consumer) waitNotBefore(p *partition, r *kgo.Record) bool {
-	nb, ok := notBefore(r)
-	if !ok {
-		return true
-	}
-	d := time.Until(nb)
-	if d <= 0 {
-		return true
-	}
-	c.mu.Lock()
-	c.hold(p.id)
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.unhold(p.id)
-		c.mu.Unlock()
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-p.halt:
-	case <-p.ctx.Done():
-	}
-	return false
 }
 
 func (c *Consumer) lockedFinish(p *partition, r *kgo.Record, done bool) {
@@ -543,7 +604,7 @@ func (c *Consumer) assign(work context.Context, ps []int32) {
 			continue
 		}
 		ctx, cancel := context.WithCancel(work)
-		c.parts[id] = &partition{id: id, ctx: ctx, cancel: cancel, tr: newTracker(), lanes: map[string]*lane{}, halt: make(chan struct{})}
+		c.parts[id] = &partition{id: id, ctx: ctx, cancel: cancel, tr: newTracker(), lanes: map[string]*lane{}, waiting: map[*waiter]struct{}{}}
 	}
 	if len(ps) > 0 {
 		c.log.Info("partitions assigned", "partitions", ps)
@@ -567,7 +628,7 @@ func (c *Consumer) revoke(ctx context.Context, cl *kgo.Client, ps []int32, commi
 			// done in the dedupe store, so the new owner's redelivery is
 			// suppressed; cancelling it mid-request would leave the API
 			// holding an event nobody recorded, and it would come again.
-			p.stop()
+			c.stop(p)
 			gone = append(gone, p)
 		}
 	}

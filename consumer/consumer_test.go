@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -328,6 +329,7 @@ func TestBufferedIsBounded(t *testing.T) {
 	cfg := cfgFor(topic, Unordered)
 	cfg.MaxInFlight, cfg.MaxBuffered = 10, 50
 	cfg.FetchMaxPartitionBytes = 1 // one batch per partition per fetch
+	before := runtime.NumGoroutine()
 	c, stop := run(t, addrs, cfg, h)
 	deadline := time.Now().Add(10 * time.Second)
 	for accepted.Load() < 10 {
@@ -345,6 +347,11 @@ func TestBufferedIsBounded(t *testing.T) {
 	}
 	if got := accepted.Load(); got > 10 {
 		t.Fatalf("%d handlers started, MaxInFlight is 10", got)
+	}
+	// Buffered records wait in queues, not on goroutines of their own:
+	// MaxInFlight workers plus franz-go's and the consumer's few.
+	if n := runtime.NumGoroutine() - before; n > cfg.MaxInFlight+40 {
+		t.Fatalf("%d goroutines more than before the consumer started, with %d records buffered and MaxInFlight %d", n, got, cfg.MaxInFlight)
 	}
 	close(release)
 	waitCommitted(t, addrs, cfg.Group, topic)

@@ -68,6 +68,12 @@ type Handler struct {
 	types    map[string]bool
 
 	delivered, retried, dead, dups, skipped, unprotected, storeErrs, held, behind atomic.Int64
+
+	// Claim tokens are tokenPrefix (random per Handler) and a sequence
+	// number: unique per owner like dedupe.NewToken, without reading
+	// crypto/rand for every record.
+	tokenPrefix string
+	tokenSeq    atomic.Uint64
 }
 
 // New returns the Handler of one sink. store may be nil only if cfg.Dedupe is false.
@@ -99,7 +105,7 @@ func New(cfg Config, codec *schemas.Codec, store dedupe.Store, s *sink.Sink, log
 	if logger == nil {
 		logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, codec: codec, store: store, sink: s, log: logger.With("sink", cfg.Sink)}
+	h := &Handler{cfg: cfg, codec: codec, store: store, sink: s, log: logger.With("sink", cfg.Sink), tokenPrefix: dedupe.NewToken() + "-"}
 	if len(cfg.Types) > 0 {
 		h.types = map[string]bool{}
 		for _, t := range cfg.Types {
@@ -265,7 +271,7 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	if !h.cfg.Dedupe {
 		return h.deliver(ctx, ev, nil, t)
 	}
-	c := &claim{key: dedupe.Key(h.cfg.Sink, id), token: dedupe.NewToken()}
+	c := &claim{key: dedupe.Key(h.cfg.Sink, id), token: h.newToken()}
 	switch out, err := h.claim(ctx, c); {
 	case err != nil:
 		h.settle(t, sink.Canceled, 0)
@@ -341,6 +347,10 @@ func (h *Handler) settle(t ticket, class sink.Class, attempts int) {
 }
 
 type claim struct{ key, token string }
+
+func (h *Handler) newToken() string {
+	return string(strconv.AppendUint([]byte(h.tokenPrefix), h.tokenSeq.Add(1), 36))
+}
 
 // decode reads the record; registry outages are retried until ctx ends,
 // undecodable data is returned as an error at once.

@@ -41,3 +41,8 @@ clean:
 .PHONY: soak
 soak: install
 	FANOUT_SOAK=10m $(GO) test -count=1 -timeout 30m -v -run 'TestFaultMixedSoak$$' ./e2e/
+
+## bench: the performance harness (bench/, docs/performance.md): the real pipeline on kfake, redis-server and local HTTP APIs, 5–10 min; BENCH_FLAGS="-quick" for ~2 min, "-kafka real" for a real broker
+.PHONY: bench
+bench: install
+	$(GO) run ./bench $(BENCH_FLAGS)

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// target is a real HTTP API on 127.0.0.1 that answers 200 after a fixed
+// latency. For requests of its batch (by Idempotency-Key) it records the
+// receipt time, the moment the request arrived, before the latency.
+// Requests to /raw are the raw HTTP ceiling's: answered the same, not recorded.
+type target struct {
+	URL     string
+	latency time.Duration
+	b       *batch
+	srv     *http.Server
+
+	arrivals []atomic.Int64 // receipt time of event i's first request, unix ns
+	unique   atomic.Int64
+	dups     atomic.Int64 // requests for an event that had arrived before
+	foreign  atomic.Int64 // requests whose key is not an id of the batch
+	all      chan struct{}
+}
+
+// startTarget serves on a fresh loopback port until ctx ends or stop is called.
+func startTarget(b *batch, latency time.Duration) (*target, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	t := &target{URL: "http://" + ln.Addr().String() + "/events", latency: latency, b: b,
+		arrivals: make([]atomic.Int64, b.n), all: make(chan struct{})}
+	t.srv = &http.Server{Handler: t, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go t.srv.Serve(ln) // ends with stop
+	return t, nil
+}
+
+func (t *target) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if t.srv.Shutdown(ctx) != nil {
+		t.srv.Close()
+	}
+}
+
+func (t *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now().UnixNano()
+	if r.URL.Path != "/raw" {
+		t.arrive(r.Header.Get("Idempotency-Key"), now)
+	}
+	io.Copy(io.Discard, r.Body)
+	if t.latency > 0 {
+		time.Sleep(t.latency)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (t *target) arrive(id string, now int64) {
+	i, ok := t.b.index(id)
+	if !ok {
+		t.foreign.Add(1)
+		return
+	}
+	if !t.arrivals[i].CompareAndSwap(0, now) {
+		t.dups.Add(1)
+		return
+	}
+	if t.unique.Add(1) == int64(t.b.n) {
+		close(t.all)
+	}
+}
+
+// waitAll waits until every event of the batch arrived, ctx ends, or check
+// (polled every 200ms) reports an error.
+func (t *target) waitAll(ctx context.Context, check func() error) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.all:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d events arrived: %w", t.unique.Load(), t.b.n, ctx.Err())
+		case <-tick.C:
+			if check != nil {
+				if err := check(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// delivery summarises the arrivals of events [from, to) of the batch.
+type delivery struct {
+	count        int           // events of [from, to) that arrived
+	first, last  time.Time     // first and last receipt
+	lat          []int64       // receipt − record timestamp, ns, sorted
+	rate         float64       // count / (last − first)
+	orderErrors  int           // events that arrived before an earlier event of their key
+	p50, p99, p9 time.Duration // p999 is p9
+}
+
+func (t *target) delivery(from, to int) delivery {
+	var d delivery
+	var lo, hi int64
+	for i := from; i < to; i++ {
+		a := t.arrivals[i].Load()
+		if a == 0 {
+			continue
+		}
+		d.count++
+		if lo == 0 || a < lo {
+			lo = a
+		}
+		if a > hi {
+			hi = a
+		}
+		d.lat = append(d.lat, a-t.b.ts[i].Load())
+		// Key order: event i and i−keys have the same key; in one partition
+		// the earlier one was produced first.
+		if j := i - t.b.keys; j >= from {
+			if aj := t.arrivals[j].Load(); aj != 0 && aj > a {
+				d.orderErrors++
+			}
+		}
+	}
+	if d.count == 0 {
+		return d
+	}
+	slices.Sort(d.lat)
+	d.first, d.last = time.Unix(0, lo), time.Unix(0, hi)
+	if span := d.last.Sub(d.first).Seconds(); span > 0 && d.count > 1 {
+		d.rate = float64(d.count-1) / span
+	}
+	d.p50, d.p99, d.p9 = quantile(d.lat, 0.50), quantile(d.lat, 0.99), quantile(d.lat, 0.999)
+	return d
+}
+
+// quantile of sorted values, nearest rank.
+func quantile(sorted []int64, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return time.Duration(sorted[max(0, min(i, len(sorted)-1))])
+}

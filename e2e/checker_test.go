@@ -430,11 +430,13 @@ func runChecker(in checkInput) []sinkReport {
 }
 
 // killExplains reports whether prev was in flight at a SIGKILL of the
-// incarnation that sent it (it arrived before the process was gone and was
+// incarnation that sent it (it arrived at most slack after the process was
+// gone — a request written just before the kill can be read by the API's
+// handler a moment after it, the bytes being on the wire already — and was
 // answered at most slack before the signal), and next came from another one.
 func killExplains(kills []killEvent, prev, next faultRequest, slack time.Duration) (bool, time.Duration) {
 	for _, k := range kills {
-		if k.Inc != prev.Instance || next.Instance == prev.Instance || prev.Arrived.After(k.Dead) {
+		if k.Inc != prev.Instance || next.Instance == prev.Instance || prev.Arrived.After(k.Dead.Add(slack)) {
 			continue
 		}
 		if prev.Answered.IsZero() || !prev.Answered.Before(k.Sent.Add(-slack)) {
@@ -695,6 +697,14 @@ func TestFaultCheckerCatches(t *testing.T) {
 			in.Kills = []killEvent{{Inc: "i1.1", Sent: at(56), Dead: at(57)}}
 			in.Sinks[0].Requests = append(in.Sinks[0].Requests, faultRequest{Seq: 6, Key: eventID(5), Instance: "i2.1", Trace: "t", Arrived: at(100), Answered: at(101), Status: 200, Accepted: true})
 		}, func(r sinkReport) bool { return r.Twice == 1 && r.KillExplained == 1 && r.Unexplained == 0 }},
+		{"repeat of a request the API read just after its sender died", func(in *checkInput) {
+			in.Kills = []killEvent{{Inc: "i1.1", Sent: at(49), Dead: at(49)}} // p1@2 arrives at 50, answered at 55
+			in.Sinks[0].Requests = append(in.Sinks[0].Requests, faultRequest{Seq: 6, Key: eventID(5), Instance: "i2.1", Trace: "t", Arrived: at(100), Answered: at(101), Status: 200, Accepted: true})
+		}, func(r sinkReport) bool { return r.Twice == 1 && r.KillExplained == 1 && r.Unexplained == 0 }},
+		{"request arriving long after its sender died is not the kill's", func(in *checkInput) {
+			in.Kills = []killEvent{{Inc: "i1.1", Sent: at(-3000), Dead: at(-3000)}}
+			in.Sinks[0].Requests = append(in.Sinks[0].Requests, faultRequest{Seq: 6, Key: eventID(5), Instance: "i2.1", Trace: "t", Arrived: at(100), Answered: at(101), Status: 200, Accepted: true})
+		}, func(r sinkReport) bool { return r.Unexplained == 1 }},
 		{"repeat long after the answer is not the kill's", func(in *checkInput) {
 			in.Kills = []killEvent{{Inc: "i1.1", Sent: at(5000), Dead: at(5001)}}
 			in.Sinks[0].Requests = append(in.Sinks[0].Requests, faultRequest{Seq: 6, Key: eventID(0), Instance: "i2.1", Trace: "t", Arrived: at(6000), Answered: at(6001), Status: 200, Accepted: true})

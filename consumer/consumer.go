@@ -276,15 +276,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	opts := append([]kgo.Opt{}, c.opts...)
+	// Fetch sizing first, so the caller's options may tune it; the group,
+	// topic, offset and commit options last: they are the consumer's own.
+	opts := []kgo.Opt{
+		kgo.FetchMaxBytes(c.cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(c.cfg.FetchMaxPartitionBytes),
+		kgo.FetchMaxWait(c.cfg.FetchMaxWait),
+	}
+	opts = append(opts, c.opts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),
 		kgo.ConsumeResetOffset(c.cfg.Start),
 		kgo.DisableAutoCommit(),
-		kgo.FetchMaxBytes(c.cfg.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(c.cfg.FetchMaxPartitionBytes),
-		kgo.FetchMaxWait(c.cfg.FetchMaxWait),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assign(work, m[c.cfg.Topic])
 		}),

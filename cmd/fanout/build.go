@@ -179,30 +179,10 @@ func buildSinks(cfg *config.Config, names []string, codec *schemas.Codec, store 
 }
 
 func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store dedupe.Store, log *slog.Logger, extra ...kgo.Opt) (*runner, error) {
-	sk, err := sink.New(sinkConfig(s), log)
+	sk, h, err := buildHandler(s, codec, store, *s.Dedupe.Enabled, true, log)
 	if err != nil {
 		return nil, err
 	}
-	if br := sk.Breaker(); br != nil {
-		name := s.Name
-		br.OnChange(func(from, to sink.State) {
-			lvl := slog.LevelWarn
-			if to == sink.Closed {
-				lvl = slog.LevelInfo
-			}
-			log.Log(context.Background(), lvl, "circuit breaker "+to.String(), "sink", name, "from", from.String(), "to", to.String())
-		})
-	}
-	h, err := pipeline.New(pipeline.Config{
-		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: *s.Dedupe.Enabled,
-		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
-		MaxEventBytes: s.MaxEventBytes, MaxEventAge: s.MaxEventAge,
-		KeyOrder: s.Ordering == config.OrderKey, Tiers: len(s.Retry.Tiers), BarrierTTL: barrierTTL(s),
-	}, codec, store, sk, log)
-	if err != nil {
-		return nil, err
-	}
-	h.WithBarriers(barriersOf(store))
 	opts := append(kafkaOpts(cfg), append([]kgo.Opt{
 		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
 		kgo.RebalanceTimeout(cfg.Kafka.RebalanceTimeout),
@@ -232,6 +212,44 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 		r.consumers = append(r.consumers, c)
 	}
 	return r, nil
+}
+
+// buildHandler builds a sink's HTTP side (with its breaker's transitions
+// logged) and its per-record handler. withDedupe turns claims on; keyOrder
+// keeps a key-ordered sink's order across its retry tiers, which only the
+// sink's consumers (not a replay) park into.
+func buildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withDedupe, keyOrder bool, log *slog.Logger) (*sink.Sink, *pipeline.Handler, error) {
+	sk, err := sink.New(sinkConfig(s), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if br := sk.Breaker(); br != nil {
+		name := s.Name
+		br.OnChange(func(from, to sink.State) {
+			lvl := slog.LevelWarn
+			if to == sink.Closed {
+				lvl = slog.LevelInfo
+			}
+			log.Log(context.Background(), lvl, "circuit breaker "+to.String(), "sink", name, "from", from.String(), "to", to.String())
+		})
+	}
+	pc := pipeline.Config{
+		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: withDedupe,
+		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
+		MaxEventBytes: s.MaxEventBytes, MaxEventAge: s.MaxEventAge,
+	}
+	if keyOrder {
+		pc.KeyOrder, pc.Tiers, pc.BarrierTTL = s.Ordering == config.OrderKey, len(s.Retry.Tiers), barrierTTL(s)
+	}
+	h, err := pipeline.New(pc, codec, store, sk, log)
+	if err != nil {
+		sk.Close()
+		return nil, nil, err
+	}
+	if keyOrder {
+		h.WithBarriers(barriersOf(store))
+	}
+	return sk, h, nil
 }
 
 // barrierTTL is how long a key's order barrier lives without an update:

@@ -6,16 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/dedupe"
-	"github.com/fanout-dev/fanout/pipeline"
-	"github.com/fanout-dev/fanout/schemas"
-	"github.com/fanout-dev/fanout/sink"
 	"github.com/fanout-dev/fanout/tracing"
 )
 
@@ -217,7 +213,7 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	if out.tty {
 		log = out.logger() // log lines clear and redraw the bar
 	}
-	sk, h, err := buildReplayHandler(s, codec, store, r.mode == modeBypass, log)
+	sk, h, err := buildHandler(s, codec, store, *s.Dedupe.Enabled && r.mode != modeBypass, false, log)
 	if err != nil {
 		return err
 	}
@@ -318,35 +314,6 @@ func checkDedupeMode(cfg *config.Config, s config.Sink, mode string) error {
 		return usagef("--respect-dedupe needs the Redis dedupe store (redis.addr): the in-memory one does not know what was delivered; pass --bypass-dedupe to send every event in range again")
 	}
 	return nil
-}
-
-// buildReplayHandler builds the sink and its handler as buildSink does, and
-// nothing else (no consumers). bypass turns dedupe off: store may then be nil.
-func buildReplayHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, bypass bool, log *slog.Logger) (*sink.Sink, *pipeline.Handler, error) {
-	sk, err := sink.New(sinkConfig(s), log)
-	if err != nil {
-		return nil, nil, err
-	}
-	if br := sk.Breaker(); br != nil {
-		name := s.Name
-		br.OnChange(func(from, to sink.State) {
-			lvl := slog.LevelWarn
-			if to == sink.Closed {
-				lvl = slog.LevelInfo
-			}
-			log.Log(context.Background(), lvl, "circuit breaker "+to.String(), "sink", name, "from", from.String(), "to", to.String())
-		})
-	}
-	h, err := pipeline.New(pipeline.Config{
-		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: *s.Dedupe.Enabled && !bypass,
-		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
-		MaxEventBytes: s.MaxEventBytes, MaxEventAge: s.MaxEventAge,
-	}, codec, store, sk, log)
-	if err != nil {
-		sk.Close()
-		return nil, nil, err
-	}
-	return sk, h, nil
 }
 
 func partitionList(r *replayRange) string {

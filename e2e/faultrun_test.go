@@ -86,7 +86,8 @@ type faultProc struct {
 	slot, inc string
 	cmd       *exec.Cmd
 	log       string
-	done      chan error
+	done      chan struct{} // closed when the process has been reaped
+	err       error         // what Wait returned; read after done
 	exited    bool
 }
 
@@ -257,7 +258,7 @@ func (fr *faultRun) start(slot, cfg string, args ...string) *faultProc {
 	fr.incs[slot]++
 	inc := fmt.Sprintf("%s.%d", slot, fr.incs[slot])
 	fr.fmu.Unlock()
-	p := &faultProc{slot: slot, inc: inc, done: make(chan error, 1), log: filepath.Join(fr.logDir, inc+".log")}
+	p := &faultProc{slot: slot, inc: inc, done: make(chan struct{}), log: filepath.Join(fr.logDir, inc+".log")}
 	f, err := os.Create(p.log)
 	if err != nil {
 		fr.t.Fatal(err)
@@ -269,7 +270,7 @@ func (fr *faultRun) start(slot, cfg string, args ...string) *faultProc {
 	if err := p.cmd.Start(); err != nil {
 		fr.t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait(); f.Close() }()
+	go func() { p.err = p.cmd.Wait(); f.Close(); close(p.done) }()
 	fr.fmu.Lock()
 	fr.procs[slot] = p
 	fr.all = append(fr.all, p)
@@ -308,12 +309,17 @@ func (fr *faultRun) term(slot string) {
 	if p == nil {
 		return
 	}
+	// A SIGTERM that arrives before main has installed its handler (the
+	// runtime's own start-up, a few ms, longer under -race) takes the default
+	// action: the process dies by the signal before it has consumed anything.
+	// That is not the graceful path this checks, so wait until it runs.
+	fr.waitStarted(p)
 	began := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-p.done:
+	case <-p.done:
 		p.exited = true
-		if err != nil {
+		if err := p.err; err != nil {
 			b, _ := os.ReadFile(p.log)
 			fr.t.Errorf("fanout %s after SIGTERM: %v\n%s", p.inc, err, tail(string(b), 30))
 		}
@@ -322,6 +328,23 @@ func (fr *faultRun) term(slot string) {
 		return
 	}
 	fr.note("SIGTERM %s: exited cleanly in %.1fs", p.inc, time.Since(began).Seconds())
+}
+
+// waitStarted waits until p has logged that its consumers started, so its
+// signal handler is installed.
+func (fr *faultRun) waitStarted(p *faultProc) {
+	fr.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-p.done:
+			return // exited on its own; term reports how
+		default:
+		}
+		if b, _ := os.ReadFile(p.log); strings.Contains(string(b), "consumer started") {
+			return
+		}
+	}
+	fr.t.Errorf("fanout %s did not log \"consumer started\" within 30s", p.inc)
 }
 
 func (fr *faultRun) running() []string {

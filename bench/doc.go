@@ -11,7 +11,9 @@
 // same topic), raw HTTP (net/http at the same concurrency against the same
 // kind of target) and the sequential baseline (decode → claim → POST → done →
 // commit, one event at a time). Each target of issue 5 becomes a PASS/MISS
-// line; they are a bar to measure against, not a gate.
+// line; they are a bar to measure against, not a gate. The -batched scenarios
+// run a sink with batch.max_events (CloudEvents batch requests) next to the
+// unbatched run and its ceiling; their rows are informational, no targets.
 //
 //	go run ./bench                        # every scenario, 5–10 minutes on 2 cores
 //	go run ./bench -quick                 # smaller sizes, ~2 minutes

@@ -200,6 +200,7 @@ type sinkConf struct {
 	ordering string // unordered | key | partition
 	inFlight int
 	dedupe   bool
+	batch    int // > 0: batch.max_events
 }
 
 // writeConfig writes a fanout config for one run and returns its path. Retry
@@ -230,6 +231,9 @@ sinks:
     dedupe:
       enabled: %t
 `, s.name, s.url, s.ordering, s.inFlight, s.dedupe)
+		if s.batch > 0 {
+			fmt.Fprintf(&b, "    batch: {max_events: %d}\n", s.batch)
+		}
 	}
 	path := filepath.Join(e.dir, name+".yaml")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)

@@ -43,6 +43,11 @@ type result struct {
 	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`   // fanout process: ru_maxrss
 	OrderErrors int     `json:"order_errors,omitempty"`   // events received before an earlier event of their key
 	Note        string  `json:"note,omitempty"`
+	// A batched sink (batch.max_events > 0): the HTTP requests its target got,
+	// all CloudEvents batches, and their mean number of events.
+	BatchMaxEvents   int     `json:"batch_max_events,omitempty"`
+	Requests         int     `json:"requests,omitempty"`
+	EventsPerRequest float64 `json:"events_per_request,omitempty"`
 }
 
 // check is one target of issue 5, compared in the same run.

@@ -15,6 +15,9 @@ type sinkSpec struct {
 	ordering string
 	inFlight int
 	latency  time.Duration
+	// batch > 0 batches the sink: batch: {max_events: batch} in its config.
+	// Its target then must get CloudEvents batches only.
+	batch int
 	// wait: the run ends once this sink's target has every event. A sink
 	// without wait (the slow API) is measured over whatever arrived.
 	wait bool
@@ -54,7 +57,7 @@ func (e *env) runFanout(ctx context.Context, spec runSpec) ([]result, error) {
 		}
 		targets = append(targets, t)
 		names = append(names, s.name)
-		confs = append(confs, sinkConf{name: s.name, url: t.URL, ordering: s.ordering, inFlight: s.inFlight, dedupe: true})
+		confs = append(confs, sinkConf{name: s.name, url: t.URL, ordering: s.ordering, inFlight: s.inFlight, dedupe: true, batch: s.batch})
 	}
 	runName := fileName(spec.scenario + "-" + spec.run)
 	cfg, err := e.writeConfig(runName, spec.b.topic, confs)
@@ -129,6 +132,16 @@ func (e *env) runFanout(ctx context.Context, spec runSpec) ([]result, error) {
 		if f := targets[i].foreign.Load(); f > 0 {
 			return nil, fmt.Errorf("%s %s: sink %s received %d requests that are no event of the batch", spec.scenario, spec.run, s.name, f)
 		}
+		if s.batch > 0 {
+			reqs, bats := targets[i].requests.Load(), targets[i].batches.Load()
+			if reqs != bats || bats == 0 {
+				return nil, fmt.Errorf("%s %s: sink %s is batched (max_events %d), but %d of its %d requests were not CloudEvents batches",
+					spec.scenario, spec.run, s.name, s.batch, reqs-bats, reqs)
+			}
+			r := &results[len(results)-1]
+			r.BatchMaxEvents, r.Requests = s.batch, int(reqs)
+			r.EventsPerRequest = float64(targets[i].batched.Load()) / float64(bats)
+		}
 	}
 	for i := range results {
 		if total > 0 {
@@ -136,8 +149,12 @@ func (e *env) runFanout(ctx context.Context, spec runSpec) ([]result, error) {
 		}
 	}
 	for _, r := range results {
-		fmt.Fprintf(e.log, "    %s: %d/%d events, %.0f events/s, p50 %.1fms p99 %.1fms, CPU %.2fs, peak RSS %.0f MiB\n",
-			r.Sink, r.Delivered, r.Events, r.EventsPerSec, r.P50ms, r.P99ms, r.CPUSec, r.PeakRSSMiB)
+		batched := ""
+		if r.BatchMaxEvents > 0 {
+			batched = fmt.Sprintf(", %d batch requests of %.1f events on average (max_events %d)", r.Requests, r.EventsPerRequest, r.BatchMaxEvents)
+		}
+		fmt.Fprintf(e.log, "    %s: %d/%d events, %.0f events/s, p50 %.1fms p99 %.1fms, CPU %.2fs, peak RSS %.0f MiB%s\n",
+			r.Sink, r.Delivered, r.Events, r.EventsPerSec, r.P50ms, r.P99ms, r.CPUSec, r.PeakRSSMiB, batched)
 	}
 	return results, nil
 }

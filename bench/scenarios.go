@@ -35,7 +35,9 @@ type scenario struct {
 
 var scenarios = []scenario{
 	{"zero-latency", "zero-latency API, dedupe on, unordered, C=64, 6 partitions, vs raw HTTP and raw consume", zeroLatency},
+	{"zero-latency-batched", "zero-latency as above, batched (max_events 64), vs raw HTTP and unbatched; informational", zeroLatencyBatched(64)},
 	{"latency-10ms", "10 ms API, unordered, C=16 and C=64, vs C/L and the sequential baseline", latency10ms},
+	{"latency-10ms-batched", "10 ms API, unordered, C=64, batched (max_events 16), vs unbatched; informational", latency10msBatched(16)},
 	{"key-order", "key ordering on one partition with 200 keys vs unordered on one partition, C=64, 10 ms API", keyOrder},
 	{"two-sinks", "a 10 ms sink next to a 2 s sink vs the 10 ms sink alone, C=64 each", twoSinks},
 	{"backlog", "a backlog drained at C=64, 10 ms API (peak RSS), then p99 latency at half that rate", backlog},
@@ -150,6 +152,125 @@ func latency10ms(ctx context.Context, e *env, sz sizes, rep *report) error {
 		)
 	}
 	return nil
+}
+
+// The batched scenarios measure a sink with batch.max_events: concurrent
+// deliveries share one request, a CloudEvents batch. They set no targets of
+// issue 5 (those are per request): their rows are informational, next to the
+// unbatched run of the same scenario and its raw HTTP ceiling. Those are the
+// rows the unbatched scenario measured earlier in this bench run, or, when it
+// did not run (-scenario), measured here under the batched scenario's name.
+
+const (
+	zeroRun   = "unordered, dedupe on"      // zeroLatency's fanout run
+	rawHTTP64 = "raw HTTP (net/http, C=64)" // rawHTTP's run at C=64
+)
+
+// batchedRun labels a batched fanout run.
+func batchedRun(run string, maxEvents int) string {
+	return fmt.Sprintf("%s, batched (max_events %d)", run, maxEvents)
+}
+
+// find returns the result of run in scenario, if this bench run has it.
+func (r *report) find(scenario, run string) (result, bool) {
+	for _, res := range r.Results {
+		if res.Scenario == scenario && res.Run == run {
+			return res, true
+		}
+	}
+	return result{}, false
+}
+
+func zeroLatencyBatched(maxEvents int) func(ctx context.Context, e *env, sz sizes, rep *report) error {
+	return func(ctx context.Context, e *env, sz sizes, rep *report) error {
+		const name, c = "zero-latency-batched", 64
+		api := sinkSpec{name: "api", ordering: "unordered", inFlight: c, wait: true}
+		unbatched, ok := rep.find("zero-latency", zeroRun)
+		if !ok {
+			b, err := e.prepare(ctx, "zero", 6, sz.zeroN, 1000, true, "api")
+			if err != nil {
+				return err
+			}
+			rs, err := e.runFanout(ctx, runSpec{scenario: name, run: zeroRun, b: b, partitions: 6, sinks: []sinkSpec{api}})
+			if err != nil {
+				return err
+			}
+			unbatched = one(rs)
+			rep.Results = append(rep.Results, unbatched)
+		}
+		b, err := e.prepare(ctx, "zerobatch", 6, sz.zeroN, 1000, true, "api")
+		if err != nil {
+			return err
+		}
+		api.batch = maxEvents
+		rs, err := e.runFanout(ctx, runSpec{scenario: name, run: batchedRun(zeroRun, maxEvents), b: b, partitions: 6, sinks: []sinkSpec{api}})
+		if err != nil {
+			return err
+		}
+		batched := one(rs)
+		rep.Results = append(rep.Results, batched)
+		raw, ok := rep.find("zero-latency", rawHTTP64)
+		if !ok {
+			t, err := startTarget(b, 0)
+			if err != nil {
+				return err
+			}
+			raw, err = rawHTTP(ctx, t, c, sz.rawHTTPN)
+			t.stop()
+			if err != nil {
+				return err
+			}
+			raw.Scenario = name
+			rep.Results = append(rep.Results, raw)
+		}
+		rep.Checks = append(rep.Checks,
+			newCheck(name, fmt.Sprintf("batched (max_events %d) vs raw HTTP ceiling (C=64, 1 event per request; no bar)", maxEvents),
+				batched.EventsPerSec, "ev/s", raw.EventsPerSec, "ev/s raw HTTP", "info", 0),
+			newCheck(name, fmt.Sprintf("batched (max_events %d) vs unbatched (no bar)", maxEvents),
+				batched.EventsPerSec, "ev/s", unbatched.EventsPerSec, "ev/s unbatched", "info", 0),
+		)
+		return nil
+	}
+}
+
+func latency10msBatched(maxEvents int) func(ctx context.Context, e *env, sz sizes, rep *report) error {
+	return func(ctx context.Context, e *env, sz sizes, rep *report) error {
+		const name, c, lat = "latency-10ms-batched", 64, 10 * time.Millisecond
+		n := int(float64(c) / lat.Seconds() * sz.latRun.Seconds()) // as latency10ms: C/L × latRun
+		api := sinkSpec{name: "api", ordering: "unordered", inFlight: c, latency: lat, wait: true}
+		run := fmt.Sprintf("unordered C=%d", c)
+		unbatched, ok := rep.find("latency-10ms", run)
+		if !ok {
+			b, err := e.prepare(ctx, fmt.Sprintf("lat%d", c), 6, n, 1000, true, "api")
+			if err != nil {
+				return err
+			}
+			rs, err := e.runFanout(ctx, runSpec{scenario: name, run: run, b: b, partitions: 6, sinks: []sinkSpec{api}})
+			if err != nil {
+				return err
+			}
+			unbatched = one(rs)
+			rep.Results = append(rep.Results, unbatched)
+		}
+		b, err := e.prepare(ctx, fmt.Sprintf("lat%dbatch", c), 6, n, 1000, true, "api")
+		if err != nil {
+			return err
+		}
+		api.batch = maxEvents
+		rs, err := e.runFanout(ctx, runSpec{scenario: name, run: batchedRun(run, maxEvents), b: b, partitions: 6, sinks: []sinkSpec{api}})
+		if err != nil {
+			return err
+		}
+		batched := one(rs)
+		rep.Results = append(rep.Results, batched)
+		rep.Checks = append(rep.Checks,
+			newCheck(name, fmt.Sprintf("C=%d batched (max_events %d) vs unbatched: events/s (no bar)", c, maxEvents),
+				batched.EventsPerSec, "ev/s", unbatched.EventsPerSec, "ev/s unbatched", "info", 0),
+			newCheck(name, fmt.Sprintf("C=%d batched (max_events %d) vs unbatched: p99 e2e (no bar)", c, maxEvents),
+				batched.P99ms, "ms", unbatched.P99ms, "ms unbatched", "info", 0),
+		)
+		return nil
+	}
 }
 
 // The two scenarios below compare two fanout runs with each other. On a

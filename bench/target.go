@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"slices"
@@ -13,7 +15,10 @@ import (
 
 // target is a real HTTP API on 127.0.0.1 that answers 200 after a fixed
 // latency. For requests of its batch (by Idempotency-Key) it records the
-// receipt time, the moment the request arrived, before the latency.
+// receipt time, the moment the request arrived, before the latency. A
+// CloudEvents batch request (Content-Type application/cloudevents-batch+json,
+// a batched sink's) records the same receipt time for each element, by the
+// element's id; its Idempotency-Key is the batch's, not an event's.
 // Requests to /raw are the raw HTTP ceiling's: answered the same, not recorded.
 type target struct {
 	URL     string
@@ -24,9 +29,16 @@ type target struct {
 	arrivals []atomic.Int64 // receipt time of event i's first request, unix ns
 	unique   atomic.Int64
 	dups     atomic.Int64 // requests for an event that had arrived before
-	foreign  atomic.Int64 // requests whose key is not an id of the batch
+	foreign  atomic.Int64 // requests (batch elements) whose key (id) is not an id of the batch; unreadable batch requests
 	all      chan struct{}
+
+	requests atomic.Int64 // recorded requests, one event or a batch each
+	batches  atomic.Int64 // of which CloudEvents batches
+	batched  atomic.Int64 // elements in those batches
 }
+
+// contentTypeBatch is the media type of a CloudEvents JSON batch.
+const contentTypeBatch = "application/cloudevents-batch+json"
 
 // startTarget serves on a fresh loopback port until ctx ends or stop is called.
 func startTarget(b *batch, latency time.Duration) (*target, error) {
@@ -52,13 +64,36 @@ func (t *target) stop() {
 func (t *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UnixNano()
 	if r.URL.Path != "/raw" {
-		t.arrive(r.Header.Get("Idempotency-Key"), now)
+		t.requests.Add(1)
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == contentTypeBatch {
+			t.arriveBatch(r.Body, now)
+		} else {
+			t.arrive(r.Header.Get("Idempotency-Key"), now)
+		}
 	}
 	io.Copy(io.Discard, r.Body)
 	if t.latency > 0 {
 		time.Sleep(t.latency)
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// arriveBatch records an arrival at now for each element of a CloudEvents
+// batch, by its id. A body that is not a JSON array of events counts as one
+// foreign request.
+func (t *target) arriveBatch(body io.Reader, now int64) {
+	var evs []struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(body).Decode(&evs); err != nil || len(evs) == 0 {
+		t.foreign.Add(1)
+		return
+	}
+	t.batches.Add(1)
+	t.batched.Add(int64(len(evs)))
+	for _, ev := range evs {
+		t.arrive(ev.ID, now)
+	}
 }
 
 func (t *target) arrive(id string, now int64) {

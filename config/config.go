@@ -91,6 +91,15 @@ type Sink struct {
 	MaxEventAge   time.Duration     `yaml:"max_event_age"`   // default 0 (none): older events are dead-lettered (too-old)
 	Breaker       Breaker           `yaml:"breaker"`         // circuit breaker
 	RateLimit     RateLimit         `yaml:"rate_limit"`      // flow control
+	Batch         Batch             `yaml:"batch"`           // several events per request (CloudEvents batch)
+}
+
+// Batch sends a sink's concurrent deliveries together: one request carries up
+// to MaxEvents events as a CloudEvents JSON batch, and the API may answer per
+// event. Dedupe, retries, tiers and dead letters stay per event.
+type Batch struct {
+	MaxEvents int           `yaml:"max_events"` // default 0 (off): most events per request, up to 1000
+	MaxWait   time.Duration `yaml:"max_wait"`   // default 0: a batch that is not full goes as soon as a request slot is free; >0: it waits up to this long to fill
 }
 
 // Breaker is a sink's circuit breaker: when the API keeps failing, the sink
@@ -111,7 +120,7 @@ type Breaker struct {
 
 // RateLimit paces a sink's requests.
 type RateLimit struct {
-	Rate  float64 `yaml:"rate"`  // default 0 (unlimited): requests per second, retries included
+	Rate  float64 `yaml:"rate"`  // default 0 (unlimited): attempts per second, retries included (one per event, also in a batch)
 	Burst int     `yaml:"burst"` // default max(1, rate/10)
 }
 
@@ -428,6 +437,12 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 		if !topicRE.MatchString(tp) {
 			add(fmt.Sprintf("retry.tier_topics[%d]", j), "%q is not a valid topic name", tp)
 		}
+	}
+	if s.Batch.MaxEvents < 0 || s.Batch.MaxEvents > 1000 {
+		add("batch.max_events", "%d is not within 0..1000", s.Batch.MaxEvents)
+	}
+	if s.Batch.MaxWait < 0 {
+		add("batch.max_wait", "must not be negative, got %s", s.Batch.MaxWait)
 	}
 	if s.RateLimit.Rate < 0 || s.RateLimit.Burst < 0 {
 		add("rate_limit", "rate and burst must not be negative")

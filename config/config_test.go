@@ -35,6 +35,7 @@ sinks:
       policy: fail-open
       enabled: false
     breaker: {enabled: false}
+    batch: {max_events: 50, max_wait: 5ms}
 `
 
 func TestParseGood(t *testing.T) {
@@ -69,6 +70,9 @@ func TestParseGood(t *testing.T) {
 	}
 	if *e.Dedupe.Enabled || *e.Breaker.Enabled || !*p.Breaker.Enabled || !*p.Dedupe.Enabled {
 		t.Errorf("enabled flags: dedupe %v breaker %v (email), dedupe %v breaker %v (profile)", *e.Dedupe.Enabled, *e.Breaker.Enabled, *p.Dedupe.Enabled, *p.Breaker.Enabled)
+	}
+	if e.Batch.MaxEvents != 50 || e.Batch.MaxWait != 5*time.Millisecond || p.Batch.MaxEvents != 0 {
+		t.Errorf("batch: email %+v, profile %+v", e.Batch, p.Batch)
 	}
 	if e.Dedupe.Lease != 30*time.Second {
 		t.Errorf("dedupe defaults = %+v", e.Dedupe)
@@ -113,7 +117,10 @@ sinks:
     start: yesterday
     retry: {attempts: 0, backoff_base: 1s, backoff_cap: 1ms, permanent_status: [99], tiers: [5s, 0s], tier_topics: [a]}
     dedupe: {policy: maybe}
+    batch: {max_events: 5000, max_wait: -1s}
 `, []string{
+			`sinks[0].batch.max_events: 5000 is not within 0..1000`,
+			`sinks[0].batch.max_wait: "-1s" is not a duration`,
 			`kafka.brokers[0]: "nocolon" is not host:port (line 2)`,
 			`kafka.topic: "bad topic" is not a valid topic name (line 2)`,
 			`sinks[0].name: "Bad_Name" must be lowercase`,

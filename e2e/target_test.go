@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +24,8 @@ type target struct {
 
 	inflight atomic.Int64
 	requests atomic.Int64
+	batches  atomic.Int64 // batch requests
+	batched  atomic.Int64 // events in batch requests
 
 	mu       sync.Mutex
 	attempts map[string]int
@@ -51,6 +55,10 @@ func (tg *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tg.requests.Add(1)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
+		return
+	}
+	if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
+		tg.serveBatch(w, r, body)
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
@@ -94,4 +102,64 @@ func (tg *target) acceptedCount() int {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	return len(tg.accepted)
+}
+
+// batchEvent is the part of a CloudEvents batch element the target checks.
+type batchEvent struct {
+	ID          string          `json:"id"`
+	TraceParent string          `json:"traceparent"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// serveBatch answers a CloudEvents batch like an API that takes events one by
+// one: status decides each event by its id, as for single requests, and the
+// answer lists the per-event statuses when any is not 2xx.
+func (tg *target) serveBatch(w http.ResponseWriter, r *http.Request, body []byte) {
+	var evs []batchEvent
+	if err := json.Unmarshal(body, &evs); err != nil {
+		tg.t.Errorf("batch request is not a JSON array of events: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	tg.batches.Add(1)
+	tg.batched.Add(int64(len(evs)))
+	statuses := make([]int, len(evs))
+	allOK := true
+	for i, ev := range evs {
+		tg.mu.Lock()
+		tg.attempts[ev.ID]++
+		n := tg.attempts[ev.ID]
+		tg.mu.Unlock()
+		statuses[i] = http.StatusOK
+		if tg.status != nil {
+			statuses[i] = tg.status(ev.ID, n)
+		}
+		if statuses[i]/100 != 2 {
+			allOK = false
+			continue
+		}
+		tg.mu.Lock()
+		tg.accepted[ev.ID]++
+		tg.order = append(tg.order, ev.ID)
+		tg.bodies[ev.ID] = ev.Data
+		tg.traces[ev.ID] = ev.TraceParent
+		tg.mu.Unlock()
+	}
+	if tg.delay > 0 {
+		time.Sleep(tg.delay)
+	}
+	if allOK {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, "[")
+	for i, st := range statuses {
+		if i > 0 {
+			io.WriteString(w, ",")
+		}
+		fmt.Fprintf(w, `{"status":%d,"error":%q}`, st, http.StatusText(st))
+	}
+	io.WriteString(w, "]")
 }

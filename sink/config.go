@@ -73,10 +73,13 @@ type Config struct {
 	// Default nil (none).
 	Breaker *BreakerConfig
 	// RateLimit bounds the attempts per second sent to the API, retries
-	// included; Rate 0 (the default) is unlimited. A 429 or 503 with
+	// included (with Batch, per event: a batch of 10 takes 10 tokens); Rate 0 (the default) is unlimited. A 429 or 503 with
 	// Retry-After also pauses the whole sink for that long (capped by
 	// RetryAfterCap), not only the one event.
 	RateLimit LimiterConfig
+	// Batch, when MaxEvents > 1, sends concurrent deliveries together as one
+	// CloudEvents batch request (see BatchConfig). Default off.
+	Batch BatchConfig
 }
 
 // Defaults.
@@ -173,6 +176,19 @@ func (cfg Config) validate() (*url.URL, error) {
 	}
 	if dup := duplicateHeader(cfg.Headers); dup != "" {
 		return nil, configError(n, "headers", "%s is given twice (header names are case-insensitive)", dup)
+	}
+	if err := cfg.Batch.validate(n); err != nil {
+		return nil, err
+	}
+	if cfg.Batch.enabled() {
+		if cfg.Method == http.MethodGet {
+			return nil, configError(n, "batch.max_events", "a GET request carries no body to batch events in")
+		}
+		for k, v := range cfg.Headers {
+			if isTemplate(v) {
+				return nil, configError(n, fmt.Sprintf("headers[%q]", k), "a template renders per event, but a batch request has one set of headers")
+			}
+		}
 	}
 	if cfg.Method == http.MethodGet && cfg.Body != "" {
 		return nil, configError(n, "body", "a GET request carries no body")

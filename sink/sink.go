@@ -42,6 +42,7 @@ type Sink struct {
 
 	breaker *Breaker // nil: none
 	limit   *Limiter
+	batch   *batcher // nil: one event per request
 }
 
 // Breaker returns the sink's circuit breaker, nil if it has none. Every
@@ -162,6 +163,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 			return nil, fmt.Errorf("sink %q: %w", cfg.Name, err)
 		}
 	}
+	if cfg.Batch.enabled() {
+		s.batch = newBatcher(s)
+	}
 	if s.limit, err = NewLimiter(cfg.RateLimit, s.now, WithLimiterSleep(s.sleep)); err != nil {
 		return nil, fmt.Errorf("sink %q: %w", cfg.Name, err)
 	}
@@ -231,7 +235,12 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 			}
 		}
 		pausedBySelf = false
-		a := s.attempt(ctx, h, body)
+		var a outcome
+		if s.batch != nil {
+			a = s.batch.attempt(ctx, ev.ID, ev.Type, body)
+		} else {
+			a = s.attempt(ctx, h, body)
+		}
 		res.Attempts, res.Status, res.Err = n, a.status, a.err
 		if a.hasRetryAfter {
 			res.RetryAfter = a.retryAfter

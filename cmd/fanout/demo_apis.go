@@ -40,6 +40,10 @@ func newDemoAPI(name string, behave func(ev map[string]any) (int, time.Duration)
 
 func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
+		a.serveBatch(w, r, body, err)
+		return
+	}
 	var ev map[string]any
 	if err == nil {
 		err = json.Unmarshal(body, &ev)
@@ -65,8 +69,48 @@ func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 }
 
-// counts returns the keys accepted and how many of them were accepted twice or more.
-func (a *demoAPI) counts() (accepted, twice int) {
+// serveBatch takes a CloudEvents batch as an API that accepts arrays would:
+// each event is judged on its own, the request takes as long as its slowest
+// event, and the answer lists each event's status.
+func (a *demoAPI) serveBatch(w http.ResponseWriter, r *http.Request, body []byte, err error) {
+	var evs []struct {
+		ID   string         `json:"id"`
+		Data map[string]any `json:"data"`
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &evs)
+	}
+	if err != nil {
+		http.Error(w, "body is not a JSON array of events", http.StatusBadRequest)
+		return
+	}
+	results := make([]map[string]any, len(evs))
+	var longest time.Duration
+	for i, ev := range evs {
+		status, delay := a.behave(ev.Data)
+		longest = max(longest, delay)
+		results[i] = map[string]any{"status": status}
+	}
+	select {
+	case <-time.After(longest):
+	case <-r.Context().Done():
+		return
+	}
+	a.mu.Lock()
+	a.requests++
+	for i, ev := range evs {
+		if st := results[i]["status"].(int); st/100 == 2 {
+			a.accepted[ev.ID]++
+		}
+	}
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(results)
+}
+
+// counts returns the keys accepted, how many of them were accepted twice or
+// more, and the requests answered.
+func (a *demoAPI) counts() (accepted, twice, requests int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, n := range a.accepted {
@@ -74,7 +118,7 @@ func (a *demoAPI) counts() (accepted, twice int) {
 			twice++
 		}
 	}
-	return len(a.accepted), twice
+	return len(a.accepted), twice, a.requests
 }
 
 func (a *demoAPI) close() {

@@ -131,6 +131,11 @@ func TestDemoJSON(t *testing.T) {
 				s.Sink, s.Delivered, s.DeadLettered, s.Duplicates, sum.Produced)
 		}
 	}
+	// The analytics sink batches (max_events 16): its API answers fewer
+	// requests than events; profile sends one request per attempt.
+	if p, a := sum.Sinks[0], sum.Sinks[2]; a.APIRequests == 0 || int64(a.APIRequests) >= a.Delivered || int64(p.APIRequests) < p.Delivered {
+		t.Errorf("API requests: profile %d for %d delivered, analytics (batched) %d for %d", p.APIRequests, p.Delivered, a.APIRequests, a.Delivered)
+	}
 	if sum.Sinks[1].Retried == 0 {
 		t.Errorf("the flaky email API caused no retries: %+v", sum.Sinks[1])
 	}

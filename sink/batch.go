@@ -1,0 +1,440 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fanout-dev/fanout/tracing"
+)
+
+// BatchConfig turns on batching: concurrent deliveries of one sink share a
+// request. The zero value (MaxEvents 0 or 1) sends one event per request.
+//
+// A batch is a CloudEvents JSON batch (Content-Type
+// application/cloudevents-batch+json): an array with one structured
+// CloudEvent per event, holding its id, type, source "fanout/<sink>",
+// datacontenttype, traceparent/tracestate and data (the rendered body; raw
+// JSON when ContentType is JSON, else a string).
+//
+// The API answers for the batch as a whole or per event. A non-2xx status
+// applies to every event. A 2xx whose body is a JSON array with one element
+// per event, in order, each {"status": <code>, "error": "<text>"} (or a bare
+// number), gives each event its own status; any other 2xx body means every
+// event was accepted. A 2xx array of the wrong length is an error and every
+// event is retried. Retries, tiers and dead letters stay per event: a failed
+// event is retried alone or in a later batch.
+type BatchConfig struct {
+	// MaxEvents is the most events one request carries. 0 or 1: no batching;
+	// at most 1000.
+	MaxEvents int
+	// MaxWait is how long a batch that is not full may wait for more events
+	// before it is sent. Default 0: it is sent as soon as a request slot is
+	// free, so batches grow only while requests are in flight (no added
+	// latency when the API keeps up).
+	MaxWait time.Duration
+}
+
+// maxBatchEvents bounds BatchConfig.MaxEvents.
+const maxBatchEvents = 1000
+
+// maxBatchResponse bounds how much of a 2xx batch response is read for the
+// per-event results.
+const maxBatchResponse = 4 << 20
+
+// contentTypeBatch is the media type of a batch request.
+const contentTypeBatch = "application/cloudevents-batch+json"
+
+func (b BatchConfig) enabled() bool { return b.MaxEvents > 1 }
+
+func (b BatchConfig) validate(name string) error {
+	switch {
+	case b.MaxEvents < 0 || b.MaxEvents > maxBatchEvents:
+		return configError(name, "batch.max_events", "%d is not within 0..%d", b.MaxEvents, maxBatchEvents)
+	case b.MaxWait < 0:
+		return configError(name, "batch.max_wait", "must not be negative, got %s", b.MaxWait)
+	}
+	return nil
+}
+
+// batchItem is one event's attempt waiting in, or riding on, a batch.
+type batchItem struct {
+	ctx    context.Context
+	id     string
+	typ    string
+	body   []byte
+	at     time.Time    // when it joined the queue
+	queued bool         // in batcher.pending; under batcher.mu
+	done   chan outcome // buffered 1
+}
+
+// maxAutoLinger caps how long a batch that is not full waits when MaxWait is
+// 0 and another request is in flight.
+const maxAutoLinger = 5 * time.Millisecond
+
+// batcher groups the concurrent attempts of one sink into requests: up to
+// slots requests in flight, each with up to max events. See flushLocked for
+// when a batch goes.
+type batcher struct {
+	s     *Sink
+	max   int
+	wait  time.Duration
+	slots int
+	now   func() time.Time
+
+	mu       sync.Mutex
+	pending  []*batchItem
+	inflight int
+	took     time.Duration // moving average of a request's duration
+	timer    *time.Timer   // re-runs flushLocked when the oldest pending item is due
+}
+
+func newBatcher(s *Sink) *batcher {
+	m := s.cfg.Batch.MaxEvents
+	return &batcher{s: s, max: m, wait: s.cfg.Batch.MaxWait, slots: max(1, (s.cfg.MaxConns+m-1)/m), now: time.Now}
+}
+
+// attempt sends one event as part of a batch and returns its outcome. When
+// ctx ends while the event waits, it leaves the batch; when the event is
+// already on the wire, the request goes on for the others (it is cancelled
+// only when every event in it is) and this event's outcome is unknown:
+// Canceled, as for a single request.
+func (b *batcher) attempt(ctx context.Context, id, typ string, body []byte) outcome {
+	if isJSONType(b.s.cfg.ContentType) && !json.Valid(body) {
+		// Checked here, not when the batch is built: one bad event must not
+		// fail its batch-mates.
+		return outcome{err: fmt.Errorf("%w: body is not valid JSON (content_type %s), so it cannot be a batch's data", ErrRender, b.s.cfg.ContentType)}
+	}
+	it := &batchItem{ctx: ctx, id: id, typ: typ, body: body, done: make(chan outcome, 1)}
+	b.mu.Lock()
+	it.at, it.queued = b.now(), true
+	b.pending = append(b.pending, it)
+	b.flushLocked()
+	b.mu.Unlock()
+	select {
+	case o := <-it.done:
+		return o
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	if it.queued {
+		it.queued = false
+		for i, p := range b.pending {
+			if p == it {
+				b.pending = append(b.pending[:i], b.pending[i+1:]...)
+				break
+			}
+		}
+	}
+	b.mu.Unlock()
+	select {
+	case o := <-it.done: // answered meanwhile
+		return o
+	default:
+		return outcome{err: ctx.Err()}
+	}
+}
+
+// linger is how long the oldest pending event of a batch that is not full
+// waits for more. MaxWait when set; otherwise, while another request is in
+// flight, an eighth of a request's recent duration (at most maxAutoLinger):
+// the events of the request that just finished come back within that time,
+// and a slot that took one event at once would be busy for a whole request.
+// With nothing in flight a batch goes at once: an idle API costs no latency.
+func (b *batcher) linger() time.Duration {
+	if b.wait > 0 {
+		return b.wait
+	}
+	if b.inflight == 0 {
+		return 0
+	}
+	return min(b.took/8, maxAutoLinger)
+}
+
+// flushLocked sends batches while a request slot is free and pending events
+// are due: a full batch at once, a partial one when its oldest event has
+// lingered. Otherwise it arms the timer for when the oldest will be due.
+func (b *batcher) flushLocked() {
+	for b.inflight < b.slots && len(b.pending) > 0 {
+		if len(b.pending) < b.max {
+			if wait := b.pending[0].at.Add(b.linger()).Sub(b.now()); wait > 0 {
+				if b.timer == nil {
+					b.timer = time.AfterFunc(wait, b.tick)
+				} else {
+					b.timer.Reset(wait)
+				}
+				return
+			}
+		}
+		n := min(len(b.pending), b.max)
+		items := make([]*batchItem, n)
+		copy(items, b.pending)
+		for _, it := range items {
+			it.queued = false
+		}
+		b.pending = append(b.pending[:0], b.pending[n:]...)
+		b.inflight++
+		go b.send(items)
+	}
+}
+
+// tick re-checks the queue when the oldest event is due. A stale tick (the
+// queue changed meanwhile) only re-checks.
+func (b *batcher) tick() {
+	b.mu.Lock()
+	b.flushLocked()
+	b.mu.Unlock()
+}
+
+// send delivers items as one request and hands each its outcome.
+func (b *batcher) send(items []*batchItem) {
+	began := b.now()
+	outs := b.s.sendBatch(items)
+	for i, it := range items {
+		it.done <- outs[i]
+	}
+	took := b.now().Sub(began)
+	b.mu.Lock()
+	b.inflight--
+	if b.took == 0 {
+		b.took = took
+	} else {
+		b.took += (took - b.took) / 8
+	}
+	b.flushLocked()
+	b.mu.Unlock()
+}
+
+// batchContext returns a context for a request carrying items: it ends
+// after Config.Timeout, or when every item's context has ended.
+func batchContext(items []*batchItem, timeout time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	left := int64(len(items))
+	stops := make([]func() bool, len(items))
+	for i, it := range items {
+		stops[i] = context.AfterFunc(it.ctx, func() {
+			if atomic.AddInt64(&left, -1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// sendBatch sends items as one CloudEvents batch and returns one outcome
+// per item, in order.
+func (s *Sink) sendBatch(items []*batchItem) []outcome {
+	outs := make([]outcome, len(items))
+	all := func(o outcome) []outcome {
+		for i := range outs {
+			outs[i] = o
+		}
+		return outs
+	}
+	body, ids, err := s.batchBody(items)
+	if err != nil {
+		return all(outcome{err: fmt.Errorf("%w: %w", ErrRender, err)})
+	}
+	ctx, done := batchContext(items, s.cfg.Timeout)
+	defer done()
+	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, s.url, bytes.NewReader(body))
+	if err != nil {
+		return all(outcome{err: fmt.Errorf("%w: %w", ErrRender, s.redact(err))})
+	}
+	req.Header = make(http.Header, len(s.static)+5)
+	req.Header[hdrUserAgent] = []string{UserAgent}
+	for k, v := range s.static {
+		req.Header[k] = []string{v}
+	}
+	key := batchKey(ids)
+	req.Header[hdrIdempotencyKey] = []string{key}
+	req.Header[hdrWebhookID] = []string{key}
+	req.Header[hdrContentType] = []string{contentTypeBatch}
+	// The request as a whole continues the first event's trace; every event
+	// carries its own traceparent in the batch.
+	tracing.InjectHTTP(items[0].ctx, req.Header)
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		err = s.redact(err)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("attempt timed out after %s: %w", s.cfg.Timeout, err)
+		}
+		return all(outcome{err: err})
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		o := outcome{status: resp.StatusCode}
+		o.retryAfter, o.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+		excerpt := readExcerpt(resp.Body, s.cfg.MaxResponseBytes)
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+		o.err = &StatusError{Code: o.status, RetryAfter: o.retryAfter, Excerpt: excerpt}
+		return all(o)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchResponse))
+	if err != nil {
+		// The API answered 2xx, but its per-event results were cut off:
+		// whether each event was accepted is unknown, so retry them all.
+		return all(outcome{err: fmt.Errorf("reading the batch response: %w", s.redact(err))})
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+	results, isArray, err := parseBatchResults(resp.Header.Get("Content-Type"), raw)
+	switch {
+	case !isArray:
+		return all(outcome{status: resp.StatusCode})
+	case err != nil:
+		// An array that is not per-event results: which events were
+		// accepted is unknown, so retry them all.
+		return all(outcome{status: resp.StatusCode, err: fmt.Errorf("batch response: %w", err)})
+	case len(results) != len(items):
+		return all(outcome{status: resp.StatusCode, err: fmt.Errorf("batch response has %d results for %d events", len(results), len(items))})
+	}
+	for i, r := range results {
+		outs[i] = outcome{status: r.Status}
+		if r.Status < 200 || r.Status > 299 {
+			outs[i].err = &StatusError{Code: r.Status, Excerpt: truncateUTF8(strings.TrimSpace(r.Error), int(s.cfg.MaxResponseBytes))}
+		}
+	}
+	return outs
+}
+
+// batchKey is the batch request's Idempotency-Key: a digest of its event
+// ids in order, so a repeat of the same batch carries the same key. Each
+// event's own id is in the batch.
+func batchKey(ids []string) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return "batch-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// batchBody renders items as a CloudEvents JSON batch.
+func (s *Sink) batchBody(items []*batchItem) ([]byte, []string, error) {
+	jsonData := isJSONType(s.cfg.ContentType)
+	size := 2
+	for _, it := range items {
+		size += len(it.body) + len(it.id) + len(it.typ) + 256
+	}
+	out := make([]byte, 0, size)
+	ids := make([]string, len(items))
+	source := "fanout/" + s.cfg.Name
+	tc := make(http.Header, 2)
+	out = append(out, '[')
+	for i, it := range items {
+		ids[i] = it.id
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"specversion":"1.0","id":`...)
+		out = strconv.AppendQuote(out, it.id)
+		out = append(out, `,"source":`...)
+		out = strconv.AppendQuote(out, source)
+		if it.typ != "" {
+			out = append(out, `,"type":`...)
+			out = strconv.AppendQuote(out, it.typ)
+		} else {
+			out = append(out, `,"type":"unknown"`...)
+		}
+		out = append(out, `,"datacontenttype":`...)
+		out = strconv.AppendQuote(out, s.cfg.ContentType)
+		clear(tc)
+		tracing.InjectHTTP(it.ctx, tc)
+		for _, k := range []string{"traceparent", "tracestate"} {
+			if v := tc.Get(k); v != "" {
+				out = append(out, `,"`...)
+				out = append(out, k...)
+				out = append(out, `":`...)
+				out = strconv.AppendQuote(out, v)
+			}
+		}
+		out = append(out, `,"data":`...)
+		if jsonData { // checked by batcher.attempt
+			out = append(out, it.body...)
+		} else {
+			b, _ := json.Marshal(string(it.body))
+			out = append(out, b...)
+		}
+		out = append(out, '}')
+	}
+	out = append(out, ']')
+	return out, ids, nil
+}
+
+// batchResult is one event's answer in a batch response.
+type batchResult struct {
+	Status int    `json:"status"`
+	Error  string `json:"error"`
+}
+
+func (r *batchResult) UnmarshalJSON(b []byte) error {
+	type plain batchResult
+	var p plain
+	if n, err := strconv.Atoi(string(bytes.TrimSpace(b))); err == nil {
+		p.Status = n
+	} else if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	if p.Status < 100 || p.Status > 599 {
+		return fmt.Errorf("status %d is not an HTTP status", p.Status)
+	}
+	*r = batchResult(p)
+	return nil
+}
+
+// parseBatchResults reads per-event results from a 2xx body: a JSON array
+// of statuses or {"status", "error"} objects. isArray is false when the body
+// is not a JSON array (the batch was accepted as a whole); err says why an
+// array is not valid results.
+func parseBatchResults(contentType string, raw []byte) (rs []batchResult, isArray bool, err error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, false, nil
+	}
+	if mt, _, err := mime.ParseMediaType(contentType); contentType != "" && (err != nil || !isJSONMedia(mt)) {
+		return nil, false, nil
+	}
+	if err := json.Unmarshal(raw, &rs); err != nil {
+		return nil, true, fmt.Errorf("not per-event results: %w", err)
+	}
+	return rs, true, nil
+}
+
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && isJSONMedia(mt)
+}
+
+func isJSONMedia(mt string) bool {
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

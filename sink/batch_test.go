@@ -1,0 +1,421 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fanout-dev/fanout/tracing"
+)
+
+// cloudEvent is what a batch element must hold.
+type cloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	DataContentType string          `json:"datacontenttype"`
+	TraceParent     string          `json:"traceparent"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// batchAPI is a real HTTP server that decodes CloudEvents batches, records
+// every event it receives and answers with answer(events) (nil: 204 for all).
+type batchAPI struct {
+	srv      *httptest.Server
+	delay    time.Duration
+	requests atomic.Int64
+	cur      atomic.Int64
+	peak     atomic.Int64 // most requests at once
+
+	mu     sync.Mutex
+	events map[string]int // id → times received
+	sizes  []int
+	bad    []string // problems with a request
+}
+
+func newBatchAPI(t *testing.T, delay time.Duration, answer func(w http.ResponseWriter, evs []cloudEvent)) *batchAPI {
+	t.Helper()
+	a := &batchAPI{delay: delay, events: map[string]int{}}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.requests.Add(1)
+		for c, p := a.cur.Add(1), a.peak.Load(); c > p && !a.peak.CompareAndSwap(p, c); p = a.peak.Load() {
+		}
+		defer a.cur.Add(-1)
+		body, _ := io.ReadAll(r.Body)
+		var evs []cloudEvent
+		err := json.Unmarshal(body, &evs)
+		a.mu.Lock()
+		if ct := r.Header.Get("Content-Type"); ct != "application/cloudevents-batch+json" {
+			a.bad = append(a.bad, "Content-Type "+ct)
+		}
+		if err != nil {
+			a.bad = append(a.bad, fmt.Sprintf("body %q: %v", body, err))
+		}
+		if !strings.HasPrefix(r.Header.Get("Idempotency-Key"), "batch-") {
+			a.bad = append(a.bad, "Idempotency-Key "+r.Header.Get("Idempotency-Key"))
+		}
+		a.sizes = append(a.sizes, len(evs))
+		for _, e := range evs {
+			a.events[e.ID]++
+		}
+		a.mu.Unlock()
+		time.Sleep(a.delay)
+		if answer == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		answer(w, evs)
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func batchSink(t *testing.T, url string, maxEvents, maxConns int, mod func(*Config)) *Sink {
+	cfg := Config{URL: url, MaxConns: maxConns, Attempts: 1, Batch: BatchConfig{MaxEvents: maxEvents}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return newTestSink(t, cfg, WithSleep(noWait))
+}
+
+func deliverAll(s *Sink, n int, id func(i int) string) []Result {
+	res := make([]Result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			res[i] = s.Deliver(context.Background(), Event{ID: id(i), Type: "user.registered", Body: fmt.Appendf(nil, `{"n":%d}`, i)})
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+func TestBatchGroupsConcurrentDeliveries(t *testing.T) {
+	api := newBatchAPI(t, 20*time.Millisecond, nil)
+	s := batchSink(t, api.srv.URL, 10, 40, nil) // 4 requests in flight at most
+	const n = 200
+	res := deliverAll(s, n, func(i int) string { return fmt.Sprintf("ev-%d", i) })
+	for i, r := range res {
+		if r.Class != Done {
+			t.Fatalf("event %d: %v (%v), want done", i, r.Class, r.Err)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if len(api.bad) > 0 {
+		t.Fatalf("malformed batches: %v", api.bad)
+	}
+	for i := range n {
+		if got := api.events[fmt.Sprintf("ev-%d", i)]; got != 1 {
+			t.Errorf("ev-%d received %d times, want 1", i, got)
+		}
+	}
+	if p := api.peak.Load(); p > 4 {
+		t.Errorf("%d requests in flight at once, want at most 4 (max_in_flight 40 / max_events 10)", p)
+	}
+	largest := 0
+	for _, sz := range api.sizes {
+		if sz > 10 {
+			t.Errorf("a batch of %d events, max_events is 10", sz)
+		}
+		largest = max(largest, sz)
+	}
+	// 200 events at 4 requests of 20ms each: one event per request would
+	// take 50 rounds; batches must have formed.
+	if reqs := api.requests.Load(); reqs >= n/2 || largest < 5 {
+		t.Errorf("%d requests for %d events, largest batch %d: events were not batched", reqs, n, largest)
+	}
+}
+
+func TestBatchBodyIsCloudEvents(t *testing.T) {
+	var got []cloudEvent
+	var mu sync.Mutex
+	api := newBatchAPI(t, 0, func(w http.ResponseWriter, evs []cloudEvent) {
+		mu.Lock()
+		got = append(got, evs...)
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	s := batchSink(t, api.srv.URL, 5, 5, nil)
+	tracing.Setup()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ctx := tracing.ExtractHTTP(context.Background(), http.Header{"Traceparent": {tp}})
+	r := s.Deliver(ctx, Event{ID: `id "1"`, Type: "user.registered", Body: []byte(`{"email":"a@example.com"}`)})
+	if r.Class != Done {
+		t.Fatalf("Deliver: %v %v", r.Class, r.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := cloudEvent{SpecVersion: "1.0", ID: `id "1"`, Source: "fanout/test", Type: "user.registered",
+		DataContentType: "application/json", TraceParent: tp, Data: json.RawMessage(`{"email":"a@example.com"}`)}
+	if len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(want) {
+		t.Fatalf("batch = %+v, want [%+v]", got, want)
+	}
+}
+
+func TestBatchNonJSONBodyIsAString(t *testing.T) {
+	var got []cloudEvent
+	api := newBatchAPI(t, 0, func(w http.ResponseWriter, evs []cloudEvent) { got = evs; w.WriteHeader(http.StatusOK) })
+	s := batchSink(t, api.srv.URL, 5, 5, func(c *Config) { c.ContentType = "text/plain" })
+	if r := s.Deliver(context.Background(), Event{ID: "x", Type: "t", Body: []byte("hello\n")}); r.Class != Done {
+		t.Fatalf("Deliver: %v %v", r.Class, r.Err)
+	}
+	if len(got) != 1 || string(got[0].Data) != `"hello\n"` || got[0].DataContentType != "text/plain" {
+		t.Fatalf("batch = %+v, want data \"hello\\n\" as text/plain", got)
+	}
+}
+
+func TestBatchPerEventResults(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	api := newBatchAPI(t, 5*time.Millisecond, func(w http.ResponseWriter, evs []cloudEvent) {
+		out := make([]any, len(evs))
+		mu.Lock()
+		for i, e := range evs {
+			seen[e.ID]++
+			switch {
+			case strings.HasPrefix(e.ID, "bad"):
+				out[i] = map[string]any{"status": 422, "error": "email is missing"}
+			case strings.HasPrefix(e.ID, "flaky") && seen[e.ID] == 1:
+				out[i] = 503
+			default:
+				out[i] = map[string]any{"status": 201}
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	s := batchSink(t, api.srv.URL, 8, 16, func(c *Config) { c.Attempts = 3 })
+	ids := []string{"ok-1", "bad-1", "flaky-1", "ok-2", "bad-2", "flaky-2", "ok-3", "ok-4"}
+	res := deliverAll(s, len(ids), func(i int) string { return ids[i] })
+	for i, id := range ids {
+		r := res[i]
+		switch {
+		case strings.HasPrefix(id, "bad"):
+			var se *StatusError
+			if r.Class != Permanent || !errors.As(r.Err, &se) || se.Code != 422 || se.Excerpt != "email is missing" || r.Attempts != 1 {
+				t.Errorf("%s: %v %v after %d attempts, want permanent http 422: email is missing after 1", id, r.Class, r.Err, r.Attempts)
+			}
+		case strings.HasPrefix(id, "flaky"):
+			if r.Class != Done || r.Attempts != 2 {
+				t.Errorf("%s: %v %v after %d attempts, want done after 2", id, r.Class, r.Err, r.Attempts)
+			}
+		default:
+			if r.Class != Done || r.Attempts != 1 {
+				t.Errorf("%s: %v %v after %d attempts, want done after 1", id, r.Class, r.Err, r.Attempts)
+			}
+		}
+	}
+}
+
+func TestBatchWholeFailure(t *testing.T) {
+	api := newBatchAPI(t, 0, func(w http.ResponseWriter, _ []cloudEvent) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "maintenance")
+	})
+	s := batchSink(t, api.srv.URL, 4, 4, nil)
+	for i, r := range deliverAll(s, 4, func(i int) string { return fmt.Sprint(i) }) {
+		var se *StatusError
+		if r.Class != Retryable || !errors.As(r.Err, &se) || se.Code != 503 || se.Excerpt != "maintenance" || r.RetryAfter != 7*time.Second {
+			t.Errorf("event %d: %v %v retry-after %s, want retryable http 503: maintenance, 7s", i, r.Class, r.Err, r.RetryAfter)
+		}
+	}
+}
+
+func TestBatchUnclearResponsesAreRetried(t *testing.T) {
+	for name, body := range map[string]string{
+		"too few results":      `[200]`,
+		"results not statuses": `[{"status":"ok"},{"status":"ok"}]`,
+		"status out of range":  `[200, 42]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			api := newBatchAPI(t, 0, func(w http.ResponseWriter, _ []cloudEvent) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, body)
+			})
+			s := batchSink(t, api.srv.URL, 2, 2, func(c *Config) { c.Batch.MaxWait = time.Second })
+			for i, r := range deliverAll(s, 2, func(i int) string { return fmt.Sprint(i) }) {
+				if r.Class != Retryable || r.Err == nil || !strings.Contains(r.Err.Error(), "batch response") {
+					t.Errorf("event %d: %v %v, want retryable with a batch response error", i, r.Class, r.Err)
+				}
+			}
+			if reqs := api.requests.Load(); reqs != 1 {
+				t.Errorf("%d requests, want the 2 events in 1", reqs)
+			}
+		})
+	}
+	t.Run("any other 2xx body accepts all", func(t *testing.T) {
+		api := newBatchAPI(t, 0, func(w http.ResponseWriter, _ []cloudEvent) { io.WriteString(w, `{"accepted":true}`) })
+		s := batchSink(t, api.srv.URL, 2, 2, nil)
+		for i, r := range deliverAll(s, 2, func(i int) string { return fmt.Sprint(i) }) {
+			if r.Class != Done {
+				t.Errorf("event %d: %v %v, want done", i, r.Class, r.Err)
+			}
+		}
+	})
+}
+
+func TestBatchMaxWaitFillsTheBatch(t *testing.T) {
+	api := newBatchAPI(t, 0, nil)
+	s := batchSink(t, api.srv.URL, 3, 30, func(c *Config) { c.Batch.MaxWait = 2 * time.Second })
+	// Slots are free, but a batch that is not full waits: three events
+	// started 50ms apart go out together, and a full batch does not wait.
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 3 {
+		wg.Go(func() { s.Deliver(context.Background(), Event{ID: fmt.Sprint(i), Body: []byte(`{}`)}) })
+		time.Sleep(50 * time.Millisecond)
+	}
+	wg.Wait()
+	if reqs := api.requests.Load(); reqs != 1 {
+		t.Errorf("%d requests, want 1 batch of 3", reqs)
+	}
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Errorf("a full batch waited %s: max_wait applies only to batches that are not full", el)
+	}
+}
+
+func TestBatchCanceledWhileQueuedIsNotSent(t *testing.T) {
+	release := make(chan struct{})
+	api := newBatchAPI(t, 0, func(w http.ResponseWriter, evs []cloudEvent) {
+		if evs[0].ID == "first" {
+			<-release
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	s := batchSink(t, api.srv.URL, 2, 2, nil) // one request at a time
+	first := make(chan Result, 1)
+	go func() { first <- s.Deliver(context.Background(), Event{ID: "first", Body: []byte(`{}`)}) }()
+	waitUntil(t, func() bool { return api.requests.Load() == 1 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	queued := make(chan Result, 1)
+	go func() { queued <- s.Deliver(ctx, Event{ID: "queued", Body: []byte(`{}`)}) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if r := <-queued; r.Class != Canceled {
+		t.Fatalf("queued event: %v %v, want canceled", r.Class, r.Err)
+	}
+	close(release)
+	if r := <-first; r.Class != Done {
+		t.Fatalf("first: %v %v", r.Class, r.Err)
+	}
+	// The slot is free again; the next event goes alone, without "queued".
+	if r := s.Deliver(context.Background(), Event{ID: "next", Body: []byte(`{}`)}); r.Class != Done {
+		t.Fatalf("next: %v %v", r.Class, r.Err)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.events["queued"] != 0 {
+		t.Errorf("an event canceled while queued was sent %d times", api.events["queued"])
+	}
+}
+
+func TestBatchRequestContinuesForOthersWhenOneIsCanceled(t *testing.T) {
+	api := newBatchAPI(t, 200*time.Millisecond, nil)
+	s := batchSink(t, api.srv.URL, 2, 2, func(c *Config) { c.Batch.MaxWait = time.Second })
+	ctx, cancel := context.WithCancel(context.Background())
+	a := make(chan Result, 1)
+	go func() { a <- s.Deliver(ctx, Event{ID: "a", Body: []byte(`{}`)}) }()
+	b := make(chan Result, 1)
+	go func() { b <- s.Deliver(context.Background(), Event{ID: "b", Body: []byte(`{}`)}) }()
+	waitUntil(t, func() bool { return api.requests.Load() == 1 })
+	cancel()
+	if r := <-a; r.Class != Canceled {
+		t.Errorf("a: %v %v, want canceled", r.Class, r.Err)
+	}
+	if r := <-b; r.Class != Done || r.Attempts != 1 {
+		t.Errorf("b: %v %v after %d attempts, want done after 1: its request must go on", r.Class, r.Err, r.Attempts)
+	}
+}
+
+func TestBatchConfig(t *testing.T) {
+	for name, tt := range map[string]struct {
+		mod  func(*Config)
+		want string
+	}{
+		"too many":        {func(c *Config) { c.Batch.MaxEvents = 1001 }, "batch.max_events: 1001 is not within 0..1000"},
+		"negative wait":   {func(c *Config) { c.Batch.MaxWait = -time.Second }, "batch.max_wait: must not be negative"},
+		"GET":             {func(c *Config) { c.Method = "GET" }, "batch.max_events: a GET request carries no body"},
+		"header template": {func(c *Config) { c.Headers = map[string]string{"X-Plan": "{{ .Record.plan }}"} }, `headers["X-Plan"]: a template renders per event`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := Config{Name: "b", URL: "http://127.0.0.1:1/", Batch: BatchConfig{MaxEvents: 10}}
+			tt.mod(&cfg)
+			_, err := New(cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New: %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not reached within 5s")
+}
+
+func TestBatchBadBodyFailsAlone(t *testing.T) {
+	api := newBatchAPI(t, 10*time.Millisecond, nil)
+	s := batchSink(t, api.srv.URL, 8, 8, func(c *Config) { c.Batch.MaxWait = 200 * time.Millisecond })
+	bodies := []string{`{"ok":1}`, `{"broken":`, `{"ok":2}`, `{"ok":3}`}
+	res := make([]Result, len(bodies))
+	var wg sync.WaitGroup
+	for i, b := range bodies {
+		wg.Go(func() { res[i] = s.Deliver(context.Background(), Event{ID: fmt.Sprint(i), Body: []byte(b)}) })
+	}
+	wg.Wait()
+	for i, r := range res {
+		if i == 1 {
+			if r.Class != Permanent || !errors.Is(r.Err, ErrRender) || r.Attempts != 1 {
+				t.Errorf("bad body: %v %v after %d attempts, want a permanent render error", r.Class, r.Err, r.Attempts)
+			}
+			continue
+		}
+		if r.Class != Done {
+			t.Errorf("event %d: %v %v: a bad batch-mate must not fail it", i, r.Class, r.Err)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.events["1"] != 0 || api.requests.Load() != 1 {
+		t.Errorf("requests %d, bad event sent %d times: want the 3 good ones in 1 request, the bad one never", api.requests.Load(), api.events["1"])
+	}
+}
+
+func TestBatchLinger(t *testing.T) {
+	b := &batcher{}
+	b.took = 16 * time.Millisecond
+	if got := b.linger(); got != 0 {
+		t.Errorf("nothing in flight: linger %s, want 0 (an idle API costs no latency)", got)
+	}
+	b.inflight = 1
+	if got := b.linger(); got != 2*time.Millisecond {
+		t.Errorf("a request in flight, requests take 16ms: linger %s, want 2ms", got)
+	}
+	b.took = time.Second
+	if got := b.linger(); got != maxAutoLinger {
+		t.Errorf("requests take 1s: linger %s, want the cap %s", got, maxAutoLinger)
+	}
+	b.wait, b.inflight = 30*time.Millisecond, 0
+	if got := b.linger(); got != 30*time.Millisecond {
+		t.Errorf("max_wait 30ms: linger %s, want 30ms", got)
+	}
+}

@@ -62,6 +62,7 @@ type faultSink struct {
 	name        string
 	mode        string // partition | key | unordered
 	maxInFlight int    // max_in_flight (ignored by partition mode)
+	batch       int    // batch.max_events; 0: one event per request
 	target      *faultTarget
 	extra       string // YAML lines for the sink block (dedupe, retry, breaker, start, …)
 	tiers       int    // retry tiers configured in extra (their topics and groups are checked)
@@ -194,6 +195,9 @@ sinks:
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    ordering: %s\n", sk.name, sk.target.URL, sk.mode)
 		if sk.maxInFlight > 0 {
 			fmt.Fprintf(&b, "    max_in_flight: %d\n", sk.maxInFlight)
+		}
+		if sk.batch > 0 {
+			fmt.Fprintf(&b, "    batch: {max_events: %d}\n", sk.batch)
 		}
 		b.WriteString("    headers: {X-Fanout-Instance: \"${FANOUT_INSTANCE:-none}\"}\n")
 		for _, line := range strings.Split(strings.TrimSpace(sk.extra), "\n") {

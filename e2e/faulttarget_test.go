@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -182,6 +183,10 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the client went away mid-request: nothing was decided
 	}
 	b := ft.behaviour.Load()
+	if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
+		ft.serveBatch(w, r, b, body)
+		return
+	}
 	req := faultRequest{
 		Key:      r.Header.Get("Idempotency-Key"),
 		Instance: r.Header.Get("X-Fanout-Instance"),
@@ -218,17 +223,26 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	i := ft.record(req)
 
 	if reset {
-		if hj, ok := w.(http.Hijacker); ok {
-			if c, _, err := hj.Hijack(); err == nil {
-				if tc, ok := c.(*net.TCPConn); ok {
-					tc.SetLinger(0) // RST, not FIN: a crashed API, not a polite close
-				}
-				c.Close()
-			}
-		}
+		resetConn(w)
 		ft.answered(i)
 		return
 	}
+	ft.wait(b)
+	if status == http.StatusServiceUnavailable && downMode(ft.down.Load()) == down503 {
+		w.Header().Set("Retry-After", "1")
+	}
+	if req.Slow {
+		w.WriteHeader(status)
+		trickle(w, b.SlowBody)
+	} else {
+		w.WriteHeader(status)
+		io.WriteString(w, http.StatusText(status))
+	}
+	ft.answered(i)
+}
+
+// wait sleeps the behaviour's latency and jitter.
+func (ft *faultTarget) wait(b *faultBehaviour) {
 	delay := b.Latency
 	if b.Jitter > 0 {
 		delay += time.Duration(ft.float() * float64(b.Jitter))
@@ -236,24 +250,110 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if delay > 0 {
 		time.Sleep(delay)
 	}
-	if status == http.StatusServiceUnavailable && downMode(ft.down.Load()) == down503 {
-		w.Header().Set("Retry-After", "1")
-	}
-	if req.Slow {
-		w.WriteHeader(status)
-		fl, _ := w.(http.Flusher)
-		for range 8 {
-			io.WriteString(w, "slow ")
-			if fl != nil {
-				fl.Flush()
-			}
-			time.Sleep(b.SlowBody / 8)
+}
+
+// trickle writes a body in 8 pieces over d.
+func trickle(w http.ResponseWriter, d time.Duration) {
+	fl, _ := w.(http.Flusher)
+	for range 8 {
+		io.WriteString(w, "slow ")
+		if fl != nil {
+			fl.Flush()
 		}
-	} else {
-		w.WriteHeader(status)
-		io.WriteString(w, http.StatusText(status))
+		time.Sleep(d / 8)
 	}
-	ft.answered(i)
+}
+
+// resetConn ends the request with a TCP RST, as a crashed API would.
+func resetConn(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0) // RST, not FIN: a crashed API, not a polite close
+			}
+			c.Close()
+		}
+	}
+}
+
+// serveBatch takes a CloudEvents batch (a batched sink's request) like an
+// API that accepts arrays: each element is recorded as a request of its own
+// (its id, trace and data), decided on its own (Reject, ErrorRate), and the
+// answer lists each element's status. Down modes, resets, latency and slow
+// bodies (when every element is accepted) apply to the request as a whole.
+func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *faultBehaviour, body []byte) {
+	var evs []struct {
+		ID          string          `json:"id"`
+		TraceParent string          `json:"traceparent"`
+		Data        json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &evs); err != nil || len(evs) == 0 {
+		ft.t.Errorf("%s: a batch request that is not a JSON array of events: %v", ft.name, err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	mode := downMode(ft.down.Load())
+	whole := 0 // a status for the request as a whole; 0: per element
+	switch {
+	case mode == down503:
+		whole = http.StatusServiceUnavailable
+	case mode == downRefuse || ft.float() < b.ResetRate:
+		whole = -1 // reset
+	}
+	statuses := make([]int, len(evs))
+	idx := make([]int, len(evs))
+	slow := whole == 0 && b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate
+	allOK := true
+	for i, ev := range evs {
+		req := faultRequest{Key: ev.ID, Instance: r.Header.Get("X-Fanout-Instance"), Trace: traceID(ev.TraceParent), BodyHash: sha256.Sum256(ev.Data)}
+		status := http.StatusOK
+		switch {
+		case whole == -1:
+			status = 0
+		case whole != 0:
+			status = whole
+		default:
+			if b.Reject != nil {
+				if s := b.Reject(req.Key); s != 0 {
+					status = s
+				}
+			}
+			if status == http.StatusOK && ft.float() < b.ErrorRate {
+				status = http.StatusServiceUnavailable
+			}
+		}
+		req.Status, req.Accepted = status, status/100 == 2
+		req.Slow = slow && req.Accepted
+		statuses[i] = status
+		allOK = allOK && req.Accepted
+		idx[i] = ft.record(req)
+	}
+	answered := func() {
+		for _, i := range idx {
+			ft.answered(i)
+		}
+	}
+	if whole == -1 {
+		resetConn(w)
+		answered()
+		return
+	}
+	ft.wait(b)
+	switch {
+	case whole != 0:
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(whole)
+	case allOK && slow:
+		w.WriteHeader(http.StatusOK)
+		trickle(w, b.SlowBody)
+	case allOK:
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		json.NewEncoder(w).Encode(statuses)
+	}
+	answered()
 }
 
 func (ft *faultTarget) record(req faultRequest) int {

@@ -20,6 +20,7 @@ type Config struct {
 	Schemas Schemas `yaml:"schemas"`
 	Events  Events  `yaml:"events"`
 	Run     Run     `yaml:"run"`
+	Tracing Tracing `yaml:"tracing"`
 	Sinks   []Sink  `yaml:"sinks"`
 
 	lines map[string]int
@@ -68,6 +69,14 @@ type Run struct {
 	DrainTimeout  time.Duration `yaml:"drain_timeout"`  // default 30s: how long SIGTERM waits for in-flight deliveries
 	RevokeTimeout time.Duration `yaml:"revoke_timeout"` // default 20s: in-flight deadline of revoked partitions (below the rebalance timeout)
 	AdminAddr     string        `yaml:"admin_addr"`     // default "": no admin HTTP listener
+}
+
+// Tracing is where fanout's spans go: a consume span per record and a client
+// span per HTTP attempt, continuing each event's trace.
+type Tracing struct {
+	OTLPEndpoint string  `yaml:"otlp_endpoint"` // default "": OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else no spans exported; e.g. http://127.0.0.1:4318 (OTLP/HTTP)
+	SampleRatio  float64 `yaml:"sample_ratio"`  // default 1: share of new traces sampled; an event's own sampling decision is always followed
+	ServiceName  string  `yaml:"service_name"`  // default "fanout"
 }
 
 // Sink is one downstream API.
@@ -359,6 +368,14 @@ func (c *Config) validate() []Problem {
 		if id <= 0 {
 			add("schemas.subjects."+subj, "schema id %d must be positive", id)
 		}
+	}
+	if e := c.Tracing.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("tracing.otlp_endpoint", "%q is not an absolute http(s) URL", e)
+		}
+	}
+	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
+		add("tracing.sample_ratio", "%g is not within 0..1", r)
 	}
 	if len(c.Sinks) == 0 {
 		add("sinks", "required: at least one sink")

@@ -107,6 +107,7 @@ sinks:
 		}},
 		{"types and values", `
 kafka: {brokers: [nocolon], topic: "bad topic"}
+tracing: {otlp_endpoint: "localhost:4318", sample_ratio: 2}
 sinks:
   - name: Bad_Name
     url: http://ok/x
@@ -123,9 +124,11 @@ sinks:
 			`sinks[0].batch.max_wait: "-1s" is not a duration`,
 			`kafka.brokers[0]: "nocolon" is not host:port (line 2)`,
 			`kafka.topic: "bad topic" is not a valid topic name (line 2)`,
+			`tracing.otlp_endpoint: "localhost:4318" is not an absolute http(s) URL (line 3)`,
+			`tracing.sample_ratio: 2 is not within 0..1 (line 3)`,
 			`sinks[0].name: "Bad_Name" must be lowercase`,
 			`sinks[0].timeout: "soon" is not a duration`,
-			`sinks[0].max_in_flight: "lots" is not an integer (line 7)`,
+			`sinks[0].max_in_flight: "lots" is not an integer (line 8)`,
 			`sinks[0].ordering: "random" is not one of`,
 			`sinks[0].method: "FETCH" is not one of`,
 			`sinks[0].start: "yesterday" is not earliest`,

@@ -11,11 +11,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/sink"
+	"github.com/fanout-dev/fanout/tracing"
 )
 
 // Config is one sink's per-record policy. Every field's comment states its default.
@@ -132,7 +136,9 @@ func (h *Handler) WithBarriers(b dedupe.Barriers) *Handler {
 
 // Handle decodes, filters, claims, delivers and reports one record; for a
 // key-ordered sink it first parks the record behind an earlier one of its key.
-func (h *Handler) Handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
+func (h *Handler) Handle(ctx context.Context, r *kgo.Record) (out consumer.Outcome) {
+	ctx, span := tracing.StartProcess(ctx, h.cfg.Sink, r)
+	defer func() { endProcess(span, out) }()
 	if !h.cfg.KeyOrder || h.cfg.Tiers == 0 || h.barriers == nil || len(r.Key) == 0 {
 		return h.handle(ctx, r)
 	}
@@ -142,7 +148,6 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	if err != nil {
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 	}
-	var out consumer.Outcome
 	if behind {
 		h.behind.Add(1)
 		out = consumer.Outcome{Verdict: consumer.DeadLetter, Retryable: true, Reason: "behind-earlier-of-key",
@@ -151,6 +156,28 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 		out = h.handle(ctx, r)
 	}
 	return h.account(ctx, key, tier, out)
+}
+
+// endProcess records a record's outcome on its process span and ends it. A
+// record handed back to be parked (a retry tier or the DLQ) marks the span
+// as an error with the reason; an abandoned one (shutdown, revoke, store
+// down) is not an error: the record is delivered later.
+func endProcess(span trace.Span, out consumer.Outcome) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("fanout.outcome", out.Verdict.String()))
+		if out.Verdict == consumer.DeadLetter {
+			span.SetAttributes(attribute.String("fanout.error.class", out.Reason), attribute.Bool("fanout.retryable", out.Retryable))
+			if out.Attempts > 0 {
+				span.SetAttributes(attribute.Int("fanout.attempts", out.Attempts))
+			}
+			msg := out.Reason
+			if out.Err != nil {
+				msg += ": " + out.Err.Error()
+			}
+			span.SetStatus(codes.Error, msg)
+		}
+	}
+	span.End()
 }
 
 // account keeps the key's tier counts true to where its records are: a park
@@ -259,6 +286,9 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	}
 	id := EventID(rec, r, h.cfg.IDField)
 	ev := sink.Event{ID: id, Type: rec.Subject, Body: rec.JSON, Record: rec.Fields}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.message.id", id), attribute.String("fanout.event.type", rec.Subject))
+	}
 
 	// The breaker first: while the API is down, records wait here (holding
 	// their lanes, so polling stops) instead of failing into the tiers, and

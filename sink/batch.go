@@ -18,6 +18,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fanout-dev/fanout/tracing"
 )
 
@@ -255,6 +258,18 @@ func (s *Sink) sendBatch(items []*batchItem) []outcome {
 	}
 	ctx, done := batchContext(items, s.cfg.Timeout)
 	defer done()
+	// The request's span continues the first event's trace and links every
+	// event's; each event carries its own traceparent in the batch.
+	links := make([]trace.Link, len(items))
+	for i, it := range items {
+		links[i] = trace.LinkFromContext(it.ctx)
+	}
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(items[0].ctx))
+	ctx, span := tracing.StartHTTP(ctx, s.span, 1, trace.WithLinks(links...),
+		trace.WithAttributes(attribute.Int("fanout.batch.events", len(items))))
+	var status int
+	var reqErr error
+	defer func() { tracing.EndHTTP(span, status, reqErr) }()
 	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, s.url, bytes.NewReader(body))
 	if err != nil {
 		return all(outcome{err: fmt.Errorf("%w: %w", ErrRender, s.redact(err))})
@@ -268,19 +283,19 @@ func (s *Sink) sendBatch(items []*batchItem) []outcome {
 	req.Header[hdrIdempotencyKey] = []string{key}
 	req.Header[hdrWebhookID] = []string{key}
 	req.Header[hdrContentType] = []string{contentTypeBatch}
-	// The request as a whole continues the first event's trace; every event
-	// carries its own traceparent in the batch.
-	tracing.InjectHTTP(items[0].ctx, req.Header)
+	tracing.InjectHTTP(ctx, req.Header)
 
 	resp, err := s.client.Do(req)
 	if err != nil {
 		err = s.redact(err)
+		reqErr = err
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("attempt timed out after %s: %w", s.cfg.Timeout, err)
 		}
 		return all(outcome{err: err})
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		o := outcome{status: resp.StatusCode}
 		o.retryAfter, o.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())

@@ -8,11 +8,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/fanout-dev/fanout/tracing"
 )
@@ -418,4 +423,55 @@ func TestBatchLinger(t *testing.T) {
 	if got := b.linger(); got != 30*time.Millisecond {
 		t.Errorf("max_wait 30ms: linger %s, want 30ms", got)
 	}
+}
+
+// A batch request has one client span: it continues the first event's trace
+// and links every event's; each element keeps its own traceparent.
+func TestBatchSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tracing.Use(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { tracing.Use(noop.NewTracerProvider()) })
+	tracing.Setup()
+
+	var header string
+	var got []cloudEvent
+	api := newBatchAPI(t, 0, func(w http.ResponseWriter, evs []cloudEvent) { got = evs; w.WriteHeader(http.StatusOK) })
+	api.srv.Config.Handler = wrapHeader(api.srv.Config.Handler, func(h http.Header) { header = h.Get("traceparent") })
+	s := batchSink(t, api.srv.URL, 2, 2, func(c *Config) { c.Batch.MaxWait = 5 * time.Second })
+	parents := []string{
+		"00-11111111111111111111111111111111-1111111111111111-01",
+		"00-22222222222222222222222222222222-2222222222222222-01",
+	}
+	var wg sync.WaitGroup
+	for i, tp := range parents {
+		ctx := tracing.ExtractHTTP(context.Background(), http.Header{"Traceparent": {tp}})
+		wg.Go(func() { s.Deliver(ctx, Event{ID: fmt.Sprint(i), Body: []byte(`{}`)}) })
+	}
+	wg.Wait()
+
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1 for the batch request", len(spans))
+	}
+	sp := spans[0]
+	links := map[string]bool{}
+	for _, l := range sp.Links() {
+		links[l.SpanContext.TraceID().String()+"-"+l.SpanContext.SpanID().String()] = true
+	}
+	first := sp.Parent().TraceID().String() + "-" + sp.Parent().SpanID().String()
+	if len(links) != 2 || !links["11111111111111111111111111111111-1111111111111111"] || !links["22222222222222222222222222222222-2222222222222222"] || !links[first] {
+		t.Errorf("span links %v, parent %s: want both events linked, the parent one of them", links, first)
+	}
+	if want := "00-" + sp.SpanContext().TraceID().String() + "-" + sp.SpanContext().SpanID().String() + "-01"; header != want {
+		t.Errorf("request traceparent %q, want the batch span's %q", header, want)
+	}
+	for _, e := range got {
+		if i, _ := strconv.Atoi(e.ID); e.TraceParent != parents[i] {
+			t.Errorf("element %s traceparent %q, want its event's %q", e.ID, e.TraceParent, parents[i])
+		}
+	}
+}
+
+func wrapHeader(next http.Handler, see func(http.Header)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { see(r.Header); next.ServeHTTP(w, r) })
 }

@@ -16,6 +16,8 @@ import (
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"github.com/fanout-dev/fanout/tracing"
 )
 
 // Sink delivers events to one downstream API. It is safe for concurrent use;
@@ -43,6 +45,7 @@ type Sink struct {
 	breaker *Breaker // nil: none
 	limit   *Limiter
 	batch   *batcher // nil: one event per request
+	span    tracing.Target
 }
 
 // Breaker returns the sink's circuit breaker, nil if it has none. Every
@@ -144,6 +147,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 			return nil, configError(cfg.Name, "body", "%s", err)
 		}
 	}
+	s.span = tracing.NewTarget(cfg.Method, &safe)
 	// Redact the configured copy: only s.url holds credentials.
 	s.cfg.URL = s.safeURL
 	s.cfg.Headers = nil
@@ -239,7 +243,7 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		if s.batch != nil {
 			a = s.batch.attempt(ctx, ev.ID, ev.Type, body)
 		} else {
-			a = s.attempt(ctx, h, body)
+			a = s.attempt(ctx, h, body, n)
 		}
 		res.Attempts, res.Status, res.Err = n, a.status, a.err
 		if a.hasRetryAfter {
@@ -309,9 +313,11 @@ type outcome struct {
 // attempt sends one request under its own timeout and reads the response.
 // The body is always drained (bounded) and closed so the connection can be
 // reused.
-func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte) outcome {
+func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte, n int) (o outcome) {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	actx, span := tracing.StartHTTP(actx, s.span, n)
+	defer func() { tracing.EndHTTP(span, o.status, o.err) }()
 	req, err := s.newRequest(actx, h, body)
 	if err != nil {
 		return outcome{err: fmt.Errorf("%w: %w", ErrRender, s.redact(err))}
@@ -326,7 +332,7 @@ func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte) outcome 
 	}
 	defer resp.Body.Close()
 
-	o := outcome{status: resp.StatusCode}
+	o = outcome{status: resp.StatusCode}
 	if o.status >= 200 && o.status <= 299 {
 		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 		return o

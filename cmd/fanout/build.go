@@ -19,6 +19,7 @@ import (
 	"github.com/fanout-dev/fanout/pipeline"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/sink"
+	"github.com/fanout-dev/fanout/tracing"
 )
 
 // kafkaOpts are the client options every Kafka client of fanout shares.
@@ -307,4 +308,26 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 	l.log.Debug(fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// startTracing installs the propagator and, when cfg (or the OTEL_EXPORTER_OTLP_*
+// environment) names an OTLP endpoint, exports spans to it. The returned func
+// flushes the spans still buffered, waiting at most 5s; defer it.
+func startTracing(cfg *config.Config, log *slog.Logger) (func(), error) {
+	shutdown, endpoint, err := tracing.Start(tracing.Config{
+		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio, ServiceName: cfg.Tracing.ServiceName,
+	})
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if endpoint != "" {
+		log.Info("exporting spans", "endpoint", endpoint)
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			log.Warn("spans not exported", "err", err)
+		}
+	}, nil
 }

@@ -46,7 +46,11 @@ line is reported with its number and nothing after it is sent.`,
 				if err != nil {
 					return err
 				}
-				tracing.Setup()
+				stopTracing, err := startTracing(cfg, e.log)
+				if err != nil {
+					return err
+				}
+				defer stopTracing()
 				codec, err := buildCodec(cfg)
 				if err != nil {
 					return err
@@ -128,11 +132,17 @@ func (em *emitter) one(ctx context.Context, doc []byte, line int) error {
 	if id, ok := rec.Field(em.cfg.Events.IDField); ok {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "event-id", Value: []byte(id)})
 	}
-	tracing.InjectRecord(newTrace(ctx), r)
+	r.Topic = em.cfg.Kafka.Topic
+	pctx, span := tracing.StartSend(ctx, r)
+	if !span.SpanContext().IsValid() {
+		pctx = newTrace(ctx) // no tracer provider: still give the event a trace id
+	}
+	tracing.InjectRecord(pctx, r)
 	if em.prodErr == nil {
 		em.prodErr = make(chan error, 1)
 	}
-	em.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+	em.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+		tracing.EndSend(span, r, err)
 		if err != nil {
 			select {
 			case em.prodErr <- err:

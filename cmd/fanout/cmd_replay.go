@@ -12,7 +12,6 @@ import (
 
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/dedupe"
-	"github.com/fanout-dev/fanout/tracing"
 )
 
 // fanout replay: send a range of the main topic through one sink's delivery
@@ -195,7 +194,11 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 		return fmt.Errorf("sink %s: %w", s.Name, err) // failures must have a DLQ to go to
 	}
 
-	tracing.Setup()
+	stopTracing, err := startTracing(cfg, e.log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	codec, err := buildCodec(cfg)
 	if err != nil {
 		return err

@@ -15,8 +15,6 @@ import (
 	"github.com/fanout-dev/fanout/config"
 
 	"golang.org/x/sync/errgroup"
-
-	"github.com/fanout-dev/fanout/tracing"
 )
 
 func init() {
@@ -43,7 +41,11 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if *sinks != "" {
 					names = strings.Split(*sinks, ",")
 				}
-				tracing.Setup()
+				stopTracing, err := startTracing(cfg, e.log)
+				if err != nil {
+					return err
+				}
+				defer stopTracing()
 				codec, err := buildCodec(cfg)
 				if err != nil {
 					return err

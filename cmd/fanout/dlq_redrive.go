@@ -186,7 +186,11 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 	if o.dryRun {
 		rd.out = newLetterPrinter(e.stdout, o.json, true)
 	} else {
-		tracing.Setup()
+		stopTracing, err := startTracing(t.cfg, e.log)
+		if err != nil {
+			return err
+		}
+		defer stopTracing()
 		codec, err := buildCodec(t.cfg)
 		if err != nil {
 			return err

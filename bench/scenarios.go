@@ -181,6 +181,23 @@ func (r *report) find(scenario, run string) (result, bool) {
 	return result{}, false
 }
 
+// runBatched runs api with batch.max_events = maxEvents over a fresh topic
+// of n events (6 partitions) and adds the result to rep.
+func (e *env) runBatched(ctx context.Context, rep *report, scenario, topic string, n int, api sinkSpec, run string, maxEvents int) (result, *batch, error) {
+	b, err := e.prepare(ctx, topic, 6, n, 1000, true, "api")
+	if err != nil {
+		return result{}, nil, err
+	}
+	api.batch = maxEvents
+	rs, err := e.runFanout(ctx, runSpec{scenario: scenario, run: batchedRun(run, maxEvents), b: b, partitions: 6, sinks: []sinkSpec{api}})
+	if err != nil {
+		return result{}, nil, err
+	}
+	r := one(rs)
+	rep.Results = append(rep.Results, r)
+	return r, b, nil
+}
+
 func zeroLatencyBatched(maxEvents int) func(ctx context.Context, e *env, sz sizes, rep *report) error {
 	return func(ctx context.Context, e *env, sz sizes, rep *report) error {
 		const name, c = "zero-latency-batched", 64
@@ -198,17 +215,10 @@ func zeroLatencyBatched(maxEvents int) func(ctx context.Context, e *env, sz size
 			unbatched = one(rs)
 			rep.Results = append(rep.Results, unbatched)
 		}
-		b, err := e.prepare(ctx, "zerobatch", 6, sz.zeroN, 1000, true, "api")
+		batched, b, err := e.runBatched(ctx, rep, name, "zerobatch", sz.zeroN, api, zeroRun, maxEvents)
 		if err != nil {
 			return err
 		}
-		api.batch = maxEvents
-		rs, err := e.runFanout(ctx, runSpec{scenario: name, run: batchedRun(zeroRun, maxEvents), b: b, partitions: 6, sinks: []sinkSpec{api}})
-		if err != nil {
-			return err
-		}
-		batched := one(rs)
-		rep.Results = append(rep.Results, batched)
 		raw, ok := rep.find("zero-latency", rawHTTP64)
 		if !ok {
 			t, err := startTarget(b, 0)
@@ -252,17 +262,10 @@ func latency10msBatched(maxEvents int) func(ctx context.Context, e *env, sz size
 			unbatched = one(rs)
 			rep.Results = append(rep.Results, unbatched)
 		}
-		b, err := e.prepare(ctx, fmt.Sprintf("lat%dbatch", c), 6, n, 1000, true, "api")
+		batched, _, err := e.runBatched(ctx, rep, name, fmt.Sprintf("lat%dbatch", c), n, api, run, maxEvents)
 		if err != nil {
 			return err
 		}
-		api.batch = maxEvents
-		rs, err := e.runFanout(ctx, runSpec{scenario: name, run: batchedRun(run, maxEvents), b: b, partitions: 6, sinks: []sinkSpec{api}})
-		if err != nil {
-			return err
-		}
-		batched := one(rs)
-		rep.Results = append(rep.Results, batched)
 		rep.Checks = append(rep.Checks,
 			newCheck(name, fmt.Sprintf("C=%d batched (max_events %d) vs unbatched: events/s (no bar)", c, maxEvents),
 				batched.EventsPerSec, "ev/s", unbatched.EventsPerSec, "ev/s unbatched", "info", 0),

@@ -2,11 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fanout-dev/fanout/e2e/services"
 )
 
 // A batched sink against a real broker and redis-server: events travel in
@@ -39,8 +43,10 @@ func TestBatchedSinkEveryEventOnceOrDeadLettered(t *testing.T) {
 	s.writeConfig(sinkSpec{name: "bulk", target: api, extra: "ordering: unordered\nmax_in_flight: 64\n" +
 		"batch: {max_events: 32}\nretry: {attempts: 12, backoff_base: 5ms, backoff_cap: 100ms}"})
 	s.emitAll()
-	p := s.start()
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", services.FreePort(t))
+	p := s.start("--admin", adminAddr)
 	s.waitDone(3*time.Minute, map[string]*target{"bulk": api}, map[string][]string{"bulk": good})
+	metrics := httpGet(t, "http://"+adminAddr+"/metrics")
 	p.term(t)
 
 	checkAccepted(t, "bulk", api, good, 0)
@@ -79,6 +85,16 @@ func TestBatchedSinkEveryEventOnceOrDeadLettered(t *testing.T) {
 	t.Logf("%d events in %d batch requests (mean %.1f per request), %d single requests", batched, batches, float64(batched)/float64(max(batches, 1)), single)
 	if single != 0 || batches == 0 {
 		t.Errorf("%d single requests and %d batches: a batched sink must send only batches", single, batches)
+	}
+	// fanout counts what the API saw: every request a batch, every event
+	// attempt in one.
+	for _, want := range []string{
+		fmt.Sprintf(`fanout_http_requests_total{sink="bulk"} %d`, batches),
+		fmt.Sprintf(`fanout_batch_events_total{sink="bulk"} %d`, batched),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	// 64 in flight over 32-event batches: 2 requests at a time, so batches
 	// fill up while a request is on the wire. A sink that sent one event per

@@ -75,8 +75,14 @@ func TestTwoSinksDeliverEveryEventOnce(t *testing.T) {
 	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
 	// The admin endpoint counts what the APIs saw (the last counts land just
 	// after the APIs answered).
-	for _, sk := range []string{"profile", "analytics"} {
-		want := fmt.Sprintf(`fanout_events_delivered_total{sink=%q} %d`, sk, events)
+	wants := []string{
+		fmt.Sprintf(`fanout_events_delivered_total{sink="profile"} %d`, events),
+		fmt.Sprintf(`fanout_events_delivered_total{sink="analytics"} %d`, events),
+		// every answer a 200: one request per event
+		fmt.Sprintf(`fanout_http_requests_total{sink="profile"} %d`, events),
+		`fanout_batch_events_total{sink="profile"} 0`,
+	}
+	for _, want := range wants {
 		waitFor(t, 10*time.Second, "/metrics to say "+want, func() (bool, string) {
 			m := httpGet(t, "http://"+adminAddr+"/metrics")
 			return strings.Contains(m, want), m

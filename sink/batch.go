@@ -285,6 +285,8 @@ func (s *Sink) sendBatch(items []*batchItem) []outcome {
 	req.Header[hdrContentType] = []string{contentTypeBatch}
 	tracing.InjectHTTP(ctx, req.Header)
 
+	s.requests.Add(1)
+	s.batched.Add(int64(len(items)))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		err = s.redact(err)

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"text/template"
 	"time"
 	"unicode/utf8"
@@ -46,6 +47,20 @@ type Sink struct {
 	limit   *Limiter
 	batch   *batcher // nil: one event per request
 	span    tracing.Target
+
+	requests atomic.Int64 // HTTP requests sent (attempts, or batches)
+	batched  atomic.Int64 // events carried by batch requests
+}
+
+// Stats are a sink's request counts.
+type Stats struct {
+	Requests      int64 // HTTP requests sent: one per attempt, or one per batch
+	BatchedEvents int64 // event attempts carried in batch requests
+}
+
+// Stats returns the sink's request counts so far.
+func (s *Sink) Stats() Stats {
+	return Stats{Requests: s.requests.Load(), BatchedEvents: s.batched.Load()}
 }
 
 // Breaker returns the sink's circuit breaker, nil if it has none. Every
@@ -322,6 +337,7 @@ func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte, n int) (
 	if err != nil {
 		return outcome{err: fmt.Errorf("%w: %w", ErrRender, s.redact(err))}
 	}
+	s.requests.Add(1)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		err = s.redact(err)

@@ -85,6 +85,8 @@ type sinkState struct {
 	StoreErrors  int64           `json:"store_errors"`
 	BreakerWaits int64           `json:"breaker_waits"`
 	ParkedBehind int64           `json:"parked_behind"`
+	Requests     int64           `json:"http_requests"`
+	BatchedEvent int64           `json:"batched_events"`
 	Consumers    []consumerState `json:"consumers"`
 }
 
@@ -103,7 +105,9 @@ func (a *admin) states() []sinkState {
 	out := make([]sinkState, 0, len(a.runners))
 	for _, r := range a.runners {
 		h := r.handler.Stats()
-		st := sinkState{summary: r.summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind}
+		ss := r.sink.Stats()
+		st := sinkState{summary: r.summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind,
+			Requests: ss.Requests, BatchedEvent: ss.BatchedEvents}
 		for tier, c := range r.consumers {
 			s := c.Stats()
 			st.Consumers = append(st.Consumers, consumerState{Tier: tier, Handled: s.Handled, Abandoned: s.Abandoned,
@@ -157,6 +161,8 @@ func (a *admin) metrics(w http.ResponseWriter, _ *http.Request) {
 	perSink("fanout_events_unprotected_total", "Events delivered without a dedupe claim (fail-open, store down).", func(s sinkState) int64 { return s.Unprotected })
 	perSink("fanout_events_parked_behind_total", "Events parked behind an earlier event of their key in a retry tier.", func(s sinkState) int64 { return s.ParkedBehind })
 	perSink("fanout_dedupe_store_errors_total", "Dedupe or order-barrier store calls that failed.", func(s sinkState) int64 { return s.StoreErrors })
+	perSink("fanout_http_requests_total", "HTTP requests sent to the API: one per attempt, or one per batch.", func(s sinkState) int64 { return s.Requests })
+	perSink("fanout_batch_events_total", "Event attempts carried in batch requests (batch.max_events > 1).", func(s sinkState) int64 { return s.BatchedEvent })
 	perSink("fanout_breaker_waits_total", "Times an event waited for the circuit breaker.", func(s sinkState) int64 { return s.BreakerWaits })
 	family("fanout_breaker_state", "gauge", "1 for the circuit breaker's current state (closed, open, half-open).", func(emit func(string, int64)) {
 		for _, s := range states {

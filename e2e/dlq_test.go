@@ -184,6 +184,37 @@ func TestDLQRedriveAfterTheAPIIsFixed(t *testing.T) {
 		t.Errorf("analytics DLQ: exit %d\n%s", code, out)
 	}
 
+	// fanout status: both groups caught up (and, with fanout stopped, empty),
+	// nothing owed in a tier, the refused events parked in profile's DLQ.
+	code, out, stderr := s.dlqCLI("status", "-c", s.cfg, "--output", "json")
+	var st struct {
+		Rows []struct {
+			Sink, Role, Group string
+			State             string `json:"group_state"`
+			Members           int
+			Lag               int64
+			Missing           bool `json:"topic_missing"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("status: exit %d, %v\n%s%s", code, err, out, stderr)
+	}
+	if len(st.Rows) != 2*5 { // main, 3 tiers, dlq per sink
+		t.Errorf("status has %d rows, want 10: %+v", len(st.Rows), st.Rows)
+	}
+	for _, r := range st.Rows {
+		want := int64(0)
+		if r.Sink == "profile" && r.Role == "dlq" {
+			want = int64(len(bad))
+		}
+		if r.Lag != want || r.Missing || (r.Role != "dlq" && (r.State != "Empty" || r.Members != 0 || r.Group == "")) {
+			t.Errorf("status row %+v: want lag %d, an existing topic and, for a group, Empty with no members", r, want)
+		}
+	}
+	if code, out, _ := s.dlqCLI("status", "-c", s.cfg, "--sinks", "profile"); code != 0 || !strings.Contains(out, fmt.Sprintf("%d parked", len(bad))) || strings.Contains(out, "analytics") {
+		t.Errorf("status --sinks profile: exit %d\n%s", code, out)
+	}
+
 	// The API is fixed: a redrive delivers every dead letter, once, to profile only.
 	broken.Store(false)
 	analyticsRequests := analytics.requests.Load()
@@ -216,7 +247,7 @@ func TestDLQRedriveAfterTheAPIIsFixed(t *testing.T) {
 
 	// Again: nothing parked since. From the start: dedupe knows them all.
 	requests := profile.requests.Load()
-	code, out, stderr := s.dlqCLI("dlq", "redrive", "-c", s.cfg, "--sink", "profile")
+	code, out, stderr = s.dlqCLI("dlq", "redrive", "-c", s.cfg, "--sink", "profile")
 	if code != 0 || !strings.Contains(out, "no dead letters parked since the last redrive") {
 		t.Errorf("second redrive: exit %d\n%s%s", code, out, stderr)
 	}

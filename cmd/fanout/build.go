@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,27 +152,35 @@ func (r *runner) stats() consumer.Stats {
 }
 
 // buildSinks builds the named sinks (all if names is empty).
-func buildSinks(cfg *config.Config, names []string, codec *schemas.Codec, store dedupe.Store, log *slog.Logger, extra ...kgo.Opt) ([]*runner, error) {
-	want, unseen := map[string]bool{}, map[string]bool{}
-	for _, n := range names {
-		want[n], unseen[n] = true, true
+// selectSinks splits a --sinks flag; every name must be a sink of cfg. An
+// empty flag means all sinks (nil).
+func selectSinks(cfg *config.Config, flag string) ([]string, error) {
+	if flag == "" {
+		return nil, nil
 	}
+	names := strings.Split(flag, ",")
+	var errs []error
+	for _, n := range names {
+		if !slices.ContainsFunc(cfg.Sinks, func(s config.Sink) bool { return s.Name == n }) {
+			errs = append(errs, usagef("--sinks: no sink named %q in the config", n))
+		}
+	}
+	return names, errors.Join(errs...)
+}
+
+func buildSinks(cfg *config.Config, names []string, codec *schemas.Codec, store dedupe.Store, log *slog.Logger, extra ...kgo.Opt) ([]*runner, error) {
 	var out []*runner
 	var errs []error
 	for _, s := range cfg.Sinks {
-		if len(want) > 0 && !want[s.Name] {
+		if len(names) > 0 && !slices.Contains(names, s.Name) {
 			continue
 		}
-		delete(unseen, s.Name)
 		r, err := buildSink(cfg, s, codec, store, log, extra...)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		out = append(out, r)
-	}
-	for n := range unseen {
-		errs = append(errs, usagef("--sinks: no sink named %q in the config", n))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

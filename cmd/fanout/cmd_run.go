@@ -37,9 +37,9 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err != nil {
 					return err
 				}
-				var names []string
-				if *sinks != "" {
-					names = strings.Split(*sinks, ",")
+				names, err := selectSinks(cfg, *sinks)
+				if err != nil {
+					return err
 				}
 				stopTracing, err := startTracing(cfg, e.log)
 				if err != nil {

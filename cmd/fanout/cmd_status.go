@@ -39,14 +39,9 @@ counted from the partition's start. Reads only; safe while fanout runs.`,
 				if err != nil {
 					return err
 				}
-				var names []string
-				if *sinks != "" {
-					names = strings.Split(*sinks, ",")
-					for _, n := range names {
-						if !slices.ContainsFunc(cfg.Sinks, func(s config.Sink) bool { return s.Name == n }) {
-							return usagef("--sinks: no sink %q in %s", n, *file)
-						}
-					}
+				names, err := selectSinks(cfg, *sinks)
+				if err != nil {
+					return err
 				}
 				cl, err := kgo.NewClient(kafkaOpts(cfg)...)
 				if err != nil {

@@ -146,9 +146,11 @@ func TestRunUnknownSinkExit2(t *testing.T) {
 sinks:
   - {name: profile, url: "http://127.0.0.1:8081/users"}
 `)
-	code, _, stderr := runCLI(t, "run", "-c", cfg, "--sinks", "profile,nope")
-	if code != 2 || !strings.Contains(stderr, `no sink named "nope"`) {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	for _, cmd := range []string{"run", "status"} {
+		code, _, stderr := runCLI(t, cmd, "-c", cfg, "--sinks", "profile,nope")
+		if code != 2 || !strings.Contains(stderr, `no sink named "nope"`) {
+			t.Errorf("%s: exit %d, stderr %q", cmd, code, stderr)
+		}
 	}
 }
 

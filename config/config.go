@@ -336,6 +336,12 @@ var (
 	orderSet = map[string]bool{OrderPartition: true, OrderKey: true, OrderUnordered: true}
 )
 
+// absoluteHTTP reports whether s is an http or https URL with a host.
+func absoluteHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
 func (c *Config) validate() []Problem {
 	var ps []Problem
 	add := func(path, format string, args ...any) {
@@ -358,7 +364,7 @@ func (c *Config) validate() []Problem {
 		add("run.revoke_timeout", "%s must be below kafka.rebalance_timeout %s: a slow API must not hold a rebalance hostage", c.Run.RevokeTimeout, c.Kafka.RebalanceTimeout)
 	}
 	if c.Schemas.RegistryURL != "" {
-		if u, err := url.Parse(c.Schemas.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if !absoluteHTTP(c.Schemas.RegistryURL) {
 			add("schemas.registry_url", "%q is not an absolute http(s) URL", c.Schemas.RegistryURL)
 		}
 	} else if c.Schemas.Dir != "" && len(c.Schemas.Subjects) == 0 {
@@ -369,10 +375,8 @@ func (c *Config) validate() []Problem {
 			add("schemas.subjects."+subj, "schema id %d must be positive", id)
 		}
 	}
-	if e := c.Tracing.OTLPEndpoint; e != "" {
-		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("tracing.otlp_endpoint", "%q is not an absolute http(s) URL", e)
-		}
+	if e := c.Tracing.OTLPEndpoint; e != "" && !absoluteHTTP(e) {
+		add("tracing.otlp_endpoint", "%q is not an absolute http(s) URL", e)
 	}
 	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
 		add("tracing.sample_ratio", "%g is not within 0..1", r)

@@ -282,11 +282,7 @@ func resetConn(w http.ResponseWriter) {
 // answer lists each element's status. Down modes, resets, latency and slow
 // bodies (when every element is accepted) apply to the request as a whole.
 func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *faultBehaviour, body []byte) {
-	var evs []struct {
-		ID          string          `json:"id"`
-		TraceParent string          `json:"traceparent"`
-		Data        json.RawMessage `json:"data"`
-	}
+	var evs []batchEvent
 	if err := json.Unmarshal(body, &evs); err != nil || len(evs) == 0 {
 		ft.t.Errorf("%s: a batch request that is not a JSON array of events: %v", ft.name, err)
 		w.WriteHeader(http.StatusBadRequest)

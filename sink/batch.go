@@ -97,6 +97,9 @@ type batcher struct {
 	wait  time.Duration
 	slots int
 	now   func() time.Time
+	// jsonData: the sink's content_type is JSON, so each event's body goes
+	// into the batch as raw JSON (and must be valid JSON); else as a string.
+	jsonData bool
 
 	mu       sync.Mutex
 	pending  []*batchItem
@@ -107,7 +110,8 @@ type batcher struct {
 
 func newBatcher(s *Sink) *batcher {
 	m := s.cfg.Batch.MaxEvents
-	return &batcher{s: s, max: m, wait: s.cfg.Batch.MaxWait, slots: max(1, (s.cfg.MaxConns+m-1)/m), now: time.Now}
+	return &batcher{s: s, max: m, wait: s.cfg.Batch.MaxWait, slots: max(1, (s.cfg.MaxConns+m-1)/m), now: time.Now,
+		jsonData: isJSONType(s.cfg.ContentType)}
 }
 
 // attempt sends one event as part of a batch and returns its outcome. When
@@ -116,7 +120,7 @@ func newBatcher(s *Sink) *batcher {
 // only when every event in it is) and this event's outcome is unknown:
 // Canceled, as for a single request.
 func (b *batcher) attempt(ctx context.Context, id, typ string, body []byte) outcome {
-	if isJSONType(b.s.cfg.ContentType) && !json.Valid(body) {
+	if b.jsonData && !json.Valid(body) {
 		// Checked here, not when the batch is built: one bad event must not
 		// fail its batch-mates.
 		return outcome{err: fmt.Errorf("%w: body is not valid JSON (content_type %s), so it cannot be a batch's data", ErrRender, b.s.cfg.ContentType)}
@@ -252,21 +256,22 @@ func (s *Sink) sendBatch(items []*batchItem) []outcome {
 		}
 		return outs
 	}
-	body, ids, err := s.batchBody(items)
-	if err != nil {
-		return all(outcome{err: fmt.Errorf("%w: %w", ErrRender, err)})
-	}
+	body, ids := s.batchBody(items)
 	ctx, done := batchContext(items, s.cfg.Timeout)
 	defer done()
-	// The request's span continues the first event's trace and links every
-	// event's; each event carries its own traceparent in the batch.
-	links := make([]trace.Link, len(items))
-	for i, it := range items {
-		links[i] = trace.LinkFromContext(it.ctx)
-	}
+	// The request continues the first event's trace; its span (when spans
+	// are recorded) links every event's. Each event carries its own
+	// traceparent in the batch.
 	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContextFromContext(items[0].ctx))
-	ctx, span := tracing.StartHTTP(ctx, s.span, 1, trace.WithLinks(links...),
-		trace.WithAttributes(attribute.Int("fanout.batch.events", len(items))))
+	var opts []trace.SpanStartOption
+	if tracing.Enabled() {
+		links := make([]trace.Link, len(items))
+		for i, it := range items {
+			links[i] = trace.LinkFromContext(it.ctx)
+		}
+		opts = []trace.SpanStartOption{trace.WithLinks(links...), trace.WithAttributes(attribute.Int("fanout.batch.events", len(items)))}
+	}
+	ctx, span := tracing.StartHTTP(ctx, s.span, 1, opts...)
 	var status int
 	var reqErr error
 	defer func() { tracing.EndHTTP(span, status, reqErr) }()
@@ -346,8 +351,7 @@ func batchKey(ids []string) string {
 }
 
 // batchBody renders items as a CloudEvents JSON batch.
-func (s *Sink) batchBody(items []*batchItem) ([]byte, []string, error) {
-	jsonData := isJSONType(s.cfg.ContentType)
+func (s *Sink) batchBody(items []*batchItem) ([]byte, []string) {
 	size := 2
 	for _, it := range items {
 		size += len(it.body) + len(it.id) + len(it.typ) + 256
@@ -385,7 +389,7 @@ func (s *Sink) batchBody(items []*batchItem) ([]byte, []string, error) {
 			}
 		}
 		out = append(out, `,"data":`...)
-		if jsonData { // checked by batcher.attempt
+		if s.batch.jsonData { // validated by batcher.attempt
 			out = append(out, it.body...)
 		} else {
 			b, _ := json.Marshal(string(it.body))
@@ -394,7 +398,7 @@ func (s *Sink) batchBody(items []*batchItem) ([]byte, []string, error) {
 		out = append(out, '}')
 	}
 	out = append(out, ']')
-	return out, ids, nil
+	return out, ids
 }
 
 // batchResult is one event's answer in a batch response.

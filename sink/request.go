@@ -218,18 +218,22 @@ func (s *Sink) render(ev Event) (http.Header, []byte, error) {
 		body = b
 	}
 
-	h := make(http.Header, len(s.static)+len(s.headerTmpls)+6)
-	h[hdrUserAgent] = []string{UserAgent}
-	for k, v := range s.static {
-		h[k] = []string{v}
-	}
-	h[hdrIdempotencyKey] = []string{ev.ID}
-	h[hdrWebhookID] = []string{ev.ID}
-	if ev.Type != "" {
-		h[hdrEventType] = []string{ev.Type}
-	}
-	if s.cfg.Method != http.MethodGet {
-		h[hdrContentType] = []string{s.cfg.ContentType}
+	// A batch request has its own headers (sendBatch): no per-event map.
+	var h http.Header
+	if s.batch == nil {
+		h = make(http.Header, len(s.static)+len(s.headerTmpls)+6)
+		h[hdrUserAgent] = []string{UserAgent}
+		for k, v := range s.static {
+			h[k] = []string{v}
+		}
+		h[hdrIdempotencyKey] = []string{ev.ID}
+		h[hdrWebhookID] = []string{ev.ID}
+		if ev.Type != "" {
+			h[hdrEventType] = []string{ev.Type}
+		}
+		if s.cfg.Method != http.MethodGet {
+			h[hdrContentType] = []string{s.cfg.ContentType}
+		}
 	}
 
 	if len(s.headerTmpls) == 0 && s.bodyTmpl == nil {

@@ -46,6 +46,10 @@ func Use(tp trace.TracerProvider) {
 	enabled.Store(!isNoop)
 }
 
+// Enabled reports whether spans are recorded: a provider other than the
+// no-op one was installed. Callers skip work only spans would use.
+func Enabled() bool { return enabled.Load() }
+
 // enabled is false until Use installs a provider that records: the span
 // helpers then return the context as it is and a no-op span, so a process
 // without an exporter pays nothing per record.

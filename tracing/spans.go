@@ -101,9 +101,6 @@ func NewTarget(method string, u *url.URL) Target {
 	if p, err := strconv.Atoi(port); err == nil {
 		attrs = append(attrs, attribute.Int("server.port", p))
 	}
-	if ip := net.ParseIP(u.Hostname()); ip == nil {
-		attrs = append(attrs, attribute.String("network.peer.name", u.Hostname()))
-	}
 	return Target{Method: method, attrs: attrs}
 }
 

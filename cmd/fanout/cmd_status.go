@@ -120,6 +120,7 @@ func sinkStatus(ctx context.Context, adm *kadm.Client, cfg *config.Config, names
 	if err != nil {
 		return nil, err
 	}
+	fetched := adm.FetchManyOffsets(ctx, groups...) // one request per coordinator, not per group
 	for i := range rows {
 		r := &rows[i]
 		var committed kadm.OffsetResponses
@@ -127,9 +128,11 @@ func sinkStatus(ctx context.Context, adm *kadm.Client, cfg *config.Config, names
 			if g, ok := described[r.Group]; ok && g.Err == nil {
 				r.State, r.Members = g.State, len(g.Members)
 			}
-			if committed, err = adm.FetchOffsets(ctx, r.Group); err != nil {
-				return nil, fmt.Errorf("group %s: %w", r.Group, err)
+			f := fetched[r.Group]
+			if f.Err != nil {
+				return nil, fmt.Errorf("group %s: %w", r.Group, f.Err)
 			}
+			committed = f.Fetched
 		}
 		tends, ok := ends[r.Topic]
 		if !ok || len(tends) == 0 {

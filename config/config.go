@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -179,25 +180,65 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data, osEnv)
 }
 
+// FilePath is the Problem.Path of what is wrong with the file as a whole: it
+// is empty, is not YAML, or its document is not a mapping.
+const FilePath = "(file)"
+
 // Parse is Load on bytes; env looks variables up (os.LookupEnv in Load).
+//
+// A file that is not one YAML mapping (empty, only comments, a syntax error, a
+// list or a scalar) returns a nil *Config and an *Error whose only problem is
+// at FilePath: nothing in it can be checked further.
 func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, error) {
+	fileErr := func(line int, msg string) error {
+		return &Error{File: name, Problems: []Problem{{Path: FilePath, Line: line, Msg: msg}}}
+	}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
-		return nil, &Error{File: name, Problems: []Problem{{Path: "(file)", Msg: yamlMsg(err)}}}
+		if errors.Is(err, io.EOF) {
+			return nil, fileErr(0, "holds no YAML document (empty or only comments): want a mapping with kafka and sinks")
+		}
+		return nil, fileErr(0, "not valid YAML: "+yamlMsg(err))
+	}
+	if len(root.Content) != 1 {
+		return nil, fileErr(0, "holds no YAML document: want a mapping with kafka and sinks")
+	}
+	if doc := root.Content[0]; doc.Kind != yaml.MappingNode && !(doc.Kind == yaml.ScalarNode && doc.Tag == "!!null") {
+		return nil, fileErr(doc.Line, "want a mapping with kafka and sinks, got "+kindName(doc))
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		line := 0
+		if err == nil {
+			line = next.Line
+		}
+		return nil, fileErr(line, "holds more than one YAML document (a second ---): want one mapping")
 	}
 	d := &decoder{lines: map[string]int{}, env: env}
 	cfg := &Config{}
-	if len(root.Content) == 1 {
-		d.decode("", root.Content[0], reflectValue(cfg))
-	}
+	d.decode("", root.Content[0], reflectValue(cfg))
 	cfg.lines = d.lines
 	cfg.applyDefaults()
-	problems := append(d.problems, cfg.validate()...)
+	problems := d.problems
+	for _, p := range cfg.validate() {
+		if !hasPath(d.problems, p.Path) { // the decoder's problem there is the cause
+			problems = append(problems, p)
+		}
+	}
 	if len(problems) > 0 {
 		return cfg, &Error{File: name, Problems: problems}
 	}
 	return cfg, nil
+}
+
+func hasPath(ps []Problem, path string) bool {
+	for _, p := range ps {
+		if p.Path == path {
+			return true
+		}
+	}
+	return false
 }
 
 func yamlMsg(err error) string {

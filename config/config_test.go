@@ -168,3 +168,33 @@ redis: [1]
 		})
 	}
 }
+
+// A file that is not one YAML mapping is one problem at (file) naming the
+// file, and no *Config: nothing in it can be checked further.
+func TestParseNotAMapping(t *testing.T) {
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"empty", "", "f.yaml: 1 problem(s)\n  (file): holds no YAML document (empty or only comments)"},
+		{"whitespace and comments", "  \n# nothing here\n   \n", "(file): holds no YAML document (empty or only comments)"},
+		{"syntax error", "[", "(file): not valid YAML: line 1: did not find expected node content"},
+		{"scalar", "hello\n", `(file): want a mapping with kafka and sinks, got "hello" (line 1)`},
+		{"list", "- kafka\n- sinks\n", "(file): want a mapping with kafka and sinks, got a list (line 1)"},
+		{"two documents", "kafka: {}\n---\nsinks: []\n", "(file): holds more than one YAML document"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("f.yaml", []byte(tt.yaml), env(nil))
+			var ce *Error
+			if !errors.As(err, &ce) || cfg != nil {
+				t.Fatalf("want a nil config and a *config.Error, got %v, %v", cfg, err)
+			}
+			if len(ce.Problems) != 1 || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want one problem containing %q", err, tt.want)
+			}
+		})
+	}
+	// A wrong shape below the root is reported once, at its path: not also
+	// as the missing value the decoder could not fill in.
+	_, err := Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: t}\nsinks: 5\n"), env(nil))
+	if want := "f.yaml: 1 problem(s)\n  sinks: want a list, got \"5\" (line 2)"; err == nil || err.Error() != want {
+		t.Errorf("sinks: 5 gave %v, want %q", err, want)
+	}
+}

@@ -29,6 +29,9 @@ there is any problem.`,
 				if err != nil && !errors.As(err, &ce) {
 					return usagef("%v", err)
 				}
+				if cfg == nil {
+					return ce // not a YAML mapping: nothing further to check
+				}
 				if ce == nil {
 					ce = &config.Error{File: *file}
 				}

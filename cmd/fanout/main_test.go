@@ -170,3 +170,26 @@ sinks:
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+// validate and run on a file that is not a YAML mapping: a config error
+// (exit 2) naming the file, never a crash.
+func TestValidateAndRunOnUnreadableYAML(t *testing.T) {
+	for _, tt := range []struct{ name, body, want string }{
+		{"empty", "", "holds no YAML document"},
+		{"comments only", "# nothing\n  \n", "holds no YAML document"},
+		{"syntax error", "[", "not valid YAML"},
+		{"scalar", "fanout\n", `want a mapping with kafka and sinks, got "fanout" (line 1)`},
+		{"list", "- a\n- b\n", "want a mapping with kafka and sinks, got a list (line 1)"},
+		{"sinks not a list", "kafka: {brokers: [127.0.0.1:9092], topic: events}\nsinks: 5\n", `sinks: want a list, got "5" (line 2)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := writeFile(t, tt.body)
+			for _, cmd := range []string{"validate", "run"} {
+				code, _, stderr := runCLI(t, cmd, "-c", f)
+				if code != 2 || !strings.HasPrefix(stderr, f+": 1 problem(s)") || !strings.Contains(stderr, tt.want) {
+					t.Errorf("%s: exit %d, want 2 with %q naming %s:\n%s", cmd, code, tt.want, f, stderr)
+				}
+			}
+		})
+	}
+}

@@ -425,9 +425,62 @@ func (c *Config) validate() []Problem {
 	if len(c.Sinks) == 0 {
 		add("sinks", "required: at least one sink")
 	}
+	if c.Redis.DB < 0 {
+		add("redis.db", "%d must not be negative", c.Redis.DB)
+	}
 	names := map[string]int{}
 	for i := range c.Sinks {
 		ps = append(ps, c.validateSink(i, names)...)
+	}
+	return append(ps, c.validateTopics()...)
+}
+
+// topicUse is one place a topic is named: the main topic, a sink's DLQ or one
+// of its retry tiers.
+type topicUse struct {
+	path string // kafka.topic, sinks[0].dlq_topic, sinks[0].retry.tier_topics[1]
+	sink int    // -1 for kafka.topic
+	dlq  bool
+}
+
+// validateTopics refuses every topic named twice among the main topic, the
+// DLQs and the retry tiers. Each such collision loops or misdelivers: a
+// record parked on the main topic (or on a tier that is also a DLQ) is read
+// again as new work and parked again, without end; a shared tier delivers one
+// sink's records to another; a shared DLQ mixes two sinks' letters.
+func (c *Config) validateTopics() []Problem {
+	var ps []Problem
+	seen := map[string]topicUse{}
+	use := func(topic string, u topicUse) {
+		if topic == "" {
+			return
+		}
+		first, dup := seen[topic]
+		if !dup {
+			seen[topic] = u
+			return
+		}
+		var why string
+		switch {
+		case first.sink < 0:
+			why = "a record parked there would be read again as a new event and parked again, without end"
+		case first.dlq != u.dlq:
+			why = "a retry tier's consumer would deliver the dead letters again, and the DLQ would hold live retries"
+		case u.dlq:
+			why = "each sink needs its own dead-letter topic: dlq redrive and status read one sink's letters from it"
+		case first.sink == u.sink:
+			why = "each tier needs its own topic: a record's delay and its next tier are the topic's"
+		default:
+			why = "a tier's consumer delivers what it reads to its own sink: the other sink's records would go to the wrong API"
+		}
+		ps = append(ps, Problem{Path: u.path, Line: c.lineOf(u.path), Msg: fmt.Sprintf("%q is also %s: %s", topic, first.path, why)})
+	}
+	use(c.Kafka.Topic, topicUse{path: "kafka.topic", sink: -1})
+	for i, s := range c.Sinks {
+		use(s.DLQTopic, topicUse{path: fmt.Sprintf("sinks[%d].dlq_topic", i), sink: i, dlq: true})
+		for j, tp := range s.Retry.TierTopics {
+			use(tp, topicUse{path: fmt.Sprintf("sinks[%d].retry.tier_topics[%d]", i, j), sink: i})
+		}
 	}
 	return ps
 }
@@ -506,11 +559,26 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 	if s.Batch.MaxWait < 0 {
 		add("batch.max_wait", "must not be negative, got %s", s.Batch.MaxWait)
 	}
-	if s.RateLimit.Rate < 0 || s.RateLimit.Burst < 0 {
-		add("rate_limit", "rate and burst must not be negative")
+	if s.RateLimit.Rate < 0 {
+		add("rate_limit.rate", "%g must not be negative", s.RateLimit.Rate)
 	}
-	if b := s.Breaker; b.FailureRatio < 0 || b.FailureRatio > 1 || b.MinRequests < 0 || b.Probes < 0 || b.Window < 0 || b.OpenFor < 0 || b.MaxOpenFor < 0 {
-		add("breaker", "failure_ratio must be within 0..1 and the other values not negative")
+	if s.RateLimit.Burst < 0 {
+		add("rate_limit.burst", "%d must not be negative", s.RateLimit.Burst)
+	}
+	if r := s.Breaker.FailureRatio; r < 0 || r > 1 {
+		add("breaker.failure_ratio", "%g is not within 0..1", r)
+	}
+	if s.Breaker.MinRequests < 0 {
+		add("breaker.min_requests", "%d must not be negative", s.Breaker.MinRequests)
+	}
+	if s.Breaker.Probes < 0 {
+		add("breaker.probes", "%d must not be negative", s.Breaker.Probes)
+	}
+	if s.Breaker.ConsecutiveFailures < -1 {
+		add("breaker.consecutive_failures", "%d is below -1 (-1 disables it)", s.Breaker.ConsecutiveFailures)
+	}
+	if s.MaxEventBytes < 0 {
+		add("max_event_bytes", "%d must not be negative", s.MaxEventBytes)
 	}
 	if s.Dedupe.Lease < time.Second {
 		add("dedupe.lease", "%s is below 1s: the lease is renewed every third of it", s.Dedupe.Lease)

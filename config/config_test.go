@@ -198,3 +198,87 @@ func TestParseNotAMapping(t *testing.T) {
 		t.Errorf("sinks: 5 gave %v, want %q", err, want)
 	}
 }
+
+// Configs that would loop, misdeliver or make no sense: each is a problem at
+// its own path and line.
+func TestParseRefusesDestructiveConfigs(t *testing.T) {
+	const head = "kafka: {brokers: [a:1], topic: events}\nsinks:\n"
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"dlq is the main topic", head + "  - name: a\n    url: http://x/\n    dlq_topic: events\n",
+			[]string{`sinks[0].dlq_topic: "events" is also kafka.topic: a record parked there would be read again as a new event and parked again, without end (line 5)`}},
+		{"tier is the main topic", head + "  - name: a\n    url: http://x/\n    retry: {tiers: [1s, 2s], tier_topics: [a.r1, events]}\n",
+			[]string{`sinks[0].retry.tier_topics[1]: "events" is also kafka.topic: a record parked there would be read again as a new event and parked again, without end (line 5)`}},
+		{"tier is its own dlq", head + "  - name: a\n    url: http://x/\n    dlq_topic: a.dlq\n    retry: {tiers: [1s], tier_topics: [a.dlq]}\n",
+			[]string{`sinks[0].retry.tier_topics[0]: "a.dlq" is also sinks[0].dlq_topic: a retry tier's consumer would deliver the dead letters again, and the DLQ would hold live retries (line 6)`}},
+		{"tier is another sink's dlq", head + "  - {name: a, url: http://x/, dlq_topic: shared}\n  - name: b\n    url: http://x/\n    retry: {tiers: [1s], tier_topics: [shared]}\n",
+			[]string{`sinks[1].retry.tier_topics[0]: "shared" is also sinks[0].dlq_topic: a retry tier's consumer would deliver the dead letters again, and the DLQ would hold live retries (line 6)`}},
+		{"dlq is another sink's tier", head + "  - {name: a, url: http://x/, retry: {tiers: [1s], tier_topics: [t1]}}\n  - {name: b, url: http://x/, dlq_topic: t1}\n",
+			[]string{`sinks[1].dlq_topic: "t1" is also sinks[0].retry.tier_topics[0]: a retry tier's consumer would deliver the dead letters again`}},
+		{"two sinks share a dlq", head + "  - {name: a, url: http://x/, dlq_topic: dead}\n  - {name: b, url: http://x/, dlq_topic: dead}\n",
+			[]string{`sinks[1].dlq_topic: "dead" is also sinks[0].dlq_topic: each sink needs its own dead-letter topic: dlq redrive and status read one sink's letters from it (line 4)`}},
+		{"two sinks share a tier", head + "  - {name: a, url: http://x/, retry: {tiers: [1s], tier_topics: [t1]}}\n  - {name: b, url: http://x/, retry: {tiers: [5s, 1m], tier_topics: [t0, t1]}}\n",
+			[]string{`sinks[1].retry.tier_topics[1]: "t1" is also sinks[0].retry.tier_topics[0]: a tier's consumer delivers what it reads to its own sink: the other sink's records would go to the wrong API (line 4)`}},
+		{"one tier topic twice in a sink", head + "  - name: a\n    url: http://x/\n    retry:\n      tiers: [1s, 1m]\n      tier_topics: [t1, t1]\n",
+			[]string{`sinks[0].retry.tier_topics[1]: "t1" is also sinks[0].retry.tier_topics[0]: each tier needs its own topic: a record's delay and its next tier are the topic's (line 7)`}},
+		{"negative redis db", "redis: {db: -3}\n" + head + "  - {name: a, url: http://x/}\n",
+			[]string{`redis.db: -3 must not be negative (line 1)`}},
+		{"negative sizes and counts", head + `  - name: a
+    url: http://x/
+    max_event_bytes: -10
+    max_in_flight: -1
+    rate_limit: {rate: -5, burst: -1}
+    retry: {attempts: -2}
+    batch: {max_events: -1}
+    breaker: {min_requests: -1, probes: -2, failure_ratio: 1.5, consecutive_failures: -5}
+`, []string{
+			`sinks[0].max_event_bytes: -10 must not be negative (line 5)`,
+			`sinks[0].max_in_flight: -1 is not within 1..10000 (line 6)`,
+			`sinks[0].rate_limit.rate: -5 must not be negative (line 7)`,
+			`sinks[0].rate_limit.burst: -1 must not be negative (line 7)`,
+			`sinks[0].retry.attempts: -2 is not within 1..100 (line 8)`,
+			`sinks[0].batch.max_events: -1 is not within 0..1000 (line 9)`,
+			`sinks[0].breaker.min_requests: -1 must not be negative (line 10)`,
+			`sinks[0].breaker.probes: -2 must not be negative (line 10)`,
+			`sinks[0].breaker.failure_ratio: 1.5 is not within 0..1 (line 10)`,
+			`sinks[0].breaker.consecutive_failures: -5 is below -1 (-1 disables it) (line 10)`,
+		}},
+		{"negative durations", head + `  - name: a
+    url: http://x/
+    timeout: -1s
+    max_event_age: -1m
+    dedupe: {ttl: -1h, lease: -1s}
+    retry: {backoff_base: -1ms, retry_after_cap: -1s, tiers: [-1s]}
+    breaker: {window: -1s, open_for: -1s}
+`, []string{
+			`sinks[0].timeout: "-1s" is not a duration (like 250ms, 10s, 1m) (line 5)`,
+			`sinks[0].max_event_age: "-1m" is not a duration`,
+			`sinks[0].dedupe.ttl: "-1h" is not a duration`,
+			`sinks[0].dedupe.lease: "-1s" is not a duration`,
+			`sinks[0].retry.backoff_base: "-1ms" is not a duration`,
+			`sinks[0].retry.retry_after_cap: "-1s" is not a duration`,
+			`sinks[0].retry.tiers[0]: "-1s" is not a duration`,
+			`sinks[0].breaker.window: "-1s" is not a duration`,
+			`sinks[0].breaker.open_for: "-1s" is not a duration`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tt.yaml), env(nil))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q\n%s", w, err)
+				}
+			}
+		})
+	}
+	// The defaults never collide: <topic>.<sink>.dlq and <topic>.<sink>.retry.<n>.
+	if _, err := Parse("f.yaml", []byte(head+"  - {name: a, url: http://x/}\n  - {name: b, url: http://x/}\n"), env(nil)); err != nil {
+		t.Errorf("default topics: %v", err)
+	}
+}

@@ -326,3 +326,30 @@ func validHeaderValue(s string) bool {
 	}
 	return true
 }
+
+// TemplateError is a header or body template that does not parse.
+type TemplateError struct {
+	Field string // "headers.<name as configured>" or "body"
+	Err   error
+}
+
+// TemplateErrors parses every template of cfg and returns each one that does
+// not parse, in field order (New stops at the first problem of any kind).
+func TemplateErrors(cfg Config) []TemplateError {
+	var errs []TemplateError
+	for k, v := range cfg.Headers {
+		if !isTemplate(v) {
+			continue
+		}
+		if _, err := parseTemplate(http.CanonicalHeaderKey(k), v); err != nil {
+			errs = append(errs, TemplateError{Field: "headers." + k, Err: err})
+		}
+	}
+	slices.SortFunc(errs, func(a, b TemplateError) int { return strings.Compare(a.Field, b.Field) })
+	if cfg.Body != "" {
+		if _, err := parseTemplate("body", cfg.Body); err != nil {
+			errs = append(errs, TemplateError{Field: "body", Err: err})
+		}
+	}
+	return errs
+}

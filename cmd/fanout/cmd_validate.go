@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/fanout-dev/fanout/config"
@@ -43,11 +44,24 @@ there is any problem.`,
 					if s.Name == "" || s.URL == "" {
 						continue // already reported
 					}
-					if _, err := sink.New(sinkConfig(s), e.log); err != nil {
-						p := fmt.Sprintf("sinks[%d]", i)
-						if dup := hasProblemUnder(ce, p); !dup {
-							ce.Problems = append(ce.Problems, config.Problem{Path: p, Line: cfg.Line(p), Msg: err.Error()})
+					p := fmt.Sprintf("sinks[%d]", i)
+					dup := hasProblemUnder(ce, p)
+					// Every template that does not parse, each at its own path;
+					// then sink.New with those replaced by one that parses, for
+					// its first other problem.
+					sc := sinkConfig(s)
+					for _, te := range sink.TemplateErrors(sc) {
+						path := p + "." + te.Field
+						ce.Problems = append(ce.Problems, config.Problem{Path: path, Line: cfg.Line(path), Msg: te.Err.Error()})
+						if te.Field == "body" {
+							sc.Body = placeholderTemplate
+						} else {
+							sc.Headers = maps.Clone(sc.Headers)
+							sc.Headers[strings.TrimPrefix(te.Field, "headers.")] = placeholderTemplate
 						}
+					}
+					if _, err := sink.New(sc, e.log); err != nil && !dup {
+						ce.Problems = append(ce.Problems, config.Problem{Path: p, Line: cfg.Line(p), Msg: err.Error()})
 					}
 				}
 				if len(ce.Problems) > 0 {
@@ -59,6 +73,9 @@ there is any problem.`,
 		},
 	})
 }
+
+// placeholderTemplate stands in for a template already reported as broken.
+const placeholderTemplate = "{{ .ID }}"
 
 func hasProblemUnder(ce *config.Error, prefix string) bool {
 	for _, p := range ce.Problems {

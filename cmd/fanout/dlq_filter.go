@@ -116,7 +116,7 @@ func (c parking) newer(d parking) bool {
 
 // filter selects dead letters. The zero filter selects everything.
 type filter struct {
-	sink         string // letters parked by another sink (a shared dlq_topic) never match; "" = any
+	sink         string // letters parked by another sink (a DLQ shared before config refused that) never match; "" = any
 	since, until time.Time
 	statuses     []int    // fanout-http-status in this set; nil = any
 	classes      []string // fanout-error-class in this set; nil = any

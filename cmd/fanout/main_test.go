@@ -193,3 +193,46 @@ func TestValidateAndRunOnUnreadableYAML(t *testing.T) {
 		})
 	}
 }
+
+// validate names every problem of a config that would loop or lose data, and
+// every template that does not parse, each at its own path: exit 2.
+func TestValidateNamesEveryDestructiveSetting(t *testing.T) {
+	cfg := writeFile(t, `kafka: {brokers: [127.0.0.1:9092], topic: events}
+redis: {addr: "127.0.0.1:6379", db: -3}
+sinks:
+  - name: profile
+    url: http://127.0.0.1:8081/users
+    dlq_topic: events
+    max_event_bytes: -10
+    headers:
+      X-Plan: "{{ .Record.plan "
+      X-Tenant: "{{ .Record.tenant | nosuchfunc }}"
+      X-Static: fine
+    body: "{{ if }}"
+  - name: email
+    url: http://127.0.0.1:8082/mail
+    dlq_topic: shared.dlq
+    retry: {tiers: [1s], tier_topics: [events]}
+  - name: audit
+    url: http://127.0.0.1:8083/audit
+    dlq_topic: shared.dlq
+`)
+	code, _, stderr := runCLI(t, "validate", "-c", cfg)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		`redis.db: -3 must not be negative (line 2)`,
+		`sinks[0].dlq_topic: "events" is also kafka.topic`,
+		`sinks[0].max_event_bytes: -10 must not be negative (line 7)`,
+		`sinks[0].headers.X-Plan: template: X-Plan:1: unclosed action (line 9)`,
+		`sinks[0].headers.X-Tenant: template: X-Tenant:1: function "nosuchfunc" not defined (line 10)`,
+		`sinks[0].body: template: body:1: missing value for if (line 12)`,
+		`sinks[1].retry.tier_topics[0]: "events" is also kafka.topic`,
+		`sinks[2].dlq_topic: "shared.dlq" is also sinks[1].dlq_topic`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, stderr)
+		}
+	}
+}

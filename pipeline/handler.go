@@ -150,7 +150,7 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) (out consumer.Outco
 	}
 	if behind {
 		h.behind.Add(1)
-		out = consumer.Outcome{Verdict: consumer.DeadLetter, Retryable: true, Reason: "behind-earlier-of-key",
+		out = consumer.Outcome{Verdict: consumer.DeadLetter, Retryable: true, Reason: ReasonBehindKey,
 			Err: errors.New("parked behind an earlier event of the same key that is in a retry tier")}
 	} else {
 		out = h.handle(ctx, r)
@@ -266,11 +266,11 @@ func tierOf(r *kgo.Record) int {
 
 func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	if len(r.Value) > h.cfg.MaxEventBytes {
-		return h.deadLetter("too-large", fmt.Errorf("record of %d bytes exceeds max_event_bytes %d", len(r.Value), h.cfg.MaxEventBytes), 0, 0)
+		return h.deadLetter(ReasonTooLarge, fmt.Errorf("record of %d bytes exceeds max_event_bytes %d", len(r.Value), h.cfg.MaxEventBytes), 0, 0)
 	}
 	if h.cfg.MaxEventAge > 0 {
 		if age := time.Since(originalTime(r)); age > h.cfg.MaxEventAge {
-			return h.deadLetter("too-old", fmt.Errorf("event is %s old, over max_event_age %s", age.Round(time.Second), h.cfg.MaxEventAge), 0, 0)
+			return h.deadLetter(ReasonTooOld, fmt.Errorf("event is %s old, over max_event_age %s", age.Round(time.Second), h.cfg.MaxEventAge), 0, 0)
 		}
 	}
 	rec, err := h.decode(ctx, r)
@@ -278,7 +278,7 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 		if ctx.Err() != nil {
 			return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 		}
-		return h.deadLetter("undecodable", err, 0, 0)
+		return h.deadLetter(ReasonUndecodable, err, 0, 0)
 	}
 	if h.types != nil && !h.types[rec.Subject] {
 		h.skipped.Add(1)
@@ -488,12 +488,12 @@ func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t ticket
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: res.Err, Status: res.Status, Attempts: res.Attempts}
 	case sink.Permanent:
 		h.release(c)
-		out := h.deadLetter("permanent", res.Err, res.Status, res.Attempts)
+		out := h.deadLetter(ReasonPermanent, res.Err, res.Status, res.Attempts)
 		out.Excerpt = excerpt(res.Err)
 		return out
 	default:
 		h.release(c)
-		out := h.deadLetter("retries-exhausted", res.Err, res.Status, res.Attempts)
+		out := h.deadLetter(ReasonRetriesExhausted, res.Err, res.Status, res.Attempts)
 		out.Retryable, out.Excerpt = true, excerpt(res.Err)
 		return out
 	}

@@ -11,11 +11,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/pipeline"
 )
 
-// errorClasses are the values of the fanout-error-class header
-// (consumer.Outcome.Reason).
-var errorClasses = []string{"permanent", "retries-exhausted", "undecodable", "too-large", "too-old"}
+// errorClasses are the values of the fanout-error-class header: the reasons
+// the pipeline parks a record with.
+var errorClasses = pipeline.Reasons
 
 // letter is a dead letter as the dlq commands see it: the DLQ record and what
 // its fanout-* headers say. Missing or malformed headers leave zero values.

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/pipeline"
 )
 
 var dlqNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -150,6 +151,29 @@ func TestFilterFlags(t *testing.T) {
 				t.Errorf("filter %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// --class accepts every reason the pipeline parks a record with (its exported
+// list, which a pipeline test checks against the code), and nothing else.
+func TestFilterClassAcceptsEveryParkedReason(t *testing.T) {
+	for _, class := range append([]string{strings.Join(pipeline.Reasons, ",")}, pipeline.Reasons...) {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		sel := filterFlags(fs)
+		if err := fs.Parse([]string{"--class", class}); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := sel("profile", dlqNow); err != nil || strings.Join(f.classes, ",") != class {
+			t.Errorf("--class %s: %v (classes %v)", class, err, f.classes)
+		}
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	sel := filterFlags(fs)
+	if err := fs.Parse([]string{"--class", "template"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sel("profile", dlqNow); err == nil {
+		t.Error("--class template accepted: nothing parks that class")
 	}
 }
 

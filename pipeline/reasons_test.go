@@ -1,0 +1,105 @@
+package pipeline
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestReasonsAreEveryReasonParked parses this package and the consumer (the
+// code that builds Outcomes) and finds every reason a record can be parked
+// with: each deadLetter(reason, …) call, each Outcome{Reason: …} literal and
+// each assignment to a .Reason field. Every one must be a constant or literal
+// listed in Reasons, and every listed reason must be parked somewhere, so the
+// dlq commands' --class accepts exactly what the handler writes.
+func TestReasonsAreEveryReasonParked(t *testing.T) {
+	fset := token.NewFileSet()
+	var files []*ast.File
+	for _, dir := range []string{".", "../consumer"} {
+		names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if strings.HasSuffix(n, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, n, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+	}
+	consts := map[string]string{}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if vs, ok := n.(*ast.ValueSpec); ok {
+				for i, name := range vs.Names {
+					if i < len(vs.Values) {
+						if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							consts[name.Name], _ = strconv.Unquote(lit.Value)
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	parked := map[string]bool{}
+	check := func(e ast.Expr) {
+		pos := fset.Position(e.Pos())
+		var v string
+		switch x := e.(type) {
+		case *ast.BasicLit:
+			v, _ = strconv.Unquote(x.Value)
+		case *ast.Ident:
+			c, ok := consts[x.Name]
+			if !ok {
+				t.Errorf("%s: reason %s is not a string constant: park with one of pipeline.Reasons", pos, x.Name)
+				return
+			}
+			v = c
+		default:
+			t.Errorf("%s: reason is not a constant: park with one of pipeline.Reasons", pos)
+			return
+		}
+		if !slices.Contains(Reasons, v) {
+			t.Errorf("%s: reason %q is parked but not in pipeline.Reasons (the dlq commands would refuse --class %s)", pos, v, v)
+		}
+		parked[v] = true
+	}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch x := n.(type) {
+			case *ast.FuncDecl:
+				return x.Name.Name != "deadLetter" // it passes its callers' reason on; they are checked
+			case *ast.CallExpr:
+				if sel, ok := x.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "deadLetter" && len(x.Args) > 0 {
+					check(x.Args[0])
+				}
+			case *ast.KeyValueExpr:
+				if k, ok := x.Key.(*ast.Ident); ok && k.Name == "Reason" {
+					check(x.Value)
+				}
+			case *ast.AssignStmt:
+				for i, l := range x.Lhs {
+					if sel, ok := l.(*ast.SelectorExpr); ok && sel.Sel.Name == "Reason" && i < len(x.Rhs) {
+						check(x.Rhs[i])
+					}
+				}
+			}
+			return true
+		})
+	}
+	for _, r := range Reasons {
+		if !parked[r] {
+			t.Errorf("Reasons lists %q, which nothing parks", r)
+		}
+	}
+}

@@ -259,10 +259,10 @@ func printable(b []byte) string {
 	return "base64:" + base64.StdEncoding.EncodeToString(b)
 }
 
-// idResolver names a letter's event: the event-id header when present (fanout
-// emit writes it from the id field), else what the sink's pipeline would use
-// (the body's id field, else the original topic/partition/offset). The codec
-// is built on first need; without one the fallback is used.
+// idResolver names a letter's event as the sink's delivery path does
+// (pipeline.EventID): the body's id field, else the event-id header, else the
+// original topic/partition/offset. The codec is built on first need; a body
+// that does not decode (or no codec) leaves the header and the coordinates.
 type idResolver struct {
 	cfg   *config.Config
 	field string
@@ -271,9 +271,6 @@ type idResolver struct {
 }
 
 func (x *idResolver) id(ctx context.Context, l letter) string {
-	if v := headerValue(l.rec, "event-id"); v != "" {
-		return v
-	}
 	if !x.built {
 		x.built = true
 		x.codec, _ = buildCodec(x.cfg)

@@ -146,6 +146,7 @@ type dlqLetter struct {
 	parkedAgo time.Duration
 	redrives  int
 	sink      string // default profile
+	headerID  string // the event-id header when it differs from the body's id
 }
 
 func (w *dlqWorld) park(letters ...dlqLetter) {
@@ -168,7 +169,11 @@ func (w *dlqWorld) park(letters ...dlqLetter) {
 				w.t.Fatal(err)
 			}
 			value = v
-			headers = append(headers, kgo.RecordHeader{Key: "event-id", Value: key})
+			hid := key
+			if l.headerID != "" {
+				hid = []byte(l.headerID)
+			}
+			headers = append(headers, kgo.RecordHeader{Key: "event-id", Value: hid})
 		}
 		if l.redrives > 0 {
 			headers = append(headers, kgo.RecordHeader{Key: consumer.HeaderRedriveCount, Value: []byte(strconv.Itoa(l.redrives))})
@@ -571,6 +576,42 @@ func TestDLQRedriveInterrupted(t *testing.T) {
 	for _, l := range letters {
 		if acc[l.id] != 1 {
 			t.Errorf("event %s accepted %d times", l.id, acc[l.id])
+		}
+	}
+}
+
+// The dlq commands name an event as delivery does: the body's id field
+// first, the event-id header only when the body has none (or does not decode).
+func TestDLQEventIDAsDelivered(t *testing.T) {
+	w := newDLQWorld(t, nil)
+	w.park(
+		dlqLetter{partition: 0, id: "a", headerID: "header-of-a", origin: 1, class: "permanent", status: 400},
+		dlqLetter{partition: 1, id: "", origin: 2, class: "undecodable"},
+	)
+	if err := w.cl.ProduceSync(context.Background(), &kgo.Record{Topic: dlqTopic, Partition: 2, Value: []byte{0x17},
+		Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("header-only")}, {Key: consumer.HeaderSink, Value: []byte("profile")}}}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"dlq", "list"}, {"dlq", "redrive", "--dry-run"}} {
+		code, out, stderr := w.fanout(append(args, "--sink", "profile", "--output", "json")...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, stderr)
+		}
+		got := map[int32]string{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var l letterJSON
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatalf("%v: line %q: %v", args, line, err)
+			}
+			if l.EventID != "" { // not redrive's summary line
+				got[l.Partition] = l.EventID
+			}
+		}
+		want := map[int32]string{0: dlqUID("a"), 1: "events/0/2", 2: "header-only"}
+		for p, id := range want {
+			if got[p] != id {
+				t.Errorf("%v: partition %d event id %q, want %q (all: %v)", args, p, got[p], id, got)
+			}
 		}
 	}
 }

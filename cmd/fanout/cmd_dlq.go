@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -266,23 +267,23 @@ func printable(b []byte) string {
 type idResolver struct {
 	cfg   *config.Config
 	field string
+	once  sync.Once
 	codec *schemas.Codec
-	built bool
 }
 
-func (x *idResolver) id(ctx context.Context, l letter) string {
-	if !x.built {
-		x.built = true
-		x.codec, _ = buildCodec(x.cfg)
-	}
-	orig := l.original()
+// id names the event a letter is a copy of.
+func (x *idResolver) id(ctx context.Context, l letter) string { return x.record(ctx, l.original()) }
+
+// record names r's event. It is safe for concurrent use.
+func (x *idResolver) record(ctx context.Context, r *kgo.Record) string {
+	x.once.Do(func() { x.codec, _ = buildCodec(x.cfg) })
 	var dec *schemas.Record
 	if x.codec != nil {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		dec, _ = x.codec.Decode(dctx, orig.Value)
+		dec, _ = x.codec.Decode(dctx, r.Value)
 		cancel()
 	}
-	return pipeline.EventID(dec, orig, x.field)
+	return pipeline.EventID(dec, r, x.field)
 }
 
 // letterPrinter prints letters as a table or as JSON lines.

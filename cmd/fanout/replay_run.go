@@ -41,6 +41,7 @@ type replayer struct {
 	o     replayOpts
 	out   *replayDisplay
 	log   *slog.Logger
+	ids   *idResolver // names a parked event in the log as delivery does
 	order consumer.Ordering
 
 	window   chan struct{}
@@ -81,7 +82,8 @@ func newReplayer(t *dlqTarget, r *replayRange, group string, h *pipeline.Handler
 		order:  orderings[t.sink.Ordering],
 		window: make(chan struct{}, max(4*mif, 256)), inflight: make(chan struct{}, mif), halt: make(chan struct{}),
 		pace:  pacer{interval: o.interval},
-		track: map[int32]*replayTracker{}, lanes: map[laneKey]*replayLane{}, failed: map[string]int64{}}
+		track: map[int32]*replayTracker{}, lanes: map[laneKey]*replayLane{}, failed: map[string]int64{},
+		ids: &idResolver{cfg: t.cfg, field: t.sink.IDField}}
 	for _, p := range r.parts {
 		rp.track[p.Partition] = newReplayTracker(p.From, p.End, p.Pos, p.prior)
 	}
@@ -357,7 +359,7 @@ func (rp *replayer) park(ctx context.Context, rec *kgo.Record, out consumer.Outc
 	rp.failed[out.Reason]++
 	rp.mu.Unlock()
 	rp.log.Warn("replayed record failed; parked on the dead-letter topic", "topic", rec.Topic, "partition", rec.Partition,
-		"offset", rec.Offset, "event_id", pipeline.EventID(nil, rec, ""), "status", out.Status, "class", out.Reason,
+		"offset", rec.Offset, "event_id", rp.ids.record(ctx, rec), "status", out.Status, "class", out.Reason,
 		"attempts", out.Attempts, "dlq", rp.t.sink.DLQTopic)
 	return nil
 }

@@ -385,3 +385,37 @@ func TestReplayRate(t *testing.T) {
 		t.Errorf("6 records at 20/s took %s, want at least 250ms", d)
 	}
 }
+
+// replay's park log names the event as delivery does (the body's id field,
+// not an event-id header that differs) and where the record is.
+func TestReplayParkLogNamesTheDeliveredID(t *testing.T) {
+	avroID, headerID := dlqUID("avro"), "header-says-otherwise"
+	w := newReplayWorld(t, "", func(key string) int {
+		if key == avroID {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusOK
+	})
+	doc := fmt.Sprintf(`{"id":%q,"email":"a@example.com","name":"Ada","plan":"PRO","created_at":"2026-11-27T10:00:00.000Z","referrer":null,"metadata":{}}`, avroID)
+	v, _, err := w.codec.EncodeJSON(context.Background(), "user.registered", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &kgo.Record{Topic: "events", Partition: 2, Key: []byte(avroID), Value: v, Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte(headerID)}}}
+	if err := w.cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	code, sum, stderr := w.replay(context.Background(), "--sink", "profile", "--from-offset", "2:0", "--to-offset", "2:1", "--bypass-dedupe")
+	if code != 0 || sum.FailedToDLQ != 1 {
+		t.Fatalf("exit %d, %+v\n%s", code, sum, stderr)
+	}
+	var line string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, "parked on the dead-letter topic") {
+			line = l
+		}
+	}
+	if want := "topic=events partition=2 offset=0 event_id=" + avroID + " "; !strings.Contains(line, want) {
+		t.Errorf("park log %q lacks %q", line, want)
+	}
+}

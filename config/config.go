@@ -75,9 +75,9 @@ type Run struct {
 // Tracing is where fanout's spans go: a consume span per record and a client
 // span per HTTP attempt, continuing each event's trace.
 type Tracing struct {
-	OTLPEndpoint string  `yaml:"otlp_endpoint"` // default "": OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else no spans exported; e.g. http://127.0.0.1:4318 (OTLP/HTTP)
-	SampleRatio  float64 `yaml:"sample_ratio"`  // default 1: share of new traces sampled; an event's own sampling decision is always followed
-	ServiceName  string  `yaml:"service_name"`  // default "fanout"
+	OTLPEndpoint string   `yaml:"otlp_endpoint"` // default "": OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else no spans exported; e.g. http://127.0.0.1:4318 (OTLP/HTTP)
+	SampleRatio  *float64 `yaml:"sample_ratio"`  // default OTEL_TRACES_SAMPLER/_ARG, else 1: share of new traces sampled; an event's own sampling decision is always followed
+	ServiceName  string   `yaml:"service_name"`  // default OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES), else "fanout"
 }
 
 // Sink is one downstream API.
@@ -419,8 +419,8 @@ func (c *Config) validate() []Problem {
 	if e := c.Tracing.OTLPEndpoint; e != "" && !absoluteHTTP(e) {
 		add("tracing.otlp_endpoint", "%q is not an absolute http(s) URL", e)
 	}
-	if r := c.Tracing.SampleRatio; r < 0 || r > 1 {
-		add("tracing.sample_ratio", "%g is not within 0..1", r)
+	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		add("tracing.sample_ratio", "%g is not within 0..1", *r)
 	}
 	if len(c.Sinks) == 0 {
 		add("sinks", "required: at least one sink")

@@ -282,3 +282,23 @@ func TestParseRefusesDestructiveConfigs(t *testing.T) {
 		t.Errorf("default topics: %v", err)
 	}
 }
+
+// tracing.sample_ratio and service_name stay unset unless the file sets
+// them, so the OTEL_* environment can apply; 0 is a ratio, not "unset".
+func TestTracingUnsetUnlessGiven(t *testing.T) {
+	const head = "kafka: {brokers: [a:1], topic: events}\nsinks: [{name: a, url: \"http://x/\"}]\n"
+	cfg, err := Parse("f.yaml", []byte(head), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tracing.SampleRatio != nil || cfg.Tracing.ServiceName != "" {
+		t.Errorf("tracing defaults %+v: want both unset", cfg.Tracing)
+	}
+	cfg, err = Parse("f.yaml", []byte(head+"tracing: {sample_ratio: 0, service_name: svc}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Tracing.SampleRatio; r == nil || *r != 0 || cfg.Tracing.ServiceName != "svc" {
+		t.Errorf("tracing %+v: want ratio 0 and svc", cfg.Tracing)
+	}
+}

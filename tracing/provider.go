@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -58,19 +60,25 @@ var enabled atomic.Bool
 // off is the span the helpers return while tracing is not enabled.
 var off trace.Span = noop.Span{}
 
-// Config says where spans go.
+// Config says where spans go. Each setting is taken from the config when
+// set there, else from the standard OTEL_* environment variables, else
+// fanout's default.
 type Config struct {
 	// Endpoint is the OTLP/HTTP collector's base URL, e.g.
-	// http://127.0.0.1:4318 (spans are POSTed to <Endpoint>/v1/traces).
-	// Empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (a full URL) or
+	// http://127.0.0.1:4318 (spans are POSTed to <Endpoint>/v1/traces; a
+	// query string is kept and sent with every export). Empty:
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (a full URL) or
 	// OTEL_EXPORTER_OTLP_ENDPOINT (a base URL) from the environment; with
 	// neither, no spans are exported.
 	Endpoint string
 	// SampleRatio is the share of new traces sampled (those whose event
 	// arrived without a trace context); an event's own sampling decision is
-	// always followed. Default 1.
-	SampleRatio float64
-	// ServiceName is the service.name resource attribute. Default "fanout".
+	// always followed (parentbased_traceidratio). Nil: OTEL_TRACES_SAMPLER
+	// and OTEL_TRACES_SAMPLER_ARG from the environment, else 1.
+	SampleRatio *float64
+	// ServiceName is the service.name resource attribute. Empty:
+	// OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, else
+	// "fanout". The other OTEL_RESOURCE_ATTRIBUTES are always added.
 	ServiceName string
 }
 
@@ -78,23 +86,121 @@ type Config struct {
 func (c Config) endpoint(getenv func(string) string) string {
 	switch {
 	case c.Endpoint != "":
-		return strings.TrimSuffix(c.Endpoint, "/") + "/v1/traces"
+		return tracesURL(c.Endpoint)
 	case getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
 		return getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	case getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
-		return strings.TrimSuffix(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "/") + "/v1/traces"
+		return tracesURL(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 	}
 	return ""
+}
+
+// tracesURL appends /v1/traces to a base URL's path, keeping its query. A
+// base that does not parse is returned as it is, for Start to refuse.
+func tracesURL(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return base
+	}
+	return u.JoinPath("v1", "traces").String()
+}
+
+// Samplers are the OTEL_TRACES_SAMPLER values fanout supports.
+var Samplers = []string{"always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"}
+
+// sampler decides which new traces are sampled: SampleRatio when set (as
+// parentbased_traceidratio), else OTEL_TRACES_SAMPLER/_ARG, else
+// parentbased_traceidratio with ratio 1. An unknown sampler or a bad ratio
+// is an error.
+func (c Config) sampler(getenv func(string) string) (sdktrace.Sampler, error) {
+	if c.SampleRatio != nil {
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(*c.SampleRatio)), nil
+	}
+	ratio := func() (float64, error) {
+		arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
+		if arg == "" {
+			return 1, nil
+		}
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return 0, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER_ARG %q is not a ratio within 0..1", arg)
+		}
+		return r, nil
+	}
+	switch name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))); name {
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.TraceIDRatioBased(r), nil
+	case "", "parentbased_traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+	default:
+		return nil, fmt.Errorf("tracing: OTEL_TRACES_SAMPLER %q is not one of %s", name, strings.Join(Samplers, ", "))
+	}
+}
+
+// resource describes the process: the SDK's attributes and
+// OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME from the environment, with
+// service.name ServiceName when set, else from the environment, else
+// "fanout".
+func (c Config) resource(ctx context.Context) (*resource.Resource, error) {
+	env, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTEL_RESOURCE_ATTRIBUTES: %w", err)
+	}
+	res, err := resource.Merge(resource.NewSchemaless(attribute.String("service.name", "fanout")), env)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	if c.ServiceName != "" {
+		if res, err = resource.Merge(res, resource.NewSchemaless(attribute.String("service.name", c.ServiceName))); err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// queryTransport adds a fixed query string to every request.
+type queryTransport struct {
+	base  http.RoundTripper
+	query string
+}
+
+func (t queryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.URL.RawQuery = t.query
+	return t.base.RoundTrip(r)
 }
 
 // Start installs fanout's propagator and, when an endpoint is configured, a
 // tracer provider that batches spans to it over OTLP/HTTP. shutdown flushes
 // what is buffered (bounded by its context) and must be called before the
 // process exits. With no endpoint it returns a no-op shutdown and "" as the
-// endpoint.
+// endpoint. An unknown OTEL_TRACES_SAMPLER (or a bad argument) or malformed
+// OTEL_RESOURCE_ATTRIBUTES is an error.
 func Start(cfg Config) (shutdown func(context.Context) error, endpoint string, err error) {
 	Setup()
 	noop := func(context.Context) error { return nil }
+	// A bad sampler setting is refused even when nothing is exported yet,
+	// so the mistake shows before an endpoint is added.
+	sampler, err := cfg.sampler(os.Getenv)
+	if err != nil {
+		return noop, "", err
+	}
 	endpoint = cfg.endpoint(os.Getenv)
 	if endpoint == "" {
 		return noop, "", nil
@@ -103,30 +209,30 @@ func Start(cfg Config) (shutdown func(context.Context) error, endpoint string, e
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return noop, "", fmt.Errorf("tracing: OTLP endpoint %q is not an http(s) URL", endpoint)
 	}
+	res, err := cfg.resource(context.Background())
+	if err != nil {
+		return noop, "", err
+	}
 	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(endpoint)}
 	if u.Scheme == "http" {
 		opts = append(opts, otlptracehttp.WithInsecure())
 	}
+	if u.RawQuery != "" {
+		// The exporter builds its URL from host and path only; a client of
+		// our own puts the query back. It has the exporter's default
+		// timeout; OTEL_EXPORTER_OTLP_*TIMEOUT and *_CERTIFICATE do not
+		// apply to it.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		opts = append(opts, otlptracehttp.WithHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: queryTransport{base: tr, query: u.RawQuery}}))
+	}
 	exp, err := otlptracehttp.New(context.Background(), opts...)
-	if err != nil {
-		return noop, "", fmt.Errorf("tracing: %w", err)
-	}
-	name := cfg.ServiceName
-	if name == "" {
-		name = "fanout"
-	}
-	ratio := cfg.SampleRatio
-	if ratio == 0 {
-		ratio = 1
-	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", name)))
 	if err != nil {
 		return noop, "", fmt.Errorf("tracing: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)),
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithSampler(sampler),
 	)
 	Use(tp)
 	return func(ctx context.Context) error {

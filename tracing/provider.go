@@ -189,7 +189,8 @@ func (t queryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // Start installs fanout's propagator and, when an endpoint is configured, a
 // tracer provider that batches spans to it over OTLP/HTTP. shutdown flushes
 // what is buffered (bounded by its context) and must be called before the
-// process exits. With no endpoint it returns a no-op shutdown and "" as the
+// process exits. endpoint is where spans go, without credentials or query
+// (it is logged). With no endpoint it returns a no-op shutdown and "" as the
 // endpoint. An unknown OTEL_TRACES_SAMPLER (or a bad argument) or malformed
 // OTEL_RESOURCE_ATTRIBUTES is an error.
 func Start(cfg Config) (shutdown func(context.Context) error, endpoint string, err error) {
@@ -235,11 +236,13 @@ func Start(cfg Config) (shutdown func(context.Context) error, endpoint string, e
 		sdktrace.WithSampler(sampler),
 	)
 	Use(tp)
+	safe := *u // for logs: no credentials, no query
+	safe.User, safe.RawQuery, safe.ForceQuery = nil, "", false
 	return func(ctx context.Context) error {
 		err := tp.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("tracing: spans not flushed before the deadline: %w", err)
 		}
 		return err
-	}, endpoint, nil
+	}, safe.String(), nil
 }

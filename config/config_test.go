@@ -245,6 +245,11 @@ func TestParseRefusesDestructiveConfigs(t *testing.T) {
 			`sinks[0].breaker.failure_ratio: 1.5 is not within 0..1 (line 10)`,
 			`sinks[0].breaker.consecutive_failures: -5 is below -1 (-1 disables it) (line 10)`,
 		}},
+		{"not a finite number", "tracing: {sample_ratio: NaN}\n" + head + "  - {name: a, url: http://x/, rate_limit: {rate: Inf}, breaker: {failure_ratio: nan}}\n", []string{
+			`tracing.sample_ratio: "NaN" is not a number (line 1)`,
+			`sinks[0].rate_limit.rate: "Inf" is not a number (line 4)`,
+			`sinks[0].breaker.failure_ratio: "nan" is not a number (line 4)`,
+		}},
 		{"negative durations", head + `  - name: a
     url: http://x/
     timeout: -1s

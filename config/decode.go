@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -209,7 +210,7 @@ func (d *decoder) decodeScalar(path string, n *yaml.Node, v reflect.Value) {
 		v.SetInt(i)
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			d.problem(path, n.Line, "%q is not a number", s)
 			return
 		}

@@ -154,3 +154,27 @@ func TestReservedHeadersCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TemplateErrors reports every template that does not parse, each under its
+// own field, and nothing for static values or good templates.
+func TestTemplateErrors(t *testing.T) {
+	errs := TemplateErrors(Config{
+		Headers: map[string]string{"X-B": "{{ .Record.b ", "X-A": "{{ nosuch }}", "X-Ok": "{{ .ID }}", "X-Static": "plain"},
+		Body:    "{{ if }}",
+	})
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Field+": "+e.Err.Error())
+	}
+	want := []string{
+		`headers.X-A: template: X-A:1: function "nosuch" not defined`,
+		"headers.X-B: template: X-B:1: unclosed action",
+		"body: template: body:1: missing value for if",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if errs := TemplateErrors(Config{Headers: map[string]string{"X": "{{ .ID }}"}, Body: `{"id": {{ json .ID }}}`}); len(errs) != 0 {
+		t.Errorf("good templates: %v", errs)
+	}
+}

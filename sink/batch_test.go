@@ -876,3 +876,64 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// A resend is a send: each event in it takes a rate-limit token again.
+func TestBatchResendTakesTokens(t *testing.T) {
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, _ []string) { w.WriteHeader(http.StatusUnprocessableEntity) })
+	// One token per 1000s and a bucket of 9: whatever the test takes, it
+	// takes from the bucket.
+	s := batchSink(t, api.srv.URL, 4, 4, func(c *Config) {
+		c.Batch.MaxWait = 300 * time.Millisecond
+		c.RateLimit = LimiterConfig{Rate: 0.001, Burst: 9}
+	})
+	deliverSized(s, []string{`{}`, `{}`, `{}`, `{}`})
+	// 4 for the batch, 4 for the events alone: one token left.
+	if d := s.limit.take(); d > 0 {
+		t.Fatalf("no token left: the batch and its resends took more than 8")
+	}
+	if d := s.limit.take(); d <= 0 {
+		t.Errorf("two tokens were left: the events sent alone did not take theirs")
+	}
+}
+
+// Each request of a refused batch's resends has its own client span, in the
+// trace of the event it carries.
+func TestBatchResendSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tracing.Use(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { tracing.Use(noop.NewTracerProvider()) })
+	tracing.Setup()
+
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, ids []string) {
+		if len(ids) > 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	s := batchSink(t, api.srv.URL, 2, 2, func(c *Config) { c.Batch.MaxWait = 5 * time.Second })
+	traces := []string{"11111111111111111111111111111111", "22222222222222222222222222222222"}
+	var wg sync.WaitGroup
+	for i, tr := range traces {
+		ctx := tracing.ExtractHTTP(context.Background(), http.Header{"Traceparent": {"00-" + tr + "-1111111111111111-01"}})
+		wg.Go(func() {
+			if r := s.Deliver(ctx, Event{ID: fmt.Sprint(i), Body: []byte(`{}`)}); r.Class != Done {
+				t.Errorf("event %d: %v %v", i, r.Class, r.Err)
+			}
+		})
+	}
+	wg.Wait()
+	spans := rec.Ended()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want 3: the batch, then each event alone", len(spans))
+	}
+	alone := map[string]int{}
+	for _, sp := range spans {
+		if len(sp.Links()) == 1 {
+			alone[sp.SpanContext().TraceID().String()]++
+		}
+	}
+	if alone[traces[0]] != 1 || alone[traces[1]] != 1 {
+		t.Errorf("single-event spans by trace %v, want one in each event's trace", alone)
+	}
+}

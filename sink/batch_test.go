@@ -355,6 +355,8 @@ func TestBatchConfig(t *testing.T) {
 	}{
 		"too many":        {func(c *Config) { c.Batch.MaxEvents = 1001 }, "batch.max_events: 1001 is not within 0..1000"},
 		"negative wait":   {func(c *Config) { c.Batch.MaxWait = -time.Second }, "batch.max_wait: must not be negative"},
+		"negative bytes":  {func(c *Config) { c.Batch.MaxBytes = -1 }, "batch.max_bytes: -1 is not within 0..67108864 (0: 1048576)"},
+		"too many bytes":  {func(c *Config) { c.Batch.MaxBytes = 64<<20 + 1 }, "batch.max_bytes: 67108865 is not within 0..67108864"},
 		"GET":             {func(c *Config) { c.Method = "GET" }, "batch.max_events: a GET request carries no body"},
 		"header template": {func(c *Config) { c.Headers = map[string]string{"X-Plan": "{{ .Record.plan }}"} }, `headers["X-Plan"]: a template renders per event`},
 	} {

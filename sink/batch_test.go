@@ -588,6 +588,7 @@ func TestBatchMaxBytes(t *testing.T) {
 			t.Errorf("ev-%d received %d times, want 1", i, n)
 		}
 	}
+	t.Logf("%d events under max_bytes %d: %d requests, %d with several events", len(bodies), limit, len(api.bodies), multi)
 	// ~8 KB of events under a 2000-byte limit: several batches, most of
 	// them with more than one event.
 	if len(api.bodies) < 5 || multi < 3 {
@@ -609,7 +610,7 @@ func TestBatchSplitsOn413(t *testing.T) {
 	})
 	s := batchSink(t, api.srv.URL, 40, 40, func(c *Config) {
 		c.Attempts = 3
-		c.Batch.MaxWait = 300 * time.Millisecond
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
 	})
 	var bodies []string
 	for range 39 {
@@ -645,6 +646,7 @@ func TestBatchSplitsOn413(t *testing.T) {
 		_ = json.Unmarshal(b, &evs)
 		events += len(evs)
 	}
+	t.Logf("40 events (one too large alone) under a %d-byte API limit: %d requests carrying %d events", apiLimit, len(api.bodies), events)
 	if st.Requests != int64(len(api.bodies)) || st.BatchedEvents != int64(events) {
 		t.Errorf("stats %+v, the API saw %d requests carrying %d events", st, len(api.bodies), events)
 	}
@@ -666,7 +668,7 @@ func TestBatchWholeRefusalTriesEventsAlone(t *testing.T) {
 	})
 	s := batchSink(t, api.srv.URL, 8, 8, func(c *Config) {
 		c.Attempts = 3
-		c.Batch.MaxWait = 300 * time.Millisecond
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
 	})
 	bodies := make([]string, 8)
 	for i := range bodies {
@@ -712,7 +714,7 @@ func TestBatchAloneRetryIsNotALoop(t *testing.T) {
 	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, _ []string) { w.WriteHeader(http.StatusUnprocessableEntity) })
 	s := batchSink(t, api.srv.URL, 4, 4, func(c *Config) {
 		c.Attempts = 5
-		c.Batch.MaxWait = 300 * time.Millisecond
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
 	})
 	for i, r := range deliverSized(s, []string{`{}`, `{}`, `{}`, `{}`}) {
 		if r.Class != Permanent || r.Attempts != 1 || r.Status != 422 {
@@ -857,7 +859,7 @@ func TestBatchCutOffAnswerRetriesEveryEvent(t *testing.T) {
 			t.Cleanup(srv.Close)
 			s := batchSink(t, srv.URL, 3, 3, func(c *Config) {
 				c.Attempts = 2
-				c.Batch.MaxWait = 300 * time.Millisecond
+				c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
 			})
 			for i, r := range deliverAll(s, 3, func(i int) string { return fmt.Sprint("ev-", i) }) {
 				if r.Class != Done || r.Attempts != 2 {
@@ -885,7 +887,7 @@ func TestBatchResendTakesTokens(t *testing.T) {
 	// One token per 1000s and a bucket of 9: whatever the test takes, it
 	// takes from the bucket.
 	s := batchSink(t, api.srv.URL, 4, 4, func(c *Config) {
-		c.Batch.MaxWait = 300 * time.Millisecond
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
 		c.RateLimit = LimiterConfig{Rate: 0.001, Burst: 9}
 	})
 	deliverSized(s, []string{`{}`, `{}`, `{}`, `{}`})

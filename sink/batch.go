@@ -543,7 +543,15 @@ func (s *Sink) batchElement(ctx context.Context, id, typ string, body []byte) []
 		// Invalid UTF-8 can only be inside its strings (json.Valid
 		// checks the rest); JSON text is UTF-8, so replace it, as
 		// encoding/json does when it decodes.
-		out = append(out, bytes.ToValidUTF8(body, []byte("\uFFFD"))...)
+		for len(body) > 0 {
+			r, n := utf8.DecodeRune(body)
+			if r == utf8.RuneError && n == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError) // per byte, as encoding/json reads it
+			} else {
+				out = append(out, body[:n]...)
+			}
+			body = body[n:]
+		}
 	}
 	return append(out, '}')
 }

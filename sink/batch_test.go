@@ -790,6 +790,11 @@ func TestBatchIDsAreJSON(t *testing.T) {
 			t.Errorf("batch body is not valid JSON in UTF-8: %q", b)
 		}
 	}
+	var first []cloudEvent
+	_ = json.Unmarshal(bodies[0], &first)
+	if len(first) == 0 || string(first[0].Data) != "{\"s\":\"\uFFFD\"}" {
+		t.Errorf("batch %s: want data with U+FFFD in place of the invalid byte", bodies[0])
+	}
 	for sent, want := range ids {
 		if received[want] != 1 {
 			t.Errorf("id %q: the API read %q %d times, want once", sent, want, received[want])

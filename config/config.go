@@ -110,6 +110,7 @@ type Sink struct {
 type Batch struct {
 	MaxEvents int           `yaml:"max_events"` // default 0 (off): most events per request, up to 1000
 	MaxWait   time.Duration `yaml:"max_wait"`   // default 0: a batch that is not full goes as soon as a request slot is free; >0: it waits up to this long to fill
+	MaxBytes  int           `yaml:"max_bytes"`  // default 0: 1 MiB; most bytes of a request body (a single larger event goes alone), up to 64 MiB
 }
 
 // Breaker is a sink's circuit breaker: when the API keeps failing, the sink
@@ -558,6 +559,9 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 	}
 	if s.Batch.MaxWait < 0 {
 		add("batch.max_wait", "must not be negative, got %s", s.Batch.MaxWait)
+	}
+	if s.Batch.MaxBytes < 0 || s.Batch.MaxBytes > 64<<20 {
+		add("batch.max_bytes", "%d is not within 0..%d (0: 1 MiB)", s.Batch.MaxBytes, 64<<20)
 	}
 	if s.RateLimit.Rate < 0 {
 		add("rate_limit.rate", "%g must not be negative", s.RateLimit.Rate)

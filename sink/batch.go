@@ -40,6 +40,14 @@ import (
 // event was accepted. A 2xx array of the wrong length is an error and every
 // event is retried. Retries, tiers and dead letters stay per event: a failed
 // event is retried alone or in a later batch.
+//
+// A batch refused as a whole is not the last word for its events: a 413 is
+// split in halves, each sent as its own request (down to single events), and
+// any other permanent answer for a batch of several events is followed by one
+// request per event, a batch of one, so that one bad event does not condemn
+// its batch-mates. An event's answer alone is final. These requests belong to
+// the same attempt (Result.Attempts counts attempts, not requests); each takes
+// its events' rate-limit tokens again and is counted as a request.
 type BatchConfig struct {
 	// MaxEvents is the most events one request carries. 0 or 1: no batching;
 	// at most 1000.
@@ -49,7 +57,23 @@ type BatchConfig struct {
 	// free, so batches grow only while requests are in flight (no added
 	// latency when the API keeps up).
 	MaxWait time.Duration
+	// MaxBytes is the most bytes of a request body: a batch is closed when
+	// the next event would take it over, and an event larger than MaxBytes
+	// on its own goes alone. Default 1 MiB (DefaultBatchMaxBytes); at most
+	// 64 MiB.
+	MaxBytes int
 }
+
+// DefaultBatchMaxBytes is BatchConfig.MaxBytes' default: 1 MiB, the request
+// body limit of a default nginx (client_max_body_size 1m), the most common
+// proxy in front of an API, and the size of one event at fanout's default
+// max_event_bytes. A larger batch saves little (per-request cost is spread
+// over hundreds of events already) and risks a whole-batch 413.
+const DefaultBatchMaxBytes = 1 << 20
+
+// maxBatchBytes bounds BatchConfig.MaxBytes: each request slot holds its body
+// in memory.
+const maxBatchBytes = 64 << 20
 
 // maxBatchEvents bounds BatchConfig.MaxEvents.
 const maxBatchEvents = 1000
@@ -69,6 +93,8 @@ func (b BatchConfig) validate(name string) error {
 		return configError(name, "batch.max_events", "%d is not within 0..%d", b.MaxEvents, maxBatchEvents)
 	case b.MaxWait < 0:
 		return configError(name, "batch.max_wait", "must not be negative, got %s", b.MaxWait)
+	case b.MaxBytes < 0 || b.MaxBytes > maxBatchBytes:
+		return configError(name, "batch.max_bytes", "%d is not within 0..%d (0: %d)", b.MaxBytes, maxBatchBytes, DefaultBatchMaxBytes)
 	}
 	return nil
 }
@@ -77,8 +103,7 @@ func (b BatchConfig) validate(name string) error {
 type batchItem struct {
 	ctx    context.Context
 	id     string
-	typ    string
-	body   []byte
+	elem   []byte       // its CloudEvent, encoded: one element of the batch array
 	at     time.Time    // when it joined the queue
 	queued bool         // in batcher.pending; under batcher.mu
 	done   chan outcome // buffered 1
@@ -92,11 +117,12 @@ const maxAutoLinger = 5 * time.Millisecond
 // slots requests in flight, each with up to max events. See flushLocked for
 // when a batch goes.
 type batcher struct {
-	s     *Sink
-	max   int
-	wait  time.Duration
-	slots int
-	now   func() time.Time
+	s        *Sink
+	max      int
+	maxBytes int
+	wait     time.Duration
+	slots    int
+	now      func() time.Time
 	// jsonData: the sink's content_type is JSON, so each event's body goes
 	// into the batch as raw JSON (and must be valid JSON); else as a string.
 	jsonData bool
@@ -110,7 +136,11 @@ type batcher struct {
 
 func newBatcher(s *Sink) *batcher {
 	m := s.cfg.Batch.MaxEvents
-	return &batcher{s: s, max: m, wait: s.cfg.Batch.MaxWait, slots: max(1, (s.cfg.MaxConns+m-1)/m), now: time.Now,
+	mb := s.cfg.Batch.MaxBytes
+	if mb == 0 {
+		mb = DefaultBatchMaxBytes
+	}
+	return &batcher{s: s, max: m, maxBytes: mb, wait: s.cfg.Batch.MaxWait, slots: max(1, (s.cfg.MaxConns+m-1)/m), now: time.Now,
 		jsonData: isJSONType(s.cfg.ContentType)}
 }
 
@@ -125,7 +155,8 @@ func (b *batcher) attempt(ctx context.Context, id, typ string, body []byte) outc
 		// fail its batch-mates.
 		return outcome{err: fmt.Errorf("%w: body is not valid JSON (content_type %s), so it cannot be a batch's data", ErrRender, b.s.cfg.ContentType)}
 	}
-	it := &batchItem{ctx: ctx, id: id, typ: typ, body: body, done: make(chan outcome, 1)}
+	// Encoded now, outside the lock: its size decides which batch it fits.
+	it := &batchItem{ctx: ctx, id: id, elem: b.s.batchElement(ctx, id, typ, body), done: make(chan outcome, 1)}
 	b.mu.Lock()
 	it.at, it.queued = b.now(), true
 	b.pending = append(b.pending, it)
@@ -171,12 +202,37 @@ func (b *batcher) linger() time.Duration {
 	return min(b.took/8, maxAutoLinger)
 }
 
+// fitLocked returns how many pending events, from the oldest, the next batch
+// takes: at most max, and no more than fit in maxBytes of body (but at least
+// one: an event larger than maxBytes goes alone). full means nothing more
+// could join that batch.
+func (b *batcher) fitLocked() (n int, full bool) {
+	size := 2 // [ ]
+	for _, it := range b.pending {
+		add := len(it.elem)
+		if n > 0 {
+			add++ // ,
+		}
+		if n == b.max || (n > 0 && size+add > b.maxBytes) {
+			return n, true
+		}
+		size += add
+		n++
+	}
+	return n, n == b.max || size+1+minBatchElement > b.maxBytes
+}
+
+// minBatchElement is a lower bound of an encoded batch element's size (see
+// batchElement).
+const minBatchElement = len(`{"specversion":"1.0","id":"","source":"fanout/","type":"","datacontenttype":"","data":""}`)
+
 // flushLocked sends batches while a request slot is free and pending events
 // are due: a full batch at once, a partial one when its oldest event has
 // lingered. Otherwise it arms the timer for when the oldest will be due.
 func (b *batcher) flushLocked() {
 	for b.inflight < b.slots && len(b.pending) > 0 {
-		if len(b.pending) < b.max {
+		n, full := b.fitLocked()
+		if !full {
 			if wait := b.pending[0].at.Add(b.linger()).Sub(b.now()); wait > 0 {
 				if b.timer == nil {
 					b.timer = time.AfterFunc(wait, b.tick)
@@ -186,7 +242,6 @@ func (b *batcher) flushLocked() {
 				return
 			}
 		}
-		n := min(len(b.pending), b.max)
 		items := make([]*batchItem, n)
 		copy(items, b.pending)
 		for _, it := range items {
@@ -209,7 +264,7 @@ func (b *batcher) tick() {
 // send delivers items as one request and hands each its outcome.
 func (b *batcher) send(items []*batchItem) {
 	began := b.now()
-	outs := b.s.sendBatch(items)
+	outs := b.s.deliverBatch(items)
 	for i, it := range items {
 		it.done <- outs[i]
 	}
@@ -228,7 +283,18 @@ func (b *batcher) send(items []*batchItem) {
 // batchContext returns a context for a request carrying items: it ends
 // after Config.Timeout, or when every item's context has ended.
 func batchContext(items []*batchItem, timeout time.Duration) (context.Context, func()) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, stop := untilAllDone(items)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return ctx, func() {
+		cancel()
+		stop()
+	}
+}
+
+// untilAllDone returns a context that ends when every item's context has
+// ended.
+func untilAllDone(items []*batchItem) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	left := int64(len(items))
 	stops := make([]func() bool, len(items))
 	for i, it := range items {
@@ -246,17 +312,87 @@ func batchContext(items []*batchItem, timeout time.Duration) (context.Context, f
 	}
 }
 
+// deliverBatch sends items as one request and returns one outcome per item,
+// in order. When the API refuses several events as a whole, their outcome is
+// not final yet: a 413 is split in halves, each delivered the same way (down
+// to single events), and any other permanent answer is followed by one
+// request per event, so that one bad event does not condemn its
+// batch-mates. An event's answer alone is final, so each event is tried
+// alone at most once per attempt.
+func (s *Sink) deliverBatch(items []*batchItem) []outcome {
+	outs, whole := s.sendBatch(items)
+	if !whole || len(items) == 1 {
+		return outs
+	}
+	o := outs[0]
+	switch {
+	case o.status == http.StatusRequestEntityTooLarge:
+		s.log.Debug("batch too large; splitting it", "events", len(items), "status", o.status)
+		h := len(items) / 2
+		s.resend(items[:h], outs[:h])
+		s.resend(items[h:], outs[h:])
+	case s.Classify(o.status, o.err) == Permanent:
+		s.log.Debug("batch refused as a whole; trying its events alone", "events", len(items), "status", o.status)
+		// Concurrently, within the slot's share of the connections
+		// (a slot stands for max_events of max_in_flight).
+		sem := make(chan struct{}, max(1, s.cfg.MaxConns/s.batch.slots))
+		var wg sync.WaitGroup
+		for i := range items {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				s.resend(items[i:i+1], outs[i:i+1])
+			})
+		}
+		wg.Wait()
+	}
+	return outs
+}
+
+// resend delivers items again within their attempt, writing their outcomes
+// into outs: like any send it first takes their rate-limit tokens (and
+// honours a pause). An item whose context has ended is not sent again and
+// reports Canceled: the batch that carried it was refused, so it was not
+// delivered, and its record stays uncommitted.
+func (s *Sink) resend(items []*batchItem, outs []outcome) {
+	live := make([]*batchItem, 0, len(items))
+	at := make([]int, 0, len(items))
+	ctx, stop := untilAllDone(items)
+	defer stop()
+	for i, it := range items {
+		if err := it.ctx.Err(); err != nil {
+			outs[i] = outcome{err: err}
+			continue
+		}
+		if err := s.limit.Wait(ctx); err != nil {
+			for j := i; j < len(items); j++ {
+				outs[j] = outcome{err: context.Canceled}
+			}
+			return
+		}
+		live = append(live, it)
+		at = append(at, i)
+	}
+	if len(live) == 0 {
+		return
+	}
+	for j, o := range s.deliverBatch(live) {
+		outs[at[j]] = o
+	}
+}
+
 // sendBatch sends items as one CloudEvents batch and returns one outcome
-// per item, in order.
-func (s *Sink) sendBatch(items []*batchItem) []outcome {
-	outs := make([]outcome, len(items))
-	all := func(o outcome) []outcome {
+// per item, in order; whole reports that the API answered for the batch as
+// a whole with a non-2xx status.
+func (s *Sink) sendBatch(items []*batchItem) (outs []outcome, whole bool) {
+	outs = make([]outcome, len(items))
+	all := func(o outcome) ([]outcome, bool) {
 		for i := range outs {
 			outs[i] = o
 		}
-		return outs
+		return outs, false
 	}
-	body, ids := s.batchBody(items)
+	body, ids := batchBody(items)
 	ctx, done := batchContext(items, s.cfg.Timeout)
 	defer done()
 	// The request continues the first event's trace; its span (when spans
@@ -309,7 +445,8 @@ func (s *Sink) sendBatch(items []*batchItem) []outcome {
 		excerpt := readExcerpt(resp.Body, s.cfg.MaxResponseBytes)
 		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 		o.err = &StatusError{Code: o.status, RetryAfter: o.retryAfter, Excerpt: excerpt}
-		return all(o)
+		all(o)
+		return outs, true
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchResponse))
 	if err != nil {
@@ -335,7 +472,7 @@ func (s *Sink) sendBatch(items []*batchItem) []outcome {
 			outs[i].err = &StatusError{Code: r.Status, Excerpt: truncateUTF8(strings.TrimSpace(r.Error), int(s.cfg.MaxResponseBytes))}
 		}
 	}
-	return outs
+	return outs, false
 }
 
 // batchKey is the batch request's Idempotency-Key: a digest of its event
@@ -350,55 +487,127 @@ func batchKey(ids []string) string {
 	return "batch-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// batchBody renders items as a CloudEvents JSON batch.
-func (s *Sink) batchBody(items []*batchItem) ([]byte, []string) {
-	size := 2
+// batchBody joins items' elements into a CloudEvents JSON batch.
+func batchBody(items []*batchItem) ([]byte, []string) {
+	size := 1 + len(items)
 	for _, it := range items {
-		size += len(it.body) + len(it.id) + len(it.typ) + 256
+		size += len(it.elem)
 	}
 	out := make([]byte, 0, size)
 	ids := make([]string, len(items))
-	source := "fanout/" + s.cfg.Name
-	tc := make(http.Header, 2)
 	out = append(out, '[')
 	for i, it := range items {
 		ids[i] = it.id
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, `{"specversion":"1.0","id":`...)
-		out = strconv.AppendQuote(out, it.id)
-		out = append(out, `,"source":`...)
-		out = strconv.AppendQuote(out, source)
-		if it.typ != "" {
-			out = append(out, `,"type":`...)
-			out = strconv.AppendQuote(out, it.typ)
-		} else {
-			out = append(out, `,"type":"unknown"`...)
-		}
-		out = append(out, `,"datacontenttype":`...)
-		out = strconv.AppendQuote(out, s.cfg.ContentType)
-		clear(tc)
-		tracing.InjectHTTP(it.ctx, tc)
-		for _, k := range []string{"traceparent", "tracestate"} {
-			if v := tc.Get(k); v != "" {
-				out = append(out, `,"`...)
-				out = append(out, k...)
-				out = append(out, `":`...)
-				out = strconv.AppendQuote(out, v)
-			}
-		}
-		out = append(out, `,"data":`...)
-		if s.batch.jsonData { // validated by batcher.attempt
-			out = append(out, it.body...)
-		} else {
-			b, _ := json.Marshal(string(it.body))
-			out = append(out, b...)
-		}
-		out = append(out, '}')
+		out = append(out, it.elem...)
 	}
-	out = append(out, ']')
-	return out, ids
+	return append(out, ']'), ids
+}
+
+// batchElement renders one event as a structured CloudEvent, an element of
+// a batch. Every string is JSON-encoded by appendJSONString, so an id with
+// any bytes in it keeps the batch valid JSON. The trace context is ctx's.
+func (s *Sink) batchElement(ctx context.Context, id, typ string, body []byte) []byte {
+	out := make([]byte, 0, len(body)+len(id)+len(typ)+len(s.cfg.Name)+len(s.cfg.ContentType)+256)
+	out = append(out, `{"specversion":"1.0","id":`...)
+	out = appendJSONString(out, id)
+	out = append(out, `,"source":`...)
+	out = appendJSONString(out, "fanout/"+s.cfg.Name)
+	if typ != "" {
+		out = append(out, `,"type":`...)
+		out = appendJSONString(out, typ)
+	} else {
+		out = append(out, `,"type":"unknown"`...)
+	}
+	out = append(out, `,"datacontenttype":`...)
+	out = appendJSONString(out, s.cfg.ContentType)
+	tc := make(http.Header, 2)
+	tracing.InjectHTTP(ctx, tc)
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v := tc.Get(k); v != "" {
+			out = append(out, `,"`...)
+			out = append(out, k...)
+			out = append(out, `":`...)
+			out = appendJSONString(out, v)
+		}
+	}
+	out = append(out, `,"data":`...)
+	switch {
+	case !s.batch.jsonData:
+		out = appendJSONString(out, string(body))
+	case utf8.Valid(body): // valid JSON: checked by batcher.attempt
+		out = append(out, body...)
+	default:
+		// Invalid UTF-8 can only be inside its strings (json.Valid
+		// checks the rest); JSON text is UTF-8, so replace it, as
+		// encoding/json does when it decodes.
+		for len(body) > 0 {
+			r, n := utf8.DecodeRune(body)
+			if r == utf8.RuneError && n == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError) // per byte, as encoding/json reads it
+			} else {
+				out = append(out, body[:n]...)
+			}
+			body = body[n:]
+		}
+	}
+	return append(out, '}')
+}
+
+// appendJSONString appends s to dst as a JSON string, as encoding/json
+// writes it but without HTML escaping: '"', '\\' and control characters
+// escaped, U+2028 and U+2029 escaped (valid JSON, but line terminators in
+// JavaScript), every other rune as UTF-8 (a rune outside the BMP too: JSON
+// needs surrogate pairs only when escaping one), and each invalid UTF-8
+// byte replaced by U+FFFD. strconv.Quote is not JSON: its \U0001F600 and
+// \xff escapes make a parser reject the whole batch.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += n
+			continue
+		}
+		i += n
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }
 
 // batchResult is one event's answer in a batch response.

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -353,6 +355,8 @@ func TestBatchConfig(t *testing.T) {
 	}{
 		"too many":        {func(c *Config) { c.Batch.MaxEvents = 1001 }, "batch.max_events: 1001 is not within 0..1000"},
 		"negative wait":   {func(c *Config) { c.Batch.MaxWait = -time.Second }, "batch.max_wait: must not be negative"},
+		"negative bytes":  {func(c *Config) { c.Batch.MaxBytes = -1 }, "batch.max_bytes: -1 is not within 0..67108864 (0: 1048576)"},
+		"too many bytes":  {func(c *Config) { c.Batch.MaxBytes = 64<<20 + 1 }, "batch.max_bytes: 67108865 is not within 0..67108864"},
 		"GET":             {func(c *Config) { c.Method = "GET" }, "batch.max_events: a GET request carries no body"},
 		"header template": {func(c *Config) { c.Headers = map[string]string{"X-Plan": "{{ .Record.plan }}"} }, `headers["X-Plan"]: a template renders per event`},
 	} {
@@ -474,4 +478,475 @@ func TestBatchSpan(t *testing.T) {
 
 func wrapHeader(next http.Handler, see func(http.Header)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { see(r.Header); next.ServeHTTP(w, r) })
+}
+
+// rawBatchAPI is a real HTTP server that keeps every batch body it receives
+// and answers with answer(body, ids).
+type rawBatchAPI struct {
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	bodies [][]byte
+	got    map[string]int // id → times received
+	ok     map[string]int // id → times accepted (a 2xx for it)
+}
+
+func newRawBatchAPI(t *testing.T, answer func(w http.ResponseWriter, body []byte, ids []string)) *rawBatchAPI {
+	t.Helper()
+	a := &rawBatchAPI{got: map[string]int{}, ok: map[string]int{}}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var evs []cloudEvent
+		if err := json.Unmarshal(body, &evs); err != nil {
+			t.Errorf("batch is not valid JSON: %v", err)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		ids := make([]string, len(evs))
+		for i, e := range evs {
+			ids[i] = e.ID
+		}
+		a.mu.Lock()
+		a.bodies = append(a.bodies, body)
+		for _, id := range ids {
+			a.got[id]++
+		}
+		a.mu.Unlock()
+		rw := &statusWriter{ResponseWriter: w}
+		answer(rw, body, ids)
+		if rw.status >= 200 && rw.status <= 299 {
+			a.mu.Lock()
+			for _, id := range ids {
+				a.ok[id]++
+			}
+			a.mu.Unlock()
+		}
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// deliverSized delivers one event per body at once, in the order given.
+func deliverSized(s *Sink, bodies []string) []Result {
+	res := make([]Result, len(bodies))
+	var wg sync.WaitGroup
+	for i, b := range bodies {
+		wg.Go(func() {
+			res[i] = s.Deliver(context.Background(), Event{ID: fmt.Sprint("ev-", i), Type: "t", Body: []byte(b)})
+		})
+	}
+	wg.Wait()
+	return res
+}
+
+func paddedBody(n int) string { return `{"pad":"` + strings.Repeat("x", n) + `"}` }
+
+// A batch is closed before the next event would take its body over
+// max_bytes; an event larger than max_bytes goes alone.
+func TestBatchMaxBytes(t *testing.T) {
+	const limit = 2000
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, _ []string) { w.WriteHeader(http.StatusNoContent) })
+	s := batchSink(t, api.srv.URL, 100, 100, func(c *Config) {
+		c.Batch.MaxBytes = limit
+		c.Batch.MaxWait = 300 * time.Millisecond // let every event join before the first batch goes
+	})
+	var bodies []string
+	for i := range 30 {
+		bodies = append(bodies, paddedBody(100+13*i))
+	}
+	bodies = append(bodies, paddedBody(3*limit)) // on its own over the limit
+	for i, r := range deliverSized(s, bodies) {
+		if r.Class != Done {
+			t.Fatalf("event %d: %v %v", i, r.Class, r.Err)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	multi := 0
+	for _, b := range api.bodies {
+		var evs []cloudEvent
+		_ = json.Unmarshal(b, &evs)
+		switch {
+		case len(b) > limit && len(evs) > 1:
+			t.Errorf("a body of %d bytes with %d events: max_bytes is %d", len(b), len(evs), limit)
+		case len(evs) > 1:
+			multi++
+		}
+	}
+	for i := range bodies {
+		if n := api.got[fmt.Sprint("ev-", i)]; n != 1 {
+			t.Errorf("ev-%d received %d times, want 1", i, n)
+		}
+	}
+	t.Logf("%d events under max_bytes %d: %d requests, %d with several events", len(bodies), limit, len(api.bodies), multi)
+	// ~8 KB of events under a 2000-byte limit: several batches, most of
+	// them with more than one event.
+	if len(api.bodies) < 5 || multi < 3 {
+		t.Errorf("%d requests, %d with several events: events were not batched up to max_bytes", len(api.bodies), multi)
+	}
+}
+
+// An API whose body limit is below max_bytes answers 413: the batch is split
+// until its parts fit, and an event too large on its own is the only one that
+// fails.
+func TestBatchSplitsOn413(t *testing.T) {
+	const apiLimit = 1500
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, body []byte, _ []string) {
+		if len(body) > apiLimit {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	s := batchSink(t, api.srv.URL, 40, 40, func(c *Config) {
+		c.Attempts = 3
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
+	})
+	var bodies []string
+	for range 39 {
+		bodies = append(bodies, paddedBody(150))
+	}
+	bodies = append(bodies, paddedBody(2*apiLimit)) // ev-39: too large alone
+	res := deliverSized(s, bodies)
+	for i, r := range res {
+		var se *StatusError
+		switch {
+		case i == 39:
+			if r.Class != Permanent || !errors.As(r.Err, &se) || se.Code != 413 || r.Attempts != 1 {
+				t.Errorf("oversize event: %v %v after %d attempts, want permanent 413 after 1", r.Class, r.Err, r.Attempts)
+			}
+		case r.Class != Done || r.Attempts != 1:
+			t.Errorf("event %d: %v %v after %d attempts, want done after 1 (splitting is part of the attempt)", i, r.Class, r.Err, r.Attempts)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	for i := range 39 {
+		if n := api.ok[fmt.Sprint("ev-", i)]; n != 1 {
+			t.Errorf("ev-%d accepted %d times, want 1", i, n)
+		}
+	}
+	if n := api.got["ev-39"]; n > 7 { // at most once per level of halving 40 events
+		t.Errorf("the oversize event was sent %d times: splitting must end at the single event", n)
+	}
+	st := s.Stats()
+	events := 0
+	for _, b := range api.bodies {
+		var evs []cloudEvent
+		_ = json.Unmarshal(b, &evs)
+		events += len(evs)
+	}
+	t.Logf("40 events (one too large alone) under a %d-byte API limit: %d requests carrying %d events", apiLimit, len(api.bodies), events)
+	if st.Requests != int64(len(api.bodies)) || st.BatchedEvents != int64(events) {
+		t.Errorf("stats %+v, the API saw %d requests carrying %d events", st, len(api.bodies), events)
+	}
+}
+
+// A batch refused as a whole (a 400 with no per-event answer) because of one
+// bad event: each event is tried alone once, the bad one alone fails, the
+// others are delivered.
+func TestBatchWholeRefusalTriesEventsAlone(t *testing.T) {
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, ids []string) {
+		for _, id := range ids {
+			if id == "ev-3" {
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, "field plan: unknown value")
+				return
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	s := batchSink(t, api.srv.URL, 8, 8, func(c *Config) {
+		c.Attempts = 3
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
+	})
+	bodies := make([]string, 8)
+	for i := range bodies {
+		bodies[i] = `{}`
+	}
+	res := deliverSized(s, bodies)
+	for i, r := range res {
+		var se *StatusError
+		switch {
+		case i == 3:
+			if r.Class != Permanent || !errors.As(r.Err, &se) || se.Code != 400 || se.Excerpt != "field plan: unknown value" || r.Attempts != 1 {
+				t.Errorf("bad event: %v %v after %d attempts, want permanent http 400 after 1", r.Class, r.Err, r.Attempts)
+			}
+		case r.Class != Done || r.Attempts != 1:
+			t.Errorf("event %d: %v %v after %d attempts, want done after 1", i, r.Class, r.Err, r.Attempts)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	for i := range 8 {
+		id := fmt.Sprint("ev-", i)
+		// Once in the batch, once alone: no more.
+		if api.got[id] != 2 {
+			t.Errorf("%s received %d times, want 2 (in the batch, then alone)", id, api.got[id])
+		}
+		want := 1
+		if i == 3 {
+			want = 0
+		}
+		if api.ok[id] != want {
+			t.Errorf("%s accepted %d times, want %d", id, api.ok[id], want)
+		}
+	}
+	if len(api.bodies) != 9 {
+		t.Errorf("%d requests, want 9: the batch, then each of its 8 events alone", len(api.bodies))
+	}
+}
+
+// The event-alone retry happens once per attempt: an API that refuses
+// everything sees each event twice per attempt (in a batch, then alone), and
+// a permanent answer ends the delivery.
+func TestBatchAloneRetryIsNotALoop(t *testing.T) {
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, _ []string) { w.WriteHeader(http.StatusUnprocessableEntity) })
+	s := batchSink(t, api.srv.URL, 4, 4, func(c *Config) {
+		c.Attempts = 5
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
+	})
+	for i, r := range deliverSized(s, []string{`{}`, `{}`, `{}`, `{}`}) {
+		if r.Class != Permanent || r.Attempts != 1 || r.Status != 422 {
+			t.Errorf("event %d: %v status %d after %d attempts, want permanent 422 after 1", i, r.Class, r.Status, r.Attempts)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	for id, n := range api.got {
+		if n != 2 {
+			t.Errorf("%s sent %d times, want 2", id, n)
+		}
+	}
+	if len(api.bodies) != 5 {
+		t.Errorf("%d requests, want 5 (one batch of 4, then 4 alone)", len(api.bodies))
+	}
+}
+
+// Every string in a batch is encoded as JSON, whatever an id holds: the body
+// stays valid JSON (and UTF-8), and the API reads back each id, an invalid
+// UTF-8 byte as U+FFFD.
+func TestBatchIDsAreJSON(t *testing.T) {
+	ids := map[string]string{ // sent → received
+		"smile-😀":              "smile-😀",
+		"bad-\xff\xfe-utf8":    "bad-\uFFFD\uFFFD-utf8",
+		"ctl-\x00\x01\x1f\n\t": "ctl-\x00\x01\x1f\n\t",
+		"sep-\u2028\u2029":     "sep-\u2028\u2029",
+		`quote-"\-<&>`:         `quote-"\-<&>`,
+		"del-\x7f":             "del-\x7f",
+		"cut-\xf0\x9f\x98":     "cut-\uFFFD\uFFFD\uFFFD", // each byte of a cut rune
+	}
+	var mu sync.Mutex
+	var bodies [][]byte
+	received := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var evs []cloudEvent
+		err := json.Unmarshal(body, &evs)
+		mu.Lock()
+		bodies = append(bodies, body)
+		for _, e := range evs {
+			received[e.ID]++
+		}
+		mu.Unlock()
+		if err != nil || !json.Valid(body) {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	s := batchSink(t, srv.URL, 20, 20, func(c *Config) { c.Batch.MaxWait = 300 * time.Millisecond })
+	res := map[string]Result{}
+	var wg sync.WaitGroup
+	for id := range ids {
+		wg.Go(func() {
+			r := s.Deliver(context.Background(), Event{ID: id, Type: "t\x01😀", Body: []byte(`{"s":"` + "\xff" + `"}`)})
+			mu.Lock()
+			res[id] = r
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for id, r := range res {
+		if r.Class != Done {
+			t.Errorf("id %q: %v %v, want done", id, r.Class, r.Err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range bodies {
+		if !json.Valid(b) || !utf8.Valid(b) {
+			t.Errorf("batch body is not valid JSON in UTF-8: %q", b)
+		}
+	}
+	var first []cloudEvent
+	_ = json.Unmarshal(bodies[0], &first)
+	if len(first) == 0 || string(first[0].Data) != "{\"s\":\"\uFFFD\"}" {
+		t.Errorf("batch %s: want data with U+FFFD in place of the invalid byte", bodies[0])
+	}
+	for sent, want := range ids {
+		if received[want] != 1 {
+			t.Errorf("id %q: the API read %q %d times, want once", sent, want, received[want])
+		}
+	}
+}
+
+// A 2xx whose per-event answer is cut off says nothing about any event in
+// the batch: every event is retried, carrying the same element id.
+func TestBatchCutOffAnswerRetriesEveryEvent(t *testing.T) {
+	for name, cut := range map[string]string{
+		"content-length":  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[200,",
+		"chunked":         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[200,\r\n",
+		"close-delimited": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n[200,",
+	} {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			var seen [][]string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				var evs []cloudEvent
+				_ = json.Unmarshal(body, &evs)
+				ids := make([]string, len(evs))
+				for i, e := range evs {
+					ids[i] = e.ID
+				}
+				mu.Lock()
+				seen = append(seen, ids)
+				first := len(seen) == 1
+				mu.Unlock()
+				if first {
+					conn, buf, err := w.(http.Hijacker).Hijack()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					buf.WriteString(cut)
+					buf.Flush()
+					conn.Close()
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				out := make([]int, len(evs))
+				for i := range out {
+					out[i] = 200
+				}
+				json.NewEncoder(w).Encode(out)
+			}))
+			t.Cleanup(srv.Close)
+			s := batchSink(t, srv.URL, 3, 3, func(c *Config) {
+				c.Attempts = 2
+				c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
+			})
+			for i, r := range deliverAll(s, 3, func(i int) string { return fmt.Sprint("ev-", i) }) {
+				if r.Class != Done || r.Attempts != 2 {
+					t.Errorf("event %d: %v %v after %d attempts, want done after 2 (retried after the cut answer)", i, r.Class, r.Err, r.Attempts)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != 2 || len(seen[0]) != 3 || !slices.Equal(sorted(seen[0]), sorted(seen[1])) {
+				t.Errorf("batches %q: want the same 3 element ids twice", seen)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// A resend is a send: each event in it takes a rate-limit token again.
+func TestBatchResendTakesTokens(t *testing.T) {
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, _ []string) { w.WriteHeader(http.StatusUnprocessableEntity) })
+	// One token per 1000s and a bucket of 9: whatever the test takes, it
+	// takes from the bucket.
+	s := batchSink(t, api.srv.URL, 4, 4, func(c *Config) {
+		c.Batch.MaxWait = 5 * time.Second // the batch is full once every event has joined
+		c.RateLimit = LimiterConfig{Rate: 0.001, Burst: 9}
+	})
+	deliverSized(s, []string{`{}`, `{}`, `{}`, `{}`})
+	// 4 for the batch, 4 for the events alone: one token left.
+	if d := s.limit.take(); d > 0 {
+		t.Fatalf("no token left: the batch and its resends took more than 8")
+	}
+	if d := s.limit.take(); d <= 0 {
+		t.Errorf("two tokens were left: the events sent alone did not take theirs")
+	}
+}
+
+// Each request of a refused batch's resends has its own client span, in the
+// trace of the event it carries.
+func TestBatchResendSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tracing.Use(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { tracing.Use(noop.NewTracerProvider()) })
+	tracing.Setup()
+
+	api := newRawBatchAPI(t, func(w http.ResponseWriter, _ []byte, ids []string) {
+		if len(ids) > 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	s := batchSink(t, api.srv.URL, 2, 2, func(c *Config) { c.Batch.MaxWait = 5 * time.Second })
+	traces := []string{"11111111111111111111111111111111", "22222222222222222222222222222222"}
+	var wg sync.WaitGroup
+	for i, tr := range traces {
+		ctx := tracing.ExtractHTTP(context.Background(), http.Header{"Traceparent": {"00-" + tr + "-1111111111111111-01"}})
+		wg.Go(func() {
+			if r := s.Deliver(ctx, Event{ID: fmt.Sprint(i), Body: []byte(`{}`)}); r.Class != Done {
+				t.Errorf("event %d: %v %v", i, r.Class, r.Err)
+			}
+		})
+	}
+	wg.Wait()
+	spans := rec.Ended()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want 3: the batch, then each event alone", len(spans))
+	}
+	alone := map[string]int{}
+	for _, sp := range spans {
+		if len(sp.Links()) == 1 {
+			alone[sp.SpanContext().TraceID().String()]++
+		}
+	}
+	if alone[traces[0]] != 1 || alone[traces[1]] != 1 {
+		t.Errorf("single-event spans by trace %v, want one in each event's trace", alone)
+	}
+}
+
+// FuzzAppendJSONString: for any string, appendJSONString writes valid JSON
+// in valid UTF-8 that reads back as encoding/json's own encoding of it does
+// (invalid bytes as U+FFFD).
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "😀", "\xff", "\xed\xa0\x80", "a\u2028b\u2029", "\x00\x1f\x7f", `"\`, "<&>", "\uFFFD", "\xf4\x90\x80\x80", "\xf0\x9f\x98"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := appendJSONString([]byte("x"), s)[1:]
+		if !json.Valid(got) || !utf8.Valid(got) {
+			t.Fatalf("%q encodes as %q: not valid JSON in UTF-8", s, got)
+		}
+		var back, want string
+		_ = json.Unmarshal(got, &back)
+		wb, _ := json.Marshal(s)
+		_ = json.Unmarshal(wb, &want)
+		if back != want {
+			t.Fatalf("%q reads back as %q, encoding/json's as %q", s, back, want)
+		}
+	})
 }

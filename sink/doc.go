@@ -28,6 +28,15 @@
 //   - Response bodies are read up to Config.MaxResponseBytes for the error
 //     excerpt, then drained up to 64 KiB so the connection can be reused; a
 //     longer body costs the connection, not memory.
+//   - Batched, a whole-batch refusal is not final for its events: a 413 is
+//     split in halves and any other permanent answer is followed by one
+//     request per event, within the same attempt (Result.Attempts counts
+//     attempts, not requests). An event's answer alone is final, so none is
+//     tried alone twice per attempt.
+//   - Batch bodies are written by appendJSONString, never strconv.Quote
+//     (Go quoting is not JSON): invalid UTF-8 becomes U+FFFD on the wire.
+//     An id that a header cannot carry (a control character, invalid UTF-8)
+//     goes in Idempotency-Key and webhook-id as its SHA-256 (headerID).
 //   - Errors carry the URL without userinfo or query (a transport error from
 //     net/http would otherwise embed the query string, which may hold a
 //     token). Nothing logs payloads or response bodies.

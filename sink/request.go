@@ -3,6 +3,8 @@ package sink
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+	"unicode/utf8"
 
 	"github.com/fanout-dev/fanout/tracing"
 )
@@ -18,8 +21,9 @@ import (
 // Event is what a sink delivers. It knows nothing of Kafka: the caller has
 // already decoded the record and chosen its id.
 type Event struct {
-	// ID is the idempotency key, sent as Idempotency-Key and webhook-id.
-	// Required: an event without one is not sent.
+	// ID is the idempotency key, sent as Idempotency-Key and webhook-id
+	// (see headerID for an id a header cannot carry) or, batched, as the
+	// element's id. Required: an event without one is not sent.
 	ID string
 	// Type is the event type, e.g. "user.registered", sent as
 	// X-Fanout-Event-Type when not empty.
@@ -203,10 +207,9 @@ func (s *Sink) render(ev Event) (http.Header, []byte, error) {
 	if ev.ID == "" {
 		return nil, nil, fmt.Errorf("%w: event has no id", ErrRender)
 	}
-	if !validHeaderValue(ev.ID) {
-		return nil, nil, fmt.Errorf("%w: event id holds a control character", ErrRender)
-	}
-	if !validHeaderValue(ev.Type) {
+	// Batched, the id and type travel only in the JSON body, which can
+	// carry any string; alone, the id goes through headerID.
+	if s.batch == nil && !validHeaderValue(ev.Type) {
 		return nil, nil, fmt.Errorf("%w: event type holds a control character", ErrRender)
 	}
 	body := ev.Body
@@ -226,8 +229,9 @@ func (s *Sink) render(ev Event) (http.Header, []byte, error) {
 		for k, v := range s.static {
 			h[k] = []string{v}
 		}
-		h[hdrIdempotencyKey] = []string{ev.ID}
-		h[hdrWebhookID] = []string{ev.ID}
+		key := headerID(ev.ID)
+		h[hdrIdempotencyKey] = []string{key}
+		h[hdrWebhookID] = []string{key}
 		if ev.Type != "" {
 			h[hdrEventType] = []string{ev.Type}
 		}
@@ -261,6 +265,24 @@ func (s *Sink) render(ev Event) (http.Header, []byte, error) {
 	}
 	return h, body, nil
 }
+
+// headerID is the event id as the Idempotency-Key and webhook-id headers
+// carry it: the id itself when it is valid UTF-8 without control characters.
+// A header cannot carry a control character (CR/LF would end it; net/http
+// refuses them), and invalid UTF-8 is read differently by each server, so
+// any other id is sent as "fanout-sha256-" and the hex SHA-256 of its bytes:
+// the same id always gives the same key, so a repeat is recognised, and two
+// ids never share one.
+func headerID(id string) string {
+	if validHeaderValue(id) && utf8.ValidString(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return headerIDPrefix + hex.EncodeToString(sum[:])
+}
+
+// headerIDPrefix marks a header that carries an event id's digest.
+const headerIDPrefix = "fanout-sha256-"
 
 // newRequest builds one attempt's request. Each attempt gets its own header
 // map (the trace context is injected per attempt) and its own body reader.

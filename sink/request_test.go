@@ -2,6 +2,8 @@ package sink
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -277,7 +280,7 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 			Event{ID: "1", Record: map[string]any{"name": "Ada\r\nX-Admin: true"}},
 			`render request: header X-Name: rendered value holds a control character`},
 		{"no id", Config{}, Event{Body: []byte(`{}`)}, `render request: event has no id`},
-		{"id with newline", Config{}, Event{ID: "1\n2", Body: []byte(`{}`)}, `render request: event id holds a control character`},
+		{"type with newline", Config{}, Event{ID: "1", Type: "a\nb", Body: []byte(`{}`)}, `render request: event type holds a control character`},
 		{"unmarshalable record", Config{}, Event{ID: "1", Record: map[string]any{"f": func() {}}},
 			`render request: marshal record: json: unsupported type: func()`},
 	}
@@ -299,6 +302,48 @@ func TestRenderErrorsArePermanent(t *testing.T) {
 			}
 			if n := rec.hits.Load(); n != 0 {
 				t.Errorf("server got %d requests, want none", n)
+			}
+		})
+	}
+}
+
+// An id a header cannot carry (a control character, CR/LF above all, or
+// invalid UTF-8) goes as its digest, the same on every attempt; any other id
+// goes as is.
+func TestHeaderIDIsSafe(t *testing.T) {
+	for _, tt := range []struct{ name, id, want string }{
+		{"plain", "evt-1", "evt-1"},
+		{"emoji", "evt-😀", "evt-😀"},
+		{"CR LF", "1\r\nX-Evil: yes", "fanout-sha256-35e02f29958e822661d9dc3e896fdc06f75ae34e6beaa0131b45cee3c7cc8f26"},
+		{"invalid UTF-8", "a\xffb", ""},
+		{"NUL", "a\x00b", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := newRecorder(t, 503, 204)
+			s := newTestSink(t, Config{URL: rec.srv.URL, Attempts: 2}, WithSleep(noWait))
+			res := s.Deliver(context.Background(), Event{ID: tt.id, Body: []byte(`{}`)})
+			if res.Class != Done || res.Attempts != 2 {
+				t.Fatalf("Deliver = %+v, want done after 2 attempts", res)
+			}
+			var keys []string
+			for range 2 {
+				c := rec.next(t)
+				k, w := c.header.Get("Idempotency-Key"), c.header.Get("Webhook-Id")
+				if k != w || c.header.Get("X-Evil") != "" {
+					t.Errorf("Idempotency-Key %q, webhook-id %q, X-Evil %q", k, w, c.header.Get("X-Evil"))
+				}
+				keys = append(keys, k)
+			}
+			if keys[0] != keys[1] {
+				t.Errorf("keys %q: a retry must carry the same key", keys)
+			}
+			want := tt.want
+			if want == "" {
+				sum := sha256.Sum256([]byte(tt.id))
+				want = "fanout-sha256-" + hex.EncodeToString(sum[:])
+			}
+			if keys[0] != want || !utf8.ValidString(keys[0]) {
+				t.Errorf("key %q, want %q", keys[0], want)
 			}
 		})
 	}

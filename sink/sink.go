@@ -70,7 +70,9 @@ func (s *Sink) Breaker() *Breaker { return s.breaker }
 // Result is the outcome of one Deliver.
 type Result struct {
 	// Attempts is the number of requests sent (0 if the event could not be
-	// rendered, or ctx was done before the first).
+	// rendered, or ctx was done before the first). Batched, it counts
+	// attempts: the resends of a batch refused as a whole are part of one
+	// (see BatchConfig).
 	Attempts int
 	// Status is the last attempt's HTTP status, 0 if it got no response.
 	Status int

@@ -107,7 +107,7 @@ func sinkConfig(s config.Sink) sink.Config {
 		Name: s.Name, Method: s.Method, URL: s.URL, Headers: s.Headers, Body: s.Body, ContentType: s.ContentType,
 		Timeout: s.Timeout, Attempts: s.Retry.Attempts, BackoffBase: s.Retry.BackoffBase, BackoffCap: s.Retry.BackoffCap,
 		RetryAfterCap: s.Retry.RetryAfterCap, RetryStatus: s.Retry.RetryStatus, PermanentStatus: s.Retry.PermanentStatus,
-		MaxConns: s.MaxInFlight, Batch: sink.BatchConfig{MaxEvents: s.Batch.MaxEvents, MaxWait: s.Batch.MaxWait},
+		MaxConns: s.MaxInFlight, Batch: sink.BatchConfig{MaxEvents: s.Batch.MaxEvents, MaxWait: s.Batch.MaxWait, MaxBytes: s.Batch.MaxBytes},
 	}
 }
 

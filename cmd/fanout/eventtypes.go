@@ -99,6 +99,9 @@ func typeProblems(ctx context.Context, cfg *config.Config, names []string, onlin
 			}
 		}
 		for _, s := range subjects {
+			if s == topic+"-value" || s == topic+"-key" {
+				continue
+			}
 			if name, ok := strings.CutPrefix(s, topic+"-"); ok && schemas.IsFullName(name) {
 				known[name] = true
 			} else if schemas.IsFullName(s) {

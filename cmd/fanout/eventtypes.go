@@ -49,10 +49,10 @@ func typeProblems(ctx context.Context, cfg *config.Config, names []string, onlin
 	hasTypes := slices.ContainsFunc(cfg.Sinks, func(s config.Sink) bool {
 		return len(s.Types) > 0 && (len(names) == 0 || slices.Contains(names, s.Name))
 	})
-	if !hasTypes {
-		return nil
-	}
 	if cfg.Schemas.RegistryURL == "" {
+		if !hasTypes {
+			return nil
+		}
 		if cfg.Schemas.TypeFrom != config.TypeFromRecord {
 			return nil // config checked the types against schemas.subjects
 		}
@@ -71,12 +71,19 @@ func typeProblems(ctx context.Context, cfg *config.Config, names []string, onlin
 		})
 		return ps
 	}
-	if !online {
+	if !online || !hasTypes && cfg.Schemas.TypeFrom == config.TypeFromRecord {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	reg := schemas.NewHTTPRegistry(cfg.Schemas.RegistryURL, &http.Client{Timeout: 10 * time.Second})
+	if !hasTypes {
+		// No filter to refuse, but the events' types are still sent.
+		if err := probeSubjectsOf(ctx, reg, ""); errors.Is(err, schemas.ErrNoSubjects) {
+			log.Warn("the schema registry cannot tell the subjects of a schema id (no GET /schemas/ids/{id}/versions; Confluent before 5.5?): requests carry no X-Fanout-Event-Type; set schemas.type_from: record to name events by their record")
+		}
+		return nil
+	}
 	subjects, err := reg.Subjects(ctx)
 	if err != nil {
 		log.Warn("cannot check the sinks' types against the schema registry; events of a type no schema has are skipped", "err", err)
@@ -126,10 +133,7 @@ func typeProblems(ctx context.Context, cfg *config.Config, names []string, onlin
 		if len(s.Types) == 0 || len(names) > 0 && !slices.Contains(names, s.Name) {
 			continue
 		}
-		sch, err := reg.BySubject(ctx, s.Types[0])
-		if err == nil {
-			_, err = reg.SubjectsOf(ctx, sch.ID)
-		}
+		err := probeSubjectsOf(ctx, reg, s.Types[0])
 		if errors.Is(err, schemas.ErrNoSubjects) {
 			p := "schemas.type_from"
 			ps = append(ps, config.Problem{Path: p, Line: cfg.Line(p), Msg: fmt.Sprintf(
@@ -140,4 +144,23 @@ func typeProblems(ctx context.Context, cfg *config.Config, names []string, onlin
 		break
 	}
 	return ps
+}
+
+// probeSubjectsOf asks the registry for the subjects of the latest schema
+// of subject (of the first subject it holds if ""); ErrNoSubjects if it
+// cannot tell. A registry without subjects tells nothing: nil.
+func probeSubjectsOf(ctx context.Context, reg *schemas.HTTPRegistry, subject string) error {
+	if subject == "" {
+		subjects, err := reg.Subjects(ctx)
+		if err != nil || len(subjects) == 0 {
+			return err
+		}
+		subject = subjects[0]
+	}
+	sch, err := reg.BySubject(ctx, subject)
+	if err != nil {
+		return err
+	}
+	_, err = reg.SubjectsOf(ctx, sch.ID)
+	return err
 }

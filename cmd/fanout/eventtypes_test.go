@@ -111,6 +111,26 @@ func TestTypeProblems(t *testing.T) {
 	}
 }
 
+// TestOldRegistryWarns: without a types filter nothing is refused, but a
+// registry that cannot tell the subjects of an id is named at start: the
+// requests will carry no X-Fanout-Event-Type.
+func TestOldRegistryWarns(t *testing.T) {
+	for _, old := range []bool{true, false} {
+		cfg, err := config.Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: events}\nschemas: {registry_url: \""+startRegistry(t, old)+
+			"\"}\nsinks:\n  - {name: profile, url: \"http://x/\"}\n"), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		if ps := typeProblems(context.Background(), cfg, nil, true, slog.New(slog.NewTextHandler(&logs, nil))); len(ps) > 0 {
+			t.Errorf("problems without types: %v", ps)
+		}
+		if warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "requests carry no X-Fanout-Event-Type"); warned != old {
+			t.Errorf("old registry %v: warned %v:\n%s", old, warned, logs.String())
+		}
+	}
+}
+
 // TestValidateRecordTypes: validate, offline, checks record names against
 // the local schemas.
 func TestValidateRecordTypes(t *testing.T) {

@@ -74,7 +74,7 @@ func typeProblems(ctx context.Context, cfg *config.Config, names []string, onlin
 	if !online || !hasTypes && cfg.Schemas.TypeFrom == config.TypeFromRecord {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	reg := schemas.NewHTTPRegistry(cfg.Schemas.RegistryURL, &http.Client{Timeout: 10 * time.Second})
 	if !hasTypes {

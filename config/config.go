@@ -57,6 +57,7 @@ type Schemas struct {
 	Dir         string         `yaml:"dir"`          // default "": the schemas shipped inside fanout
 	Subjects    map[string]int `yaml:"subjects"`     // subject → schema id for dir; default the shipped mapping
 	RegistryURL string         `yaml:"registry_url"` // default "": when set, a Confluent-compatible Schema Registry is used instead of dir
+	TypeFrom    string         `yaml:"type_from"`    // default "subject": an event's type is its schema's subject, or "record": the record's Avro full name
 }
 
 // Events says how an event's identity and key are found.
@@ -352,6 +353,9 @@ func (c *Config) applyDefaults() {
 			s.Breaker.Enabled = &t
 		}
 	}
+	if c.Schemas.TypeFrom == "" {
+		c.Schemas.TypeFrom = TypeFromSubject
+	}
 	if c.Schemas.Dir == "" && c.Schemas.RegistryURL == "" && c.Schemas.Subjects == nil {
 		c.Schemas.Subjects = map[string]int{}
 		for k, v := range builtinSubjects {
@@ -359,6 +363,16 @@ func (c *Config) applyDefaults() {
 		}
 	}
 }
+
+// Values of schemas.type_from (schemas.TypeFromSubject, schemas.TypeFromRecord).
+const (
+	TypeFromSubject = "subject"
+	TypeFromRecord  = "record"
+)
+
+// fullNameRE is an Avro full name (namespace.name), the shape of an event
+// type under type_from: record.
+var fullNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // builtinSubjects mirrors schemas.BuiltinSubjects; config must not import the
 // schemas package's Avro machinery, and cmd checks the two agree.
@@ -411,6 +425,9 @@ func (c *Config) validate() []Problem {
 		}
 	} else if c.Schemas.Dir != "" && len(c.Schemas.Subjects) == 0 {
 		add("schemas.subjects", "required with schemas.dir: map each subject (file <subject>.avsc) to its schema id")
+	}
+	if c.Schemas.TypeFrom != TypeFromSubject && c.Schemas.TypeFrom != TypeFromRecord {
+		add("schemas.type_from", "%q is not subject or record", c.Schemas.TypeFrom)
 	}
 	for subj, id := range c.Schemas.Subjects {
 		if id <= 0 {
@@ -594,8 +611,17 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 		add("dlq_topic", "%q is not a valid topic name", s.DLQTopic)
 	}
 	for j, t := range s.Types {
-		if _, ok := c.Schemas.Subjects[t]; !ok && c.Schemas.RegistryURL == "" {
-			add(fmt.Sprintf("types[%d]", j), "%q is not a known subject (schemas.subjects)", t)
+		switch p := fmt.Sprintf("types[%d]", j); {
+		case c.Schemas.TypeFrom == TypeFromRecord:
+			if !fullNameRE.MatchString(t) {
+				add(p, "sink %q: type %q is not an Avro full name (namespace.Name), the event type under schemas.type_from: record", s.Name, t)
+			}
+		case c.Schemas.RegistryURL == "":
+			if _, ok := c.Schemas.Subjects[t]; !ok {
+				add(p, "%q is not a known subject (schemas.subjects)", t)
+			}
+		case strings.HasSuffix(t, "-key"):
+			add(p, "sink %q: type %q is a key subject and can never match: an event's type is the subject of its value schema (with TopicNameStrategy %q)", s.Name, t, c.Kafka.Topic+"-value")
 		}
 	}
 	return ps

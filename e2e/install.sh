@@ -9,6 +9,10 @@
 #       ${FANOUT_CACHE:-$HOME/.cache/fanout}/kafka-<version>/lib
 #     e2e/services/kafka.go finds them there by the same rule
 #     (FANOUT_KAFKA_LIB overrides it). Nothing is exported.
+#   - third-party Python Kafka clients from PyPI (pinned in e2e/python/requirements.txt:
+#     confluent-kafka with its AvroSerializer, fastavro) into a venv at
+#       ${FANOUT_CACHE:-$HOME/.cache/fanout}/pyclients
+#     e2e/registry_test.go produces with them. A failed install fails this script.
 #
 # Java 17+ and Maven must already be on the machine; this script says so if not.
 set -euo pipefail
@@ -108,3 +112,28 @@ else
 	say "fetched $(ls "$lib"/*.jar | wc -l) jars in $((SECONDS - start))s"
 fi
 say "Kafka $kafka_version lib: $lib"
+
+# ---------------------------------------------------------------- Python clients
+req="$here/python/requirements.txt"
+venv="$cache/pyclients"
+py_marker="$venv/.fanout-complete"
+req_sum="$(sha256sum "$req" | cut -d' ' -f1)"
+if [ -f "$py_marker" ] && [ "$(cat "$py_marker")" = "$req_sum" ]; then
+	say "Python clients already installed in $venv"
+else
+	command -v python3 >/dev/null 2>&1 || die "python3 not found: the e2e tests produce with confluent-kafka's Python client"
+	if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+		apt_install python3-venv || die "python3 has no venv module and python3-venv could not be installed"
+	fi
+	say "installing the Python clients of $req into $venv"
+	start=$SECONDS
+	rm -rf "$venv"
+	python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+	"$venv/bin/pip" install -q --disable-pip-version-check -r "$req" ||
+		die "pip could not install $req (is PyPI reachable?)"
+	"$venv/bin/python" -c 'from confluent_kafka.schema_registry.avro import AvroSerializer; import fastavro' ||
+		die "the Python clients installed but do not import"
+	printf '%s\n' "$req_sum" >"$py_marker"
+	say "installed the Python clients in $((SECONDS - start))s"
+fi
+say "Python clients: $venv/bin/python"

@@ -26,7 +26,7 @@ import (
 type Config struct {
 	Sink          string        // required: the sink's name (dedupe keys, logs)
 	IDField       string        // default "id": the Avro field holding the event id
-	Types         []string      // default all: event types (schema subjects) delivered; others are skipped
+	Types         []string      // default all: event types (schemas.Record.Type) delivered; others are skipped
 	Dedupe        bool          // false: deliver without claiming (no dedupe)
 	FailOpen      bool          // false = fail-closed: hold records while the store is unreachable
 	DoneTTL       time.Duration // default 168h: how long a delivered id is remembered
@@ -72,6 +72,8 @@ type Handler struct {
 	types    map[string]bool
 
 	delivered, retried, dead, dups, skipped, unprotected, storeErrs, held, behind atomic.Int64
+
+	warnedUntyped atomic.Bool // see skips
 
 	// Claim tokens are tokenPrefix (random per Handler) and a sequence
 	// number: unique per owner like dedupe.NewToken, without reading
@@ -280,14 +282,13 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 		}
 		return h.deadLetter(ReasonUndecodable, err, 0, 0)
 	}
-	if h.types != nil && !h.types[rec.Subject] {
-		h.skipped.Add(1)
+	if h.skips(rec) {
 		return consumer.Outcome{Verdict: consumer.Done}
 	}
 	id := EventID(rec, r, h.cfg.IDField)
-	ev := sink.Event{ID: id, Type: rec.Subject, Body: rec.JSON, Record: rec.Fields}
+	ev := sink.Event{ID: id, Type: rec.Type, Body: rec.JSON, Record: rec.Fields}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.String("messaging.message.id", id), attribute.String("fanout.event.type", rec.Subject))
+		span.SetAttributes(attribute.String("messaging.message.id", id), attribute.String("fanout.event.type", rec.Type))
 	}
 
 	// The breaker first: while the API is down, records wait here (holding

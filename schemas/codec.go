@@ -21,7 +21,8 @@ const (
 // Codec converts between Confluent-framed Avro and plain JSON, looking
 // writer schemas up in a Registry. It is safe for concurrent use.
 type Codec struct {
-	reg Registry
+	reg   Registry
+	types EventTypes
 }
 
 // NewCodec returns a Codec that resolves schemas with reg.
@@ -32,8 +33,12 @@ func NewCodec(reg Registry) *Codec {
 // Record is one decoded message.
 type Record struct {
 	SchemaID int
-	Subject  string // "" when the registry knows the schema only by id
+	Subject  string // "" when the registry cannot tell (or with TypeFromRecord, was not asked)
 	Name     string // Avro full name, e.g. fanout.example.UserRegistered
+	// Type is the event type (see EventTypes): the subject, or with
+	// TypeFromRecord the full name. "" when the registry cannot tell the
+	// subjects of the schema id.
+	Type string
 
 	// Fields holds the record as plain JSON values: nil, bool, int64 (int,
 	// long), float64 (float, double), string, []any and map[string]any.
@@ -76,7 +81,14 @@ func (c *Codec) Decode(ctx context.Context, data []byte) (rec *Record, err error
 	if s == nil || s.root == nil {
 		return nil, fmt.Errorf("schemas: registry returned no parsed schema for id %d", id)
 	}
-	return decodeRecord(s, data)
+	rec, err = decodeRecord(s, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.setType(ctx, s, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // decodeRecord decodes data, header included, with s.
@@ -148,6 +160,9 @@ func (c *Codec) EncodeJSON(ctx context.Context, subject string, doc []byte) ([]b
 	rec, err := decodeRecord(s, e.out)
 	if err != nil {
 		return nil, nil, fmt.Errorf("schemas: encode %s: own output does not decode (bug): %w", subject, err)
+	}
+	if err := c.setType(ctx, s, rec); err != nil {
+		return nil, nil, fmt.Errorf("schemas: encode %s: %w", subject, err)
 	}
 	return e.out, rec, nil
 }

@@ -3,7 +3,9 @@
 // 0x00, 4-byte big-endian schema id, Avro binary), writer-schema lookup by
 // id from a local directory (Local) or a Confluent-compatible Schema
 // Registry (HTTPRegistry), rendering Avro as plain JSON (Codec.Decode) and
-// encoding plain JSON as Avro (Codec.EncodeJSON).
+// encoding plain JSON as Avro (Codec.EncodeJSON), and naming each event's
+// type (Record.Type: the schema's subject or the record's full name, see
+// EventTypes and PickSubject).
 //
 // It must not know about Kafka or about delivering events over HTTP: it
 // turns bytes into a Record and back, nothing else. The HTTP client in

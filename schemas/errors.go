@@ -24,6 +24,9 @@ var (
 	// not AVRO, uses schema references, does not parse, or its top level is
 	// not a record.
 	ErrUnsupportedSchema = errors.New("schemas: unsupported schema")
+	// ErrNoSubjects: the registry cannot tell which subjects a schema id
+	// is registered under (it predates GET /schemas/ids/{id}/versions).
+	ErrNoSubjects = errors.New("schemas: registry cannot list the subjects of a schema id")
 )
 
 // DecodeError is returned by Decode for data that can never decode: the

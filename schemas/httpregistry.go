@@ -8,9 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,8 +35,14 @@ type HTTPRegistry struct {
 	client  *http.Client
 	now     func() time.Time // for tests
 
-	ids      cache[int]
-	subjects cache[string]
+	ids      cache[int, *Schema]
+	subjects cache[string, *Schema]
+	idSubj   cache[int, []string] // the subjects of a schema id, sorted
+
+	// noVersions is set once the registry answered a bare 404 to
+	// /schemas/ids/{id}/versions: it predates that endpoint, so no id
+	// has subjects; not asked again.
+	noVersions atomic.Bool
 }
 
 var _ Registry = (*HTTPRegistry)(nil)
@@ -52,7 +60,7 @@ func NewHTTPRegistry(baseURL string, client *http.Client) *HTTPRegistry {
 		base:     strings.TrimRight(baseURL, "/"),
 		client:   client,
 		now:      time.Now,
-		subjects: cache[string]{ttl: subjectTTL},
+		subjects: cache[string, *Schema]{ttl: subjectTTL},
 	}
 	// url.Parse errors quote the URL, password and all: say less.
 	if u, err := url.Parse(r.base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -103,6 +111,86 @@ func (r *HTTPRegistry) BySubject(ctx context.Context, subject string) (*Schema, 
 		r.ids.put(resp.ID, s, r.now) // by id a schema has no subject
 		return s.withSubject(subject), nil
 	})
+}
+
+// SubjectsOf implements SubjectLister: GET /schemas/ids/{id}/versions
+// (Confluent 5.5 and later, Karapace), the subjects the schema is
+// registered under, sorted. Cached for the life of the value like the
+// schema; concurrent lookups of the same id share one request. A registry
+// without that endpoint (a bare 404) yields ErrNoSubjects, at once for
+// every later id.
+func (r *HTTPRegistry) SubjectsOf(ctx context.Context, id int) ([]string, error) {
+	if r.noVersions.Load() {
+		return nil, ErrNoSubjects
+	}
+	return r.idSubj.get(ctx, id, r.now, func(ctx context.Context) ([]string, error) {
+		var resp []struct {
+			Subject string `json:"subject"`
+			Version int    `json:"version"`
+		}
+		err := r.get(ctx, "/schemas/ids/"+strconv.Itoa(id)+"/versions", &resp)
+		if errors.Is(err, errNoEndpoint) {
+			r.noVersions.Store(true)
+			return nil, fmt.Errorf("%w: %v", ErrNoSubjects, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		subjects := []string{}
+		for _, v := range resp {
+			if v.Subject != "" && !seen[v.Subject] {
+				seen[v.Subject] = true
+				subjects = append(subjects, v.Subject)
+			}
+		}
+		sort.Strings(subjects)
+		return subjects, nil
+	})
+}
+
+// Subjects returns every subject the registry holds (GET /subjects),
+// sorted. Not cached: fanout run asks once at start.
+func (r *HTTPRegistry) Subjects(ctx context.Context) ([]string, error) {
+	var subjects []string
+	if err := r.get(ctx, "/subjects", &subjects); err != nil {
+		return nil, err
+	}
+	sort.Strings(subjects)
+	return subjects, nil
+}
+
+// RecordNames returns the Avro full names of the top-level records of
+// every version of subject (GET /subjects/{subject}/versions, then each
+// version), sorted and without repeats; versions that are not Avro
+// records are left out. Not cached: fanout run asks once at start.
+func (r *HTTPRegistry) RecordNames(ctx context.Context, subject string) ([]string, error) {
+	var versions []int
+	base := "/subjects/" + url.PathEscape(subject) + "/versions"
+	if err := r.get(ctx, base, &versions); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, v := range versions {
+		var resp struct {
+			ID         int               `json:"id"`
+			Schema     string            `json:"schema"`
+			SchemaType string            `json:"schemaType"`
+			References []json.RawMessage `json:"references"`
+		}
+		if err := r.get(ctx, base+"/"+strconv.Itoa(v), &resp); err != nil {
+			return nil, err
+		}
+		s, err := parseRegistrySchema(resp.ID, resp.SchemaType, len(resp.References), resp.Schema)
+		if err != nil || seen[s.Name] {
+			continue
+		}
+		seen[s.Name] = true
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return names, nil
 }
 
 func parseRegistrySchema(id int, schemaType string, refs int, avsc string) (*Schema, error) {
@@ -156,6 +244,9 @@ func (r *HTTPRegistry) get(ctx context.Context, path string, v any) error {
 		if msg == "" {
 			msg = string(body)
 		}
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("schemas: registry GET %s: %s: %s (%w)", path, resp.Status, clip(msg), errNoEndpoint)
+		}
 		return fmt.Errorf("schemas: registry GET %s: %s: %s", path, resp.Status, clip(msg))
 	}
 	if err := json.Unmarshal(body, v); err != nil {
@@ -163,6 +254,10 @@ func (r *HTTPRegistry) get(ctx context.Context, path string, v any) error {
 	}
 	return nil
 }
+
+// errNoEndpoint marks a 404 without the registry's own error code: the
+// path does not exist there (a wrong base URL, or an older registry).
+var errNoEndpoint = errors.New("no such endpoint")
 
 func clip(s string) string {
 	s = strings.TrimSpace(s)
@@ -172,59 +267,60 @@ func clip(s string) string {
 	return s
 }
 
-// cache holds schemas by key, collapses concurrent misses for a key into
+// cache holds values (schemas, subject lists) by key, collapses concurrent misses for a key into
 // one fetch, and does not cache failures.
-type cache[K comparable] struct {
+type cache[K comparable, V any] struct {
 	ttl time.Duration // 0: forever
 
 	mu      sync.Mutex
-	entries map[K]cacheEntry
-	calls   map[K]*call
+	entries map[K]cacheEntry[V]
+	calls   map[K]*call[V]
 }
 
-type cacheEntry struct {
-	s  *Schema
+type cacheEntry[V any] struct {
+	s  V
 	at time.Time
 }
 
-type call struct {
+type call[V any] struct {
 	done chan struct{}
-	s    *Schema
+	s    V
 	err  error
 	// abandoned: the caller that fetched gave up (its ctx ended), so its
 	// error says nothing to the callers that waited for it.
 	abandoned bool
 }
 
-func (c *cache[K]) cached(key K, now func() time.Time) (*Schema, bool) {
+func (c *cache[K, V]) cached(key K, now func() time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lookup(key, now)
 }
 
-func (c *cache[K]) lookup(key K, now func() time.Time) (*Schema, bool) {
+func (c *cache[K, V]) lookup(key K, now func() time.Time) (V, bool) {
 	e, ok := c.entries[key]
 	if !ok || c.ttl > 0 && now().Sub(e.at) >= c.ttl {
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	return e.s, true
 }
 
-func (c *cache[K]) put(key K, s *Schema, now func() time.Time) {
+func (c *cache[K, V]) put(key K, s V, now func() time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.entries == nil {
-		c.entries = map[K]cacheEntry{}
+		c.entries = map[K]cacheEntry[V]{}
 	}
-	c.entries[key] = cacheEntry{s: s, at: now()}
+	c.entries[key] = cacheEntry[V]{s: s, at: now()}
 }
 
 // get returns the cached schema for key, or fetches it. The fetch runs on
 // the calling goroutine of the first caller, with its ctx; the others wait
 // for it or for their own ctx, and fetch again themselves if the first
 // caller gave up.
-func (c *cache[K]) get(ctx context.Context, key K, now func() time.Time,
-	fetch func(context.Context) (*Schema, error)) (*Schema, error) {
+func (c *cache[K, V]) get(ctx context.Context, key K, now func() time.Time,
+	fetch func(context.Context) (V, error)) (V, error) {
 	for {
 		c.mu.Lock()
 		if s, ok := c.lookup(key, now); ok {
@@ -240,12 +336,13 @@ func (c *cache[K]) get(ctx context.Context, key K, now func() time.Time,
 				}
 				return cl.s, cl.err
 			case <-ctx.Done():
-				return nil, fmt.Errorf("schemas: registry: %w", ctx.Err())
+				var zero V
+				return zero, fmt.Errorf("schemas: registry: %w", ctx.Err())
 			}
 		}
-		cl := &call{done: make(chan struct{})}
+		cl := &call[V]{done: make(chan struct{})}
 		if c.calls == nil {
-			c.calls = map[K]*call{}
+			c.calls = map[K]*call[V]{}
 		}
 		c.calls[key] = cl
 		c.mu.Unlock()

@@ -328,7 +328,7 @@ func TestHTTPRegistryCodec(t *testing.T) {
 // synctest, which can tell when every caller is waiting.
 func TestCacheCollapse(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var c cache[int]
+		var c cache[int, *Schema]
 		release := make(chan struct{})
 		var fetches atomic.Int32
 		fetch := func(ctx context.Context) (*Schema, error) {

@@ -62,6 +62,24 @@ func NewLocal(fsys fs.FS, subjects map[string]int) (*Local, error) {
 	return l, nil
 }
 
+// SubjectsOf implements SubjectLister: a local schema has one subject.
+func (l *Local) SubjectsOf(_ context.Context, id int) ([]string, error) {
+	if s, ok := l.byID[id]; ok {
+		return []string{s.Subject}, nil
+	}
+	return nil, fmt.Errorf("%w: id %d", ErrUnknownSchema, id)
+}
+
+// Names returns the Avro full names of the local schemas, sorted.
+func (l *Local) Names() []string {
+	names := make([]string, 0, len(l.byID))
+	for _, s := range l.byID {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // ByID implements Registry.
 func (l *Local) ByID(_ context.Context, id int) (*Schema, error) {
 	if s, ok := l.byID[id]; ok {

@@ -35,7 +35,7 @@ func kafkaOpts(cfg *config.Config) []kgo.Opt {
 // a local directory, else the schemas shipped inside fanout.
 func buildCodec(cfg *config.Config) (*schemas.Codec, error) {
 	if cfg.Schemas.RegistryURL != "" {
-		return schemas.NewCodec(schemas.NewHTTPRegistry(cfg.Schemas.RegistryURL, &http.Client{Timeout: 10 * time.Second})), nil
+		return schemas.NewCodec(schemas.NewHTTPRegistry(cfg.Schemas.RegistryURL, &http.Client{Timeout: 10 * time.Second})).WithEventTypes(eventTypes(cfg)), nil
 	}
 	fsys := schemas.Builtin()
 	if cfg.Schemas.Dir != "" {
@@ -45,7 +45,7 @@ func buildCodec(cfg *config.Config) (*schemas.Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schemas: %w", err)
 	}
-	return schemas.NewCodec(reg), nil
+	return schemas.NewCodec(reg).WithEventTypes(eventTypes(cfg)), nil
 }
 
 // buildStore returns the dedupe store and its closer: Redis when redis.addr is

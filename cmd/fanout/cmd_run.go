@@ -50,6 +50,9 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err != nil {
 					return err
 				}
+				if ps := typeProblems(ctx, cfg, names, true, e.log); len(ps) > 0 {
+					return &config.Error{File: *file, Problems: ps}
+				}
 				store, closeStore, err := buildStore(cfg, e.log)
 				if err != nil {
 					return err

@@ -40,6 +40,7 @@ there is any problem.`,
 				if _, err := buildCodec(cfg); err != nil && cfg.Schemas.RegistryURL == "" {
 					ce.Problems = append(ce.Problems, config.Problem{Path: "schemas", Line: cfg.Line("schemas"), Msg: err.Error()})
 				}
+				ce.Problems = append(ce.Problems, typeProblems(context.Background(), cfg, nil, false, e.log)...)
 				for i, s := range cfg.Sinks {
 					if s.Name == "" || s.URL == "" {
 						continue // already reported

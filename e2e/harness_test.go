@@ -142,9 +142,10 @@ func (s *scenario) emitAll() {
 
 // proc is a running `fanout run`.
 type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan error
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	done   chan error    // the exit error, once (buffered)
+	exited chan struct{} // closed once the process has been waited for
 }
 
 type syncBuffer struct {
@@ -167,18 +168,26 @@ func (b *syncBuffer) String() string {
 // start runs `fanout run -c cfg`; the test's cleanup kills it if still running.
 func (s *scenario) start(args ...string) *proc {
 	s.t.Helper()
-	p := &proc{out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{out: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	p.cmd = exec.Command(fanoutBin, append([]string{"run", "-c", s.cfg, "--stats-interval", "5s"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.SysProcAttr = services.ChildProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() {
+		err := p.cmd.Wait()
+		close(p.exited)
+		p.done <- err
+	}()
 	s.t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		// Not p.cmd.ProcessState: the Wait goroutine writes it (a data race
+		// when the process exits on its own).
+		select {
+		case <-p.exited:
+		default:
 			p.cmd.Process.Kill()
-			<-p.done
+			<-p.exited
 		}
 		if s.t.Failed() {
 			s.t.Logf("fanout run output (tail):\n%s", tail(p.out.String(), 60))

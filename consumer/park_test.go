@@ -296,7 +296,9 @@ func TestProduceParkedStubsWhatTheBrokerRefuses(t *testing.T) {
 		{"value too large", &kgo.Record{Key: []byte("k"), Value: randomBytes(t, 30_000), Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("e")}}},
 			StubLetter, func(r *kgo.Record) bool { return headersOf(r)["event-id"] == "e" && string(r.Key) == "k" }},
 		{"own headers too large", &kgo.Record{Key: []byte("k"), Value: randomBytes(t, 30_000), Headers: []kgo.RecordHeader{{Key: "big", Value: randomBytes(t, 25_000)}}},
-			BareStub, func(r *kgo.Record) bool { return headersOf(r)["big"] == "" && headersOf(r)[HeaderHeadersDropped] == "1" }},
+			BareStub, func(r *kgo.Record) bool {
+				return headersOf(r)["big"] == "" && headersOf(r)[HeaderHeadersDropped] == "1"
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -75,6 +75,9 @@ func originOf(r *kgo.Record) origin {
 	return o
 }
 
+// HeaderValue returns r's header key, "" if it has none.
+func HeaderValue(r *kgo.Record, key string) string { return headerValue(r, key) }
+
 func headerValue(r *kgo.Record, key string) string {
 	for _, h := range r.Headers {
 		if h.Key == key {

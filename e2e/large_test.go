@@ -201,14 +201,27 @@ func TestNearMegabyteRecordsAreParkedNotStalled(t *testing.T) {
 
 	// A redrive sends the full letter and no stub: a stub is not the event.
 	healed.Store(true)
-	sum := s.redrive("bad")
-	if sum.Delivered != 1 || sum.Selected != 3 {
-		t.Errorf("redrive: %+v, want 1 delivered of 3 selected (2 stubs not sent)", sum)
+	code, out, stderr := s.dlqCLI("dlq", "redrive", "-c", s.cfg, "--sink", "bad", "--output", "json")
+	var sum struct {
+		Selected     int `json:"selected"`
+		Delivered    int `json:"delivered"`
+		FailedAgain  int `json:"failed_again"`
+		ValueDropped int `json:"value_dropped"`
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); code != 0 || err != nil {
+		t.Fatalf("dlq redrive: exit %d, %v\n%s%s", code, err, out, stderr)
+	}
+	if sum.Selected != 3 || sum.Delivered != 1 || sum.FailedAgain != 0 || sum.ValueDropped != 2 {
+		t.Errorf("redrive: %+v, want 1 delivered and 2 stub letters not sent (value dropped) of 3 selected", sum)
+	}
+	if !strings.Contains(stderr, "stub letter not redriven") {
+		t.Errorf("redrive did not say why it did not send the stub letters:\n%s", stderr)
 	}
 	if got := bad.snapshot(); got[bigID] != 1 || got[exactID] != 0 || got[headerID] != 0 {
 		t.Errorf("after the redrive the API accepted %d/%d/%d of big/exact/headers, want 1/0/0", got[bigID], got[exactID], got[headerID])
 	}
-	_, out, _ := s.dlqCLI("dlq", "redrive", "-c", s.cfg, "--sink", "bad", "--from-start")
+	_, out, _ = s.dlqCLI("dlq", "redrive", "-c", s.cfg, "--sink", "bad", "--from-start")
 	if !strings.Contains(out, "2 stub letters not sent (value dropped at parking)") {
 		t.Errorf("redrive --from-start does not report the stub letters: %s", out)
 	}

@@ -31,6 +31,10 @@ fanout-redrive-count one higher and fresh fanout-* headers. A letter whose
 fanout-redrive-count has reached --max-redrives is not sent ("cap reached").
 Only the newest copy of a record counts: older copies, superseded by a later
 parking of the same original record, are passed over.
+A stub letter (header fanout-value-dropped: the DLQ could not hold the record, so
+its value was replaced by its size and SHA-256) is never sent: it counts as "value
+dropped" and stays in the DLQ; the original is at its fanout-original-* place in
+the main topic while retained.
 
 Where it starts: each run commits the offsets it examined (delivered, failed
 again, capped, superseded and filtered out alike) in the consumer group

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -317,6 +318,35 @@ func TestProduceParkedStubsWhatTheBrokerRefuses(t *testing.T) {
 	for i, r := range readAll(t, addrs, "t-small", len(cases)) {
 		if tc := cases[i]; IsStub(r) != (tc.want > Full) || !tc.wantOK(r) {
 			t.Errorf("%s: parked record stub %v, headers %v", tc.name, IsStub(r), headersOf(r))
+		}
+	}
+}
+
+// Which produce errors make a stub (the record's content is refused) and
+// which are retried: an ACL refusal or a missing topic is not the record's
+// fault, and a stub would lose the value for a cause an operator can fix.
+func TestParkErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		err              error
+		refused, retried bool
+	}{
+		{kerr.MessageTooLarge, true, false},
+		{fmt.Errorf("%w (uncompressed_bytes=1001100)", kerr.MessageTooLarge), true, false}, // franz-go's own check
+		{kerr.RecordListTooLarge, true, false},
+		{kerr.InvalidRecord, true, false},
+		{kerr.InvalidTimestamp, true, false},
+		{kerr.TopicAuthorizationFailed, false, false},
+		{kerr.UnknownTopicOrPartition, false, true},
+		{kerr.NotLeaderForPartition, false, true},
+		{kgo.ErrRecordTimeout, false, true},
+		{kgo.ErrRecordRetries, false, true},
+		{errors.New("dial tcp: connection refused"), false, true},
+	} {
+		if got := refusesRecord(tc.err); got != tc.refused {
+			t.Errorf("%v: refuses the record %v, want %v", tc.err, got, tc.refused)
+		}
+		if got := retriable(tc.err); !tc.refused && got != tc.retried {
+			t.Errorf("%v: retriable %v, want %v", tc.err, got, tc.retried)
 		}
 	}
 }

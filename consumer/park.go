@@ -244,10 +244,10 @@ func retriable(err error) bool {
 //   - Retriable errors (leader moved, timeouts, unknown topic) are retried
 //     with backoff, logged with what failed.
 //   - Other errors are not this record's fault (authorization, a topic that
-//     refuses even a bare stub): a stub would not help and would lose the
-//     value, so they too are retried with backoff, logged at error level
-//     with the broker's message, until the cause is fixed; the partition
-//     waits meanwhile and the record stays uncommitted.
+//     refuses even a bare stub, i.e. misconfigured): a stub would not help
+//     and would lose the value, so they too are retried with backoff, logged
+//     at error level with the broker's message, until the cause is fixed;
+//     the partition waits meanwhile and the record stays uncommitted.
 //
 // It returns what was parked.
 func ProduceParked(ctx context.Context, cl *kgo.Client, build func() *kgo.Record, log *slog.Logger) (Level, error) {
@@ -285,6 +285,9 @@ func ProduceParked(ctx context.Context, cl *kgo.Client, build func() *kgo.Record
 			log.Warn("park topic refused the record; parking a stub letter with the value dropped",
 				"park_topic", topic, "value_bytes", size, "level", level.String(), "err", err)
 			continue
+		case refusesRecord(err):
+			log.Error("park failed: the topic refuses even a bare stub letter; retrying until its config is fixed (max.message.bytes, or cleanup.policy=compact wanting keys)",
+				"park_topic", topic, "err", err)
 		case errors.Is(err, kerr.UnknownTopicOrPartition):
 			log.Error("park failed; retrying: the topic does not exist (create it with fanout topics ensure)", "park_topic", topic, "err", err)
 		case retriable(err):

@@ -252,12 +252,12 @@ func retriable(err error) bool {
 // It returns what was parked.
 func ProduceParked(ctx context.Context, cl *kgo.Client, build func() *kgo.Record, log *slog.Logger) (Level, error) {
 	backoff := 100 * time.Millisecond
-	level, tooLarge, reason := Full, 0, ""
+	level, tooLarge, reason := FullCopy, 0, ""
 	for {
 		rec := build()
 		topic, size := rec.Topic, len(rec.Value)
 		limit := parkLimit(cl, topic)
-		if level > Full {
+		if level > FullCopy {
 			rec = Stub(rec, reason, level)
 		}
 		if n := RecordBytes(rec); n > limit && level < BareStub {
@@ -275,7 +275,7 @@ func ProduceParked(ctx context.Context, cl *kgo.Client, build func() *kgo.Record
 			return level, ctx.Err()
 		}
 		switch {
-		case refusesRecord(err) && level == Full && errors.Is(err, kerr.MessageTooLarge) && tooLarge < 2:
+		case refusesRecord(err) && level == FullCopy && errors.Is(err, kerr.MessageTooLarge) && tooLarge < 2:
 			// It fits alone (checked above): batched with other parks.
 			tooLarge++
 			log.Warn("park topic refused a batch as too large; producing the record again", "park_topic", topic, "err", err)

@@ -293,7 +293,7 @@ func TestProduceParkedStubsWhatTheBrokerRefuses(t *testing.T) {
 		want   Level
 		wantOK func(r *kgo.Record) bool
 	}{
-		{"fits", &kgo.Record{Value: randomBytes(t, 10_000)}, Full, func(r *kgo.Record) bool { return len(r.Value) == 10_000 }},
+		{"fits", &kgo.Record{Value: randomBytes(t, 10_000)}, FullCopy, func(r *kgo.Record) bool { return len(r.Value) == 10_000 }},
 		{"value too large", &kgo.Record{Key: []byte("k"), Value: randomBytes(t, 30_000), Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("e")}}},
 			StubLetter, func(r *kgo.Record) bool { return headersOf(r)["event-id"] == "e" && string(r.Key) == "k" }},
 		{"own headers too large", &kgo.Record{Key: []byte("k"), Value: randomBytes(t, 30_000), Headers: []kgo.RecordHeader{{Key: "big", Value: randomBytes(t, 25_000)}}},
@@ -316,7 +316,7 @@ func TestProduceParkedStubsWhatTheBrokerRefuses(t *testing.T) {
 		})
 	}
 	for i, r := range readAll(t, addrs, "t-small", len(cases)) {
-		if tc := cases[i]; IsStub(r) != (tc.want > Full) || !tc.wantOK(r) {
+		if tc := cases[i]; IsStub(r) != (tc.want > FullCopy) || !tc.wantOK(r) {
 			t.Errorf("%s: parked record stub %v, headers %v", tc.name, IsStub(r), headersOf(r))
 		}
 	}

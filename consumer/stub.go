@@ -17,9 +17,9 @@ import (
 type Level int
 
 const (
-	// Full: the parked record as ParkedRecord built it (key and value the
+	// FullCopy: the parked record as ParkedRecord built it (key and value the
 	// original bytes).
-	Full Level = iota
+	FullCopy Level = iota
 	// StubLetter: every header and the original coordinates; the value is a
 	// stub naming the original's size and SHA-256 (see Stub).
 	StubLetter

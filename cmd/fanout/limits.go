@@ -122,7 +122,7 @@ func (p *parker) park(ctx context.Context, build func() *kgo.Record, log *slog.L
 		p.cl, p.err = kgo.NewClient(append(kafkaOpts(p.cfg), consumer.ProducerSizing(limits))...)
 	})
 	if p.err != nil {
-		return consumer.Full, p.err
+		return consumer.FullCopy, p.err
 	}
 	return consumer.ProduceParked(ctx, p.cl, build, log)
 }

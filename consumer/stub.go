@@ -13,7 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Stub levels: what a parked record keeps when its park topic refuses it.
+// Level is how much of a record a park kept: all of it, or a stub when the
+// park topic refused the whole record.
 type Level int
 
 const (

@@ -2,12 +2,15 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -32,6 +35,13 @@ const (
 	HeaderExcerpt   = "fanout-response-excerpt" // the start of the last failed response's body
 	// HeaderRedriveCount counts DLQ redrives; parking keeps it.
 	HeaderRedriveCount = "fanout-redrive-count"
+
+	// On a stub letter, parked with its value dropped because the park
+	// topic refused the whole record (see Stub); parking keeps them:
+	HeaderValueDropped   = "fanout-value-dropped"   // the original value's size in bytes; the value is a stub
+	HeaderValueSHA256    = "fanout-value-sha256"    // hex SHA-256 of the original value
+	HeaderKeyDropped     = "fanout-key-dropped"     // the original key's size; the key is its hex SHA-256
+	HeaderHeadersDropped = "fanout-headers-dropped" // how many of the record's own headers a bare stub left off
 )
 
 // Tier is a retry tier a consumer parks retryable failures in.
@@ -64,6 +74,9 @@ func originOf(r *kgo.Record) origin {
 	}
 	return o
 }
+
+// HeaderValue returns r's header key, "" if it has none.
+func HeaderValue(r *kgo.Record, key string) string { return headerValue(r, key) }
 
 func headerValue(r *kgo.Record, key string) string {
 	for _, h := range r.Headers {
@@ -109,7 +122,7 @@ func ParkedRecord(topic, sink string, r *kgo.Record, out Outcome, now time.Time,
 	for _, h := range r.Headers {
 		// A record from a tier or a redrive brings the headers of its
 		// earlier parking; the new ones replace them.
-		if !strings.HasPrefix(h.Key, "fanout-") || h.Key == HeaderRedriveCount {
+		if !strings.HasPrefix(h.Key, "fanout-") || kept(h.Key) {
 			headers = append(headers, h)
 		}
 	}
@@ -140,27 +153,153 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// park produces r's parked copy (DLQ or retry tier) and waits for the acknowledgement
-// (acks=all, idempotent producer), retrying with backoff until ctx ends. Only an
+// kept reports whether a fanout-* header of an earlier parking survives a
+// new one: the redrive count, and a stub's marks (the value stays dropped).
+func kept(key string) bool {
+	switch key {
+	case HeaderRedriveCount, HeaderValueDropped, HeaderValueSHA256, HeaderKeyDropped, HeaderHeadersDropped:
+		return true
+	}
+	return false
+}
+
+// park produces r's parked copy (DLQ or retry tier) and waits for the
+// acknowledgement (acks=all, idempotent producer); see ProduceParked. Only an
 // acknowledged park lets the offset be committed.
 func (c *Consumer) park(ctx context.Context, cl *kgo.Client, topic string, tier *Tier, r *kgo.Record, out Outcome) error {
+	_, err := ProduceParked(ctx, cl, func() *kgo.Record {
+		return ParkedRecord(topic, c.cfg.Sink, r, out, time.Now(), tier)
+	}, c.log.With("partition", r.Partition, "offset", r.Offset))
+	if err != nil {
+		return fmt.Errorf("park %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return nil
+}
+
+// kgoSlack is how much larger franz-go counts a batch than the broker does
+// (it adds the 4-byte length of the records array when it does not know the
+// produce version yet): its ProducerBatchMaxBytes is the topic's limit plus
+// this, and this is taken off again to learn the limit.
+const kgoSlack = 4
+
+// kgoDefaultBatchBytes is franz-go's default ProducerBatchMaxBytes.
+const kgoDefaultBatchBytes = 1_000_012
+
+// ProducerSizing sizes a client's producer for the topics it parks into:
+// limits maps a topic to its max.message.bytes (as DescribeTopicConfigs
+// returns it: the topic's override or the broker's message.max.bytes); other
+// topics keep franz-go's default of 1,000,012 bytes. ProduceParked checks each
+// record against the same per-topic numbers before producing it.
+func ProducerSizing(limits map[string]int32) kgo.Opt {
+	m := make(map[string]int32, len(limits))
+	for t, l := range limits {
+		m[t] = min(max(l+kgoSlack, 512), 1<<30)
+	}
+	return kgo.ProducerBatchMaxBytesFn(func(topic string) int32 {
+		if l, ok := m[topic]; ok {
+			return l
+		}
+		return kgoDefaultBatchBytes
+	})
+}
+
+// parkLimit is the largest record (RecordBytes) cl's producer sends to topic:
+// the topic's max.message.bytes when cl was sized with ProducerSizing.
+func parkLimit(cl *kgo.Client, topic string) int {
+	if fn, ok := cl.OptValue(kgo.ProducerBatchMaxBytesFn).(func(string) int32); ok && fn != nil {
+		return int(fn(topic)) - kgoSlack
+	}
+	return kgoDefaultBatchBytes - kgoSlack
+}
+
+// refusesRecord reports whether err is a broker's (or franz-go's) refusal of
+// this record's contents — too large, invalid — which no retry can change.
+func refusesRecord(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.InvalidTimestamp)
+}
+
+// retriable reports whether a failed produce may succeed if tried again:
+// Kafka's retriable errors, and franz-go's own (record timeout, retries
+// spent, buffer full) and transport errors, which carry no Kafka code.
+func retriable(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	return true
+}
+
+// ProduceParked produces build()'s record — a parked copy, rebuilt for each
+// attempt so its parked-at and not-before times are fresh — and waits for
+// the acknowledgement, until ctx ends. It never retries a record its topic
+// refuses:
+//
+//   - Larger than the topic takes (its max.message.bytes, known from
+//     ProducerSizing; checked before producing) or refused by the broker as
+//     too large or invalid: it parks a StubLetter instead (value replaced,
+//     every header kept); if the topic refuses that too, a BareStub. A full
+//     copy the broker calls too large although it fits alone (batched with
+//     others) is tried twice more first.
+//   - Retriable errors (leader moved, timeouts, unknown topic) are retried
+//     with backoff, logged with what failed.
+//   - Other errors are not this record's fault (authorization, a topic that
+//     refuses even a bare stub, i.e. misconfigured): a stub would not help
+//     and would lose the value, so they too are retried with backoff, logged
+//     at error level with the broker's message, until the cause is fixed;
+//     the partition waits meanwhile and the record stays uncommitted.
+//
+// It returns what was parked.
+func ProduceParked(ctx context.Context, cl *kgo.Client, build func() *kgo.Record, log *slog.Logger) (Level, error) {
 	backoff := 100 * time.Millisecond
+	level, tooLarge, reason := FullCopy, 0, ""
 	for {
-		rec := ParkedRecord(topic, c.cfg.Sink, r, out, time.Now(), tier)
+		rec := build()
+		topic, size := rec.Topic, len(rec.Value)
+		limit := parkLimit(cl, topic)
+		if level > FullCopy {
+			rec = Stub(rec, reason, level)
+		}
+		if n := RecordBytes(rec); n > limit && level < BareStub {
+			reason = fmt.Sprintf("%s record of %d bytes exceeds max.message.bytes %d of topic %s", level, n, limit, topic)
+			level++
+			log.Warn("park topic cannot take the record; parking a stub letter with the value dropped",
+				"park_topic", topic, "record_bytes", n, "limit", limit, "value_bytes", size, "level", level.String())
+			continue
+		}
 		err := cl.ProduceSync(ctx, rec).FirstErr()
 		if err == nil {
-			return nil
+			return level, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return level, ctx.Err()
 		}
-		c.log.Error("park failed; retrying (does the topic exist? fanout topics ensure)",
-			"park_topic", topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		switch {
+		case refusesRecord(err) && level == FullCopy && errors.Is(err, kerr.MessageTooLarge) && tooLarge < 2:
+			// It fits alone (checked above): batched with other parks.
+			tooLarge++
+			log.Warn("park topic refused a batch as too large; producing the record again", "park_topic", topic, "err", err)
+		case refusesRecord(err) && level < BareStub:
+			reason = fmt.Sprintf("%s record refused by topic %s: %v", level, topic, err)
+			level++
+			log.Warn("park topic refused the record; parking a stub letter with the value dropped",
+				"park_topic", topic, "value_bytes", size, "level", level.String(), "err", err)
+			continue
+		case refusesRecord(err):
+			log.Error("park failed: the topic refuses even a bare stub letter; retrying until its config is fixed (max.message.bytes, or cleanup.policy=compact wanting keys)",
+				"park_topic", topic, "err", err)
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			log.Error("park failed; retrying: the topic does not exist (create it with fanout topics ensure)", "park_topic", topic, "err", err)
+		case retriable(err):
+			log.Warn("park failed; retrying", "park_topic", topic, "err", err)
+		default:
+			log.Error("park failed, not because of this record; retrying until the cause is fixed", "park_topic", topic, "level", level.String(), "err", err)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("park %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, ctx.Err())
+			return level, ctx.Err()
 		case <-t.C:
 		}
 		backoff = min(backoff*2, 5*time.Second)

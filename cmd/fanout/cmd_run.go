@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/consumer"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -58,11 +60,16 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 					return err
 				}
 				defer closeStore()
-				runners, err := buildSinks(cfg, names, codec, store, e.log)
+				limits, err := checkTopics(ctx, cfg, names, e.log)
 				if err != nil {
 					return err
 				}
-				if err := checkTopics(ctx, cfg, names); err != nil {
+				if err := fitEventBytes(cfg, names, limits, e.log); err != nil {
+					return err
+				}
+				// The parking producer is sized from the park topics' limits.
+				runners, err := buildSinks(cfg, names, codec, store, e.log, consumer.ProducerSizing(limits))
+				if err != nil {
 					return err
 				}
 				adm := &admin{runners: runners, started: time.Now()}
@@ -109,8 +116,9 @@ func runAll(ctx context.Context, e *env, runners []*runner, statsEvery time.Dura
 }
 
 // checkTopics fails fast, naming them, when topics the sinks read or park into
-// are missing: running without them would stall at the first park.
-func checkTopics(ctx context.Context, cfg *config.Config, names []string) error {
+// are missing: running without them would stall at the first park. It
+// returns their max.message.bytes (see topicLimits).
+func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *slog.Logger) (map[string]int32, error) {
 	want := []string{cfg.Kafka.Topic}
 	for _, s := range cfg.Sinks {
 		if len(names) == 0 || slices.Contains(names, s.Name) {
@@ -119,7 +127,7 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string) error 
 	}
 	cl, err := kgo.NewClient(kafkaOpts(cfg)...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer cl.Close()
 	// A topic created a moment ago can be unknown to the broker's metadata
@@ -132,7 +140,7 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string) error 
 		details, err := adm.ListTopics(tctx, want...)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
+			return nil, fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
 		}
 		missing = missing[:0]
 		for _, t := range want {
@@ -146,7 +154,9 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string) error 
 		time.Sleep(500 * time.Millisecond)
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing topics %s: create them with fanout topics ensure -c FILE", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("missing topics %s: create them with fanout topics ensure -c FILE", strings.Join(missing, ", "))
 	}
-	return nil
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return topicLimits(tctx, adm, want, log), nil
 }

@@ -31,6 +31,10 @@ fanout-redrive-count one higher and fresh fanout-* headers. A letter whose
 fanout-redrive-count has reached --max-redrives is not sent ("cap reached").
 Only the newest copy of a record counts: older copies, superseded by a later
 parking of the same original record, are passed over.
+A stub letter (header fanout-value-dropped: the DLQ could not hold the record, so
+its value was replaced by its size and SHA-256) is never sent: it counts as "value
+dropped" and stays in the DLQ; the original is at its fanout-original-* place in
+the main topic while retained.
 
 Where it starts: each run commits the offsets it examined (delivered, failed
 again, capped, superseded and filtered out alike) in the consumer group
@@ -110,7 +114,8 @@ type redriveOpts struct {
 }
 
 // redriveCounts is a redrive's summary. Selected = delivered + already
-// delivered + failed again + cap reached + not of the sink's types.
+// delivered + failed again + cap reached + not of the sink's types + value
+// dropped.
 type redriveCounts struct {
 	Topic            string `json:"topic"`
 	Group            string `json:"group"`
@@ -121,6 +126,7 @@ type redriveCounts struct {
 	FailedAgain      int    `json:"failed_again"`
 	CapReached       int    `json:"cap_reached"`
 	SkippedByFilter  int    `json:"skipped_by_filter"`
+	ValueDropped     int    `json:"value_dropped,omitempty"` // stub letters: their value is gone, nothing to send
 	Superseded       int    `json:"superseded"`
 	NotSinkType      int    `json:"not_of_sink_types,omitempty"`
 	DryRun           bool   `json:"dry_run,omitempty"`
@@ -140,6 +146,7 @@ type redriver struct {
 	sent   time.Time          // when the last letter was sent, for --rate
 	commit time.Time          // when offsets were last committed
 	counts redriveCounts
+	pk     *parker // parks letters that fail again; nil on a dry run
 }
 
 func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
@@ -207,6 +214,8 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 		}
 		defer sk.sink.Close()
 		rd.h = sk.handler
+		rd.pk = newParker(t.cfg, t.adm, e.log, t.sink.DLQTopic)
+		defer rd.pk.close()
 	}
 
 	// The letter in hand may finish after SIGINT, within the drain timeout.
@@ -281,6 +290,19 @@ func (rd *redriver) examine(ctx, work context.Context, l letter) error {
 		selected = false
 	case rd.o.limit > 0 && c.Selected >= rd.o.limit:
 		return errStop
+	case consumer.IsStub(l.rec):
+		// A stub letter's value was dropped when it was parked (too large
+		// for the DLQ): there is no event to send. It stays in the DLQ.
+		c.ValueDropped++
+		if rd.out != nil {
+			if err := rd.out.row(l, rd.ids.id(ctx, l), "value dropped"); err != nil {
+				return err
+			}
+		} else {
+			rd.e.log.Warn("stub letter not redriven: its value was dropped at parking; the original is at its fanout-original-* coordinates while retained",
+				"sink", rd.t.sink.Name, "at", l.at(), "value_bytes", consumer.HeaderValue(l.rec, consumer.HeaderValueDropped),
+				"sha256", consumer.HeaderValue(l.rec, consumer.HeaderValueSHA256))
+		}
 	case l.redrives >= rd.o.maxRedrives:
 		c.CapReached++
 		if rd.out != nil {
@@ -354,8 +376,8 @@ func (rd *redriver) send(ctx context.Context, l letter) error {
 		}
 		return nil
 	case consumer.DeadLetter:
-		again := reparked(l, rd.t.sink.Name, out, time.Now())
-		if err := rd.t.cl.ProduceSync(ctx, again).FirstErr(); err != nil {
+		if _, err := rd.pk.park(ctx, func() *kgo.Record { return reparked(l, rd.t.sink.Name, out, time.Now()) },
+			rd.e.log.With("sink", rd.t.sink.Name, "at", l.at())); err != nil {
 			return fmt.Errorf("park %s again on %s: %w", l.at(), rd.t.sink.DLQTopic, err)
 		}
 		c.FailedAgain++
@@ -400,6 +422,9 @@ func (rd *redriver) summary() {
 	}
 	fmt.Fprintf(rd.e.stdout, "%s %s: %d selected, %d delivered, %d already delivered, %d failed again, %d cap reached, %d skipped by filter, %d superseded",
 		what, rd.t.sink.Name, c.Selected, c.Delivered, c.AlreadyDelivered, c.FailedAgain, c.CapReached, c.SkippedByFilter, c.Superseded)
+	if c.ValueDropped > 0 {
+		fmt.Fprintf(rd.e.stdout, ", %d stub letters not sent (value dropped at parking)", c.ValueDropped)
+	}
 	if c.NotSinkType > 0 {
 		fmt.Fprintf(rd.e.stdout, ", %d not of the sink's types", c.NotSinkType)
 	}

@@ -61,6 +61,7 @@ type replayer struct {
 	sent     atomic.Int64
 	parked   atomic.Int64
 	dropped  atomic.Int64 // handed to the handler, stopped before an outcome
+	pk       *parker      // produces the letters, sized from the DLQ's max.message.bytes
 }
 
 // laneKey names an ordering lane: a partition, a partition's key, or one
@@ -84,6 +85,7 @@ func newReplayer(t *dlqTarget, r *replayRange, group string, h *pipeline.Handler
 		pace:  pacer{interval: o.interval},
 		track: map[int32]*replayTracker{}, lanes: map[laneKey]*replayLane{}, failed: map[string]int64{},
 		ids: &idResolver{cfg: t.cfg, field: t.sink.IDField}}
+	rp.pk = newParker(t.cfg, t.adm, rp.log, t.sink.DLQTopic)
 	for _, p := range r.parts {
 		rp.track[p.Partition] = newReplayTracker(p.From, p.End, p.Pos, p.prior)
 	}
@@ -112,6 +114,7 @@ func (rp *replayer) run(ctx context.Context) (err, commitErr error) {
 	// once, but those in flight get run.drain_timeout to finish.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	defer rp.pk.close()
 	stopWatch := context.AfterFunc(ctx, func() {
 		rp.stop()
 		time.AfterFunc(rp.t.cfg.Run.DrainTimeout, cancelWork)
@@ -332,27 +335,14 @@ func (rp *replayer) finishLocked(tr *replayTracker, offset int64) {
 
 // park produces rec's dead letter to the sink's DLQ — built by the consumer's
 // own builder, so it carries the same headers — and waits for the
-// acknowledgement, retrying until ctx ends, as the consumer does. A replay
+// acknowledgement as the consumer does (consumer.ProduceParked: a letter the
+// topic refuses becomes a stub letter, never an endless retry). A replay
 // parks straight on the DLQ, never in the retry tiers.
 func (rp *replayer) park(ctx context.Context, rec *kgo.Record, out consumer.Outcome) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := rp.t.cl.ProduceSync(ctx, consumer.ParkedRecord(rp.t.sink.DLQTopic, rp.t.sink.Name, rec, out, time.Now(), nil)).FirstErr()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-		rp.log.Error("park failed; retrying", "park_topic", rp.t.sink.DLQTopic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	if _, err := rp.pk.park(ctx, func() *kgo.Record {
+		return consumer.ParkedRecord(rp.t.sink.DLQTopic, rp.t.sink.Name, rec, out, time.Now(), nil)
+	}, rp.log.With("partition", rec.Partition, "offset", rec.Offset)); err != nil {
+		return err
 	}
 	rp.parked.Add(1)
 	rp.mu.Lock()

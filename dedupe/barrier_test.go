@@ -86,7 +86,7 @@ func testBarrierBehind(t *testing.T, b dedupe.Barriers) {
 	o := barrierOps{t, b}
 	o.wantBehind("k", false, false, false) // an unknown key
 	o.enter("k", 1, "events/0/1", longTTL)
-	o.wantBehind("k", true, false, false) // tier 1 blocks tier 0 only
+	o.wantBehind("k", true, false, false)  // tier 1 blocks tier 0 only
 	o.enter("k", 2, "events/0/1", longTTL) // moved on: enters 2 before leaving 1
 	o.leave("k", "events/0/1", 1)
 	o.wantBehind("k", true, true, false)
@@ -107,7 +107,7 @@ func testBarrierLeaveTwice(t *testing.T, b dedupe.Barriers) {
 	o.enter("k", 1, "events/0/1", longTTL)
 	o.enter("k", 1, "events/0/2", longTTL)
 	o.leave("k", "events/0/1", 1)
-	o.leave("k", "events/0/1", 1) // a re-sent Leave
+	o.leave("k", "events/0/1", 1)  // a re-sent Leave
 	o.wantBehind("k", true, false) // events/0/2 still holds the key
 	o.leave("k", "events/0/2", 1)
 	o.wantBehind("k", false)

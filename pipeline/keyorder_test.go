@@ -165,7 +165,9 @@ type keyed struct {
 	tiers int
 }
 
-func eventIDOf(n int) string { return "00000000-0000-4000-8000-" + strings.Repeat("0", 12-len(strconv.Itoa(n))) + strconv.Itoa(n) }
+func eventIDOf(n int) string {
+	return "00000000-0000-4000-8000-" + strings.Repeat("0", 12-len(strconv.Itoa(n))) + strconv.Itoa(n)
+}
 
 func (k keyed) record(n, tier int) *kgo.Record {
 	k.t.Helper()

@@ -300,3 +300,102 @@ func warmUp(k keyed, a *orderAPI) {
 	a.set(func(a *orderAPI) { delete(a.fail, eventIDOf(100)) })
 	w.want(100, 1, true, consumer.Done, "")
 }
+
+// A park that failed after its record entered the next tier (the consumer
+// abandons the record, so the same record is handled again) does not leave
+// a phantom: its own membership parks it into that tier, where it then
+// leaves as usual.
+func TestKeyOrderFailedParkHeals(t *testing.T) {
+	srv := services.NewRedis(t)
+	a := newOrderAPI(t)
+	k := keyed{t: t, h: newKeyOrderHandler(t, srv.Addr, 2, Config{}, a.srv.URL), key: "k"}
+	a.set(func(a *orderAPI) { a.fail[eventIDOf(1)] = true })
+	k.want(1, 0, false, consumer.DeadLetter, "retries-exhausted") // entered tier 1; the park failed
+	a.set(func(a *orderAPI) { a.fail = map[string]bool{} })
+	k.want(1, 0, true, consumer.DeadLetter, "behind-earlier-of-key") // handled again: into tier 1 after all
+	k.want(1, 1, true, consumer.Done, "")
+	k.want(3, 0, true, consumer.Done, "") // nothing left behind
+}
+
+// A membership nothing removes (a park that failed and a record never seen
+// again, a release that never got through) expires BarrierTTL after it was
+// written, even while the key stays busy: its other records' parks do not
+// keep it alive.
+func TestKeyOrderPhantomExpiresOnBusyKey(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	srv := services.NewRedis(t)
+	a := newOrderAPI(t)
+	k := keyed{t: t, h: newKeyOrderHandler(t, srv.Addr, 2, Config{BarrierTTL: ttl}, a.srv.URL), key: "k"}
+	a.set(func(a *orderAPI) { a.fail[eventIDOf(1)] = true })
+	start := time.Now()
+	k.want(1, 0, false, consumer.DeadLetter, "retries-exhausted") // the phantom
+	a.set(func(a *orderAPI) { a.fail = map[string]bool{} })
+	for n := 2; ; n++ {
+		out := k.handle(n, 0, true)
+		if out.Verdict == consumer.Done {
+			t.Logf("event %d delivered straight %v after the phantom was written (ttl %v)", n, time.Since(start).Round(time.Millisecond), ttl)
+			break
+		}
+		if out.Reason != "behind-earlier-of-key" {
+			t.Fatalf("event %d: %+v", n, out)
+		}
+		k.want(n, 1, true, consumer.Done, "") // the key's traffic goes through tier 1 meanwhile
+		if time.Since(start) > 20*ttl {
+			t.Fatalf("the key is still held %v after a phantom with ttl %v was written", time.Since(start), ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if time.Since(start) < ttl {
+		t.Fatalf("the phantom was gone before its ttl")
+	}
+}
+
+// Fail-open covers the order barriers too: with Redis unreachable a record
+// failing into a tier is parked there without a membership (not held until
+// revoke), later records are not checked, and leaving a tier does not hold
+// the record's worker.
+func TestKeyOrderFailOpen(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := l.Addr().String()
+	l.Close()
+	a := newOrderAPI(t)
+	for _, c := range []struct {
+		name     string
+		failOpen bool
+		verdict  consumer.Verdict
+	}{
+		{"fail-open goes on without order", true, consumer.DeadLetter},
+		{"fail-closed holds the record", false, consumer.Abandon},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newKeyOrderHandler(t, down, -1, Config{FailOpen: c.failOpen}, a.srv.URL)
+			k := keyed{t: t, h: h, key: "k"}
+			a.set(func(a *orderAPI) { a.fail[eventIDOf(1)] = true })
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			out := h.Handle(ctx, k.record(1, 0))
+			if out.Verdict != c.verdict {
+				t.Fatalf("a failing record with Redis down: %s (%v), want %s", out.Verdict, out.Err, c.verdict)
+			}
+			if !c.failOpen {
+				return
+			}
+			if out.Reason != "retries-exhausted" || !out.Retryable {
+				t.Fatalf("outcome %+v, want a retryable dead letter for the next tier", out)
+			}
+			a.set(func(a *orderAPI) { a.fail = map[string]bool{} })
+			ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			out = h.Handle(ctx, k.record(1, 1)) // back from tier 1
+			if out.Verdict != consumer.Done {
+				t.Fatalf("from tier 1 with Redis down: %s (%v), want done", out.Verdict, out.Err)
+			}
+			if s := h.Stats(); s.Unordered < 3 { // 2 unchecked records + 1 park without membership
+				t.Fatalf("Unordered = %d, want at least 3", s.Unordered)
+			}
+		})
+	}
+}

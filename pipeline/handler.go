@@ -357,18 +357,19 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	// The breaker first: while the API is down, records wait here (holding
 	// their lanes, so polling stops) instead of failing into the tiers, and
 	// no dedupe lease is held meanwhile.
-	t, err := h.admit(ctx)
-	if err != nil {
-		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
-	}
-	t.fromTier = tierOf(r) > 0
+	fromTier := tierOf(r) > 0
 	if !h.cfg.Dedupe {
+		t, err := h.admit(ctx)
+		if err != nil {
+			return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
+		}
+		t.fromTier = fromTier
 		return h.deliver(ctx, ev, nil, t)
 	}
 	c := &claim{key: dedupe.Key(h.cfg.Sink, id), token: h.newToken()}
-	switch out, err := h.claim(ctx, c); {
-	case err != nil:
-		h.settle(t, sink.Canceled, 0)
+	t, out, err := h.admitClaim(ctx, c, fromTier)
+	switch {
+	case err != nil: // no ticket held
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 	case out == dedupe.Duplicate:
 		h.settle(t, sink.Canceled, 0)
@@ -470,21 +471,38 @@ func isDataError(err error) bool {
 	return errors.As(err, &de)
 }
 
-// claim claims c.key. It returns Claimed, Duplicate, or 0 for "deliver
-// unprotected" (fail-open with the store down). Busy claims (another owner's
-// live lease) and fail-closed store outages are waited out until ctx ends.
-func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
+// admitClaim waits for the breaker, then claims c.key. It returns the
+// breaker's ticket and Claimed, Duplicate, or 0 for "deliver unprotected"
+// (fail-open with the store down). Busy claims (another owner's live lease)
+// and fail-closed store outages are waited out until ctx ends; while waiting
+// the record gives its ticket back and asks the breaker again afterwards, so
+// a half-open breaker's probe slots go to records that can send, never to one
+// parked on a claim. On error no ticket is held.
+func (h *Handler) admitClaim(ctx context.Context, c *claim, fromTier bool) (ticket, dedupe.Outcome, error) {
+	var t ticket
 	var out dedupe.Outcome
 	var last error // the last store failure, to name it when ctx ends
+	busy := false
 	err := retry(ctx, func() (bool, error) {
 		var err error
+		if t, err = h.admit(ctx); err != nil {
+			return true, err
+		}
+		t.fromTier = fromTier
 		out, err = h.store.Claim(ctx, c.key, c.token, h.cfg.Lease)
 		switch {
 		case err == nil && out == dedupe.Busy:
+			h.settle(t, sink.Canceled, 0)
+			if !busy {
+				busy = true
+				h.busyWaits.Add(1)
+				h.log.Info("event claimed by another owner; waiting for it to finish or its lease to end", "key", c.key)
+			}
 			return false, nil
 		case err == nil:
 			return true, nil
 		case ctx.Err() != nil:
+			h.settle(t, sink.Canceled, 0)
 			if last != nil {
 				return true, fmt.Errorf("%w (last store error: %v)", ctx.Err(), last)
 			}
@@ -495,6 +513,7 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 		if !errors.Is(err, dedupe.ErrUnavailable) {
 			// Not an outage (a wrong password, a key of another type):
 			// no policy delivers through it; hold and say so loudly.
+			h.settle(t, sink.Canceled, 0)
 			h.log.Error("dedupe store refused the claim; holding the sink", "err", err)
 			return false, err
 		}
@@ -503,10 +522,11 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 			out = 0
 			return true, nil
 		}
+		h.settle(t, sink.Canceled, 0)
 		h.log.Warn("dedupe store unavailable; holding the sink (fail-closed)", "err", err)
 		return false, err
 	})
-	return out, err
+	return t, out, err
 }
 
 // deliver sends ev and settles the claim c (nil: unclaimed).

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,11 +20,13 @@ type claimSignal struct {
 	dedupe.Store
 	key    string
 	claims chan struct{}
+	n      atomic.Int64 // claims of key so far
 }
 
 func (s *claimSignal) Claim(ctx context.Context, key, token string, lease time.Duration) (dedupe.Outcome, error) {
 	out, err := s.Store.Claim(ctx, key, token, lease)
 	if key == s.key {
+		s.n.Add(1)
 		select {
 		case s.claims <- struct{}{}:
 		default:
@@ -101,7 +104,14 @@ func TestHalfOpenProbeNotHeldByWaitingClaim(t *testing.T) {
 		t.Fatalf("breaker %v after a successful probe, want closed", st)
 	}
 
-	// The other owner finishes: the waiting record finds the event done.
+	// The other owner finishes once the record has found it busy a few
+	// times: the waiting record finds the event done.
+	for deadline := time.Now().Add(5 * time.Second); store.n.Load() < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiting record claimed %d times, want 3", store.n.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := store.Store.Done(context.Background(), busyKey, time.Hour); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/e2e/services"
 )
@@ -300,4 +302,35 @@ func TestRedisBarriersServerDown(t *testing.T) {
 			t.Errorf("%s on a stopped server: %v, want ErrUnavailable", name, err)
 		}
 	}
+}
+
+// BenchmarkRedisBarriers measures the round trips of a key-ordered sink: the
+// Behind every keyed record asks, and the Enter + Leave of a park through a
+// tier. Never gates CI.
+func BenchmarkRedisBarriers(b *testing.B) {
+	srv := services.NewRedis(b)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	b.Cleanup(func() { client.Close() })
+	br := dedupe.NewRedisBarriers(client, "bench:")
+	ctx := context.Background()
+	if err := br.Enter(ctx, "k", 1, "events/0/1", time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Behind", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := br.Behind(ctx, "k", 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("EnterLeave", func(b *testing.B) {
+		for b.Loop() {
+			if err := br.Enter(ctx, "k", 2, "events/0/2", time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			if err := br.Leave(ctx, "k", "events/0/2", 1, 2); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -214,7 +214,7 @@ func (k keyed) want(n, tier int, parked bool, verdict consumer.Verdict, reason s
 // attempt in-line) whose barriers live on redis at addr.
 func newKeyOrderHandler(t *testing.T, addr string, maxRetries int, cfg Config, url string) *Handler {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, ReadTimeout: time.Second,
+	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, DialerRetries: 1, ReadTimeout: time.Second,
 		MaxRetries: maxRetries, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
 	s, err := sink.New(sink.Config{Name: "profile", URL: url, Attempts: 1}, nil)

@@ -43,8 +43,11 @@ type Config struct {
 	KeyOrder bool
 	// Tiers is the number of retry tiers the sink's consumers park into.
 	Tiers int
-	// BarrierTTL bounds how long a count left by a crash can block a key;
-	// default twice the time through every tier plus 10 minutes.
+	// BarrierTTL is how long a record's membership in a tier lasts after it
+	// entered, so a membership left behind (a crash, a failed park, a
+	// release that never got through) blocks its key for at most this long;
+	// a record still in its tier past it may be overtaken. Default 1h;
+	// fanout sets twice the time through every tier plus 10 minutes.
 	BarrierTTL time.Duration
 }
 
@@ -59,6 +62,13 @@ type Stats struct {
 	StoreErrors  int64 // dedupe store calls that failed
 	BreakerWaits int64 // times a record waited for the circuit breaker
 	ParkedBehind int64 // records parked behind an earlier record of their key
+	// Unordered counts records handled without key order because the order
+	// store was unavailable under fail-open: not checked against their key's
+	// tiers, or parked into a tier without a membership.
+	Unordered int64
+	// ClaimBusyWaits counts records that found their event claimed by
+	// another owner's live lease and waited for it (once per record).
+	ClaimBusyWaits int64
 }
 
 // Handler implements consumer.Handler for one sink.
@@ -71,7 +81,7 @@ type Handler struct {
 	log      *slog.Logger
 	types    map[string]bool
 
-	delivered, retried, dead, dups, skipped, unprotected, storeErrs, held, behind atomic.Int64
+	delivered, retried, dead, dups, skipped, unprotected, storeErrs, held, behind, unordered, busyWaits atomic.Int64
 
 	warnedUntyped atomic.Bool // see skips
 
@@ -127,10 +137,11 @@ func (h *Handler) Stats() Stats {
 		Delivered: h.delivered.Load(), Retried: h.retried.Load(), DeadLettered: h.dead.Load(),
 		Duplicates: h.dups.Load(), Skipped: h.skipped.Load(), Unprotected: h.unprotected.Load(),
 		StoreErrors: h.storeErrs.Load(), BreakerWaits: h.held.Load(), ParkedBehind: h.behind.Load(),
+		Unordered: h.unordered.Load(), ClaimBusyWaits: h.busyWaits.Load(),
 	}
 }
 
-// WithBarriers gives the handler the per-key tier counts KeyOrder needs.
+// WithBarriers gives the handler the per-key tier memberships KeyOrder needs.
 func (h *Handler) WithBarriers(b dedupe.Barriers) *Handler {
 	h.barriers = b
 	return h
@@ -146,6 +157,9 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) (out consumer.Outco
 	}
 	tier := tierOf(r)
 	key := dedupe.Key(h.cfg.Sink, string(r.Key))
+	// A record's own membership in a higher tier (left by an earlier
+	// attempt whose park failed) counts too: it then parks where its
+	// membership says it is, which makes the membership true.
 	behind, err := h.isBehind(ctx, key, tier)
 	if err != nil {
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
@@ -157,7 +171,7 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) (out consumer.Outco
 	} else {
 		out = h.handle(ctx, r)
 	}
-	return h.account(ctx, key, tier, out)
+	return h.account(ctx, key, consumer.Origin(r), tier, out)
 }
 
 // endProcess records a record's outcome on its process span and ends it. A
@@ -182,35 +196,57 @@ func endProcess(span trace.Span, out consumer.Outcome) {
 	span.End()
 }
 
-// account keeps the key's tier counts true to where its records are: a park
-// into tier n+1 is announced (+1) before the record is produced there, so the
-// key never looks free in between; leaving tier n (-1) is counted once the
-// record is delivered, or once its next park is acknowledged.
-func (h *Handler) account(ctx context.Context, key string, tier int, out consumer.Outcome) consumer.Outcome {
-	leave := func() {
-		if tier == 0 {
-			return
+// account keeps the key's tier memberships true to where its record is. A
+// park into tier n+1 enters the record there before it is produced, so the key
+// never looks free in between; it leaves its earlier tiers once that park is
+// acknowledged, and every tier once it is delivered or parked on the DLQ.
+// Both are idempotent (named by the record's origin), so a repeated write
+// changes nothing; a membership whose park never happened is made true when
+// the record is handled again (it parks behind it) or expires BarrierTTL after
+// it was entered.
+func (h *Handler) account(ctx context.Context, key, origin string, tier int, out consumer.Outcome) consumer.Outcome {
+	leave := func(upTo int) func() {
+		if upTo == 0 {
+			return func() {} // a main-topic record: in no tier, no round trip
 		}
-		// Bounded: a count that cannot be lowered now expires with its TTL.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := h.addBarrier(lctx, key, tier, -1); err != nil {
-			h.log.Error("could not release a key's order barrier; it expires with its TTL", "key", key, "err", err)
+		return func() {
+			tiers := make([]int, upTo)
+			for i := range tiers {
+				tiers[i] = i + 1
+			}
+			// Bounded: a membership that cannot be removed now expires
+			// on its own, BarrierTTL after it was entered.
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := h.leaveBarrier(lctx, key, origin, tiers); err != nil {
+				h.log.Error("could not remove a record from its key's order barrier; it expires on its own", "key", key, "origin", origin, "err", err)
+			}
 		}
 	}
 	switch {
 	case out.Verdict == consumer.Abandon:
 	case out.Verdict == consumer.DeadLetter && out.Retryable && tier < h.cfg.Tiers:
-		if err := h.addBarrier(ctx, key, tier+1, +1); err != nil {
+		if err := h.enterBarrier(ctx, key, origin, tier+1); err != nil {
 			return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 		}
-		out.OnParked = leave
+		out.OnParked = leave(tier)
 	case out.Verdict == consumer.DeadLetter:
-		out.OnParked = leave
+		out.OnParked = leave(h.finalTiers(tier))
 	default:
-		leave()
+		leave(h.finalTiers(tier))()
 	}
 	return out
+}
+
+// finalTiers is how many tiers a record handled from tier leaves when it is
+// done with them all (delivered, or parked on the DLQ): every tier, also one
+// entered by an earlier attempt whose park failed; none for a main-topic
+// record, which keeps the hot path free of a round trip.
+func (h *Handler) finalTiers(tier int) int {
+	if tier == 0 {
+		return 0
+	}
+	return h.cfg.Tiers
 }
 
 func (h *Handler) isBehind(ctx context.Context, key string, tier int) (bool, error) {
@@ -223,23 +259,51 @@ func (h *Handler) isBehind(ctx context.Context, key string, tier int) (bool, err
 		}
 		h.storeErrs.Add(1)
 		if h.cfg.FailOpen && errors.Is(err, dedupe.ErrUnavailable) {
+			h.unordered.Add(1)
+			h.log.Warn("order barrier unavailable; handling the record without key order (fail-open)", "key", key, "err", err)
 			behind = false // at-least-once, order not guaranteed while the store is down
 			return true, nil
 		}
-		h.log.Warn("order barrier unavailable; holding the record", "err", err)
+		h.log.Warn("order barrier unavailable; holding the record", "key", key, "err", err)
 		return false, err
 	})
 	return behind, err
 }
 
-func (h *Handler) addBarrier(ctx context.Context, key string, tier int, delta int64) error {
+// enterBarrier enters the record at origin into tier of key, retrying until
+// ctx ends; under fail-open a store outage parks the record without it.
+func (h *Handler) enterBarrier(ctx context.Context, key, origin string, tier int) error {
 	return retry(ctx, func() (bool, error) {
-		err := h.barriers.Add(ctx, key, tier, delta, h.cfg.BarrierTTL)
-		if err != nil {
-			h.storeErrs.Add(1)
-			h.log.Warn("order barrier update failed; retrying", "err", err)
+		err := h.barriers.Enter(ctx, key, tier, origin, h.cfg.BarrierTTL)
+		if err == nil {
+			return true, nil
 		}
-		return err == nil, err
+		h.storeErrs.Add(1)
+		if h.cfg.FailOpen && errors.Is(err, dedupe.ErrUnavailable) {
+			h.unordered.Add(1)
+			h.log.Warn("order barrier unavailable; parking the record in its tier without key order (fail-open)", "key", key, "err", err)
+			return true, nil
+		}
+		h.log.Warn("order barrier update failed; retrying", "key", key, "err", err)
+		return false, err
+	})
+}
+
+// leaveBarrier removes the record at origin from tiers of key, retrying until
+// ctx ends; under fail-open a store outage gives up at once (the membership
+// expires on its own) instead of holding the record's worker.
+func (h *Handler) leaveBarrier(ctx context.Context, key, origin string, tiers []int) error {
+	return retry(ctx, func() (bool, error) {
+		err := h.barriers.Leave(ctx, key, origin, tiers...)
+		if err == nil {
+			return true, nil
+		}
+		h.storeErrs.Add(1)
+		if h.cfg.FailOpen && errors.Is(err, dedupe.ErrUnavailable) {
+			return true, err
+		}
+		h.log.Warn("order barrier update failed; retrying", "key", key, "err", err)
+		return false, err
 	})
 }
 
@@ -294,18 +358,19 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	// The breaker first: while the API is down, records wait here (holding
 	// their lanes, so polling stops) instead of failing into the tiers, and
 	// no dedupe lease is held meanwhile.
-	t, err := h.admit(ctx)
-	if err != nil {
-		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
-	}
-	t.fromTier = tierOf(r) > 0
+	fromTier := tierOf(r) > 0
 	if !h.cfg.Dedupe {
+		t, err := h.admit(ctx)
+		if err != nil {
+			return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
+		}
+		t.fromTier = fromTier
 		return h.deliver(ctx, ev, nil, t)
 	}
 	c := &claim{key: dedupe.Key(h.cfg.Sink, id), token: h.newToken()}
-	switch out, err := h.claim(ctx, c); {
-	case err != nil:
-		h.settle(t, sink.Canceled, 0)
+	t, out, err := h.admitClaim(ctx, c, fromTier)
+	switch {
+	case err != nil: // no ticket held
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 	case out == dedupe.Duplicate:
 		h.settle(t, sink.Canceled, 0)
@@ -407,21 +472,38 @@ func isDataError(err error) bool {
 	return errors.As(err, &de)
 }
 
-// claim claims c.key. It returns Claimed, Duplicate, or 0 for "deliver
-// unprotected" (fail-open with the store down). Busy claims (another owner's
-// live lease) and fail-closed store outages are waited out until ctx ends.
-func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
+// admitClaim waits for the breaker, then claims c.key. It returns the
+// breaker's ticket and Claimed, Duplicate, or 0 for "deliver unprotected"
+// (fail-open with the store down). Busy claims (another owner's live lease)
+// and fail-closed store outages are waited out until ctx ends; while waiting
+// the record gives its ticket back and asks the breaker again afterwards, so
+// a half-open breaker's probe slots go to records that can send, never to one
+// parked on a claim. On error no ticket is held.
+func (h *Handler) admitClaim(ctx context.Context, c *claim, fromTier bool) (ticket, dedupe.Outcome, error) {
+	var t ticket
 	var out dedupe.Outcome
 	var last error // the last store failure, to name it when ctx ends
+	busy := false
 	err := retry(ctx, func() (bool, error) {
 		var err error
+		if t, err = h.admit(ctx); err != nil {
+			return true, err
+		}
+		t.fromTier = fromTier
 		out, err = h.store.Claim(ctx, c.key, c.token, h.cfg.Lease)
 		switch {
 		case err == nil && out == dedupe.Busy:
+			h.settle(t, sink.Canceled, 0)
+			if !busy {
+				busy = true
+				h.busyWaits.Add(1)
+				h.log.Info("event claimed by another owner; waiting for it to finish or its lease to end", "key", c.key)
+			}
 			return false, nil
 		case err == nil:
 			return true, nil
 		case ctx.Err() != nil:
+			h.settle(t, sink.Canceled, 0)
 			if last != nil {
 				return true, fmt.Errorf("%w (last store error: %v)", ctx.Err(), last)
 			}
@@ -432,6 +514,7 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 		if !errors.Is(err, dedupe.ErrUnavailable) {
 			// Not an outage (a wrong password, a key of another type):
 			// no policy delivers through it; hold and say so loudly.
+			h.settle(t, sink.Canceled, 0)
 			h.log.Error("dedupe store refused the claim; holding the sink", "err", err)
 			return false, err
 		}
@@ -440,10 +523,11 @@ func (h *Handler) claim(ctx context.Context, c *claim) (dedupe.Outcome, error) {
 			out = 0
 			return true, nil
 		}
+		h.settle(t, sink.Canceled, 0)
 		h.log.Warn("dedupe store unavailable; holding the sink (fail-closed)", "err", err)
 		return false, err
 	})
-	return out, err
+	return t, out, err
 }
 
 // deliver sends ev and settles the claim c (nil: unclaimed).

@@ -85,6 +85,8 @@ type sinkState struct {
 	StoreErrors  int64           `json:"store_errors"`
 	BreakerWaits int64           `json:"breaker_waits"`
 	ParkedBehind int64           `json:"parked_behind"`
+	Unordered    int64           `json:"unordered"`
+	ClaimBusy    int64           `json:"claim_busy_waits"`
 	Requests     int64           `json:"http_requests"`
 	BatchedEvent int64           `json:"batched_events"`
 	Consumers    []consumerState `json:"consumers"`
@@ -108,6 +110,7 @@ func (a *admin) states() []sinkState {
 		ss := r.sink.Stats()
 		st := sinkState{summary: r.summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind,
 			Requests: ss.Requests, BatchedEvent: ss.BatchedEvents}
+		st.Unordered, st.ClaimBusy = h.Unordered, h.ClaimBusyWaits
 		for tier, c := range r.consumers {
 			s := c.Stats()
 			st.Consumers = append(st.Consumers, consumerState{Tier: tier, Handled: s.Handled, Abandoned: s.Abandoned,
@@ -164,6 +167,8 @@ func (a *admin) metrics(w http.ResponseWriter, _ *http.Request) {
 	perSink("fanout_http_requests_total", "HTTP requests sent to the API: one per attempt, or one per batch.", func(s sinkState) int64 { return s.Requests })
 	perSink("fanout_batch_events_total", "Event attempts carried in batch requests (batch.max_events > 1).", func(s sinkState) int64 { return s.BatchedEvent })
 	perSink("fanout_breaker_waits_total", "Times an event waited for the circuit breaker.", func(s sinkState) int64 { return s.BreakerWaits })
+	perSink("fanout_dedupe_claim_busy_waits_total", "Events that waited for another owner's live dedupe claim.", func(s sinkState) int64 { return s.ClaimBusy })
+	perSink("fanout_events_unordered_total", "Events handled without key order across tiers (fail-open, order store down).", func(s sinkState) int64 { return s.Unordered })
 	family("fanout_breaker_state", "gauge", "1 for the circuit breaker's current state (closed, open, half-open).", func(emit func(string, int64)) {
 		for _, s := range states {
 			if s.Breaker == "" {

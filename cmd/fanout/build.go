@@ -71,7 +71,7 @@ func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), err
 	})
 	// Concurrent records share claim and done round trips (pipelines).
 	store := dedupe.NewCoalescer(dedupe.NewRedis(client, cfg.Redis.KeyPrefix), dedupe.CoalescerConfig{})
-	return redisStore{store, dedupe.NewRedisBarriers(client, cfg.Redis.KeyPrefix+"order:")},
+	return redisStore{store, dedupe.NewRedisBarriers(client, cfg.Redis.KeyPrefix+"order.v2:")},
 		func() { store.Close(); client.Close() }, nil
 }
 
@@ -227,7 +227,7 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 // buildHandler builds a sink's HTTP side (with its breaker's transitions
 // logged) and its per-record handler. withDedupe turns claims on; keyOrder
 // keeps a key-ordered sink's order across its retry tiers, which only the
-// sink's consumers (not a replay) park into.
+// sink's consumers (not a replay or a redrive) park into.
 func buildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withDedupe, keyOrder bool, log *slog.Logger) (*sink.Sink, *pipeline.Handler, error) {
 	sk, err := sink.New(sinkConfig(s), log)
 	if err != nil {

@@ -208,12 +208,14 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 		}
 		defer closeStore()
 		// Only this sink's handler: the other sinks never see a redrive.
-		sk, err := buildSink(t.cfg, t.sink, codec, store, e.log)
+		// Without key order: a letter is out of its key's order already,
+		// and a redrive parks it on the DLQ again, never in a tier.
+		sk, h, err := buildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, e.log)
 		if err != nil {
 			return err
 		}
-		defer sk.sink.Close()
-		rd.h = sk.handler
+		defer sk.Close()
+		rd.h = h
 		rd.pk = newParker(t.cfg, t.adm, e.log, t.sink.DLQTopic)
 		defer rd.pk.close()
 	}

@@ -260,26 +260,29 @@ func TestClaimRenewedDuringSlowDelivery(t *testing.T) {
 	c := codec(t)
 	rec := record(t, c, "user.registered", userDoc)
 	store := dedupe.NewMemory()
-	release := make(chan struct{})
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		<-release
 		w.WriteHeader(200)
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	s, err := sink.New(sink.Config{Name: "profile", URL: srv.URL, Timeout: 10 * time.Second}, nil)
+	s, err := sink.New(sink.Config{Name: "profile", URL: srv.URL, Timeout: 30 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(Config{Sink: "profile", Dedupe: true, Lease: 150 * time.Millisecond}, c, store, s, slog.New(slog.DiscardHandler))
+	const lease = 300 * time.Millisecond
+	h, err := New(Config{Sink: "profile", Dedupe: true, Lease: lease}, c, store, s, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan consumer.Outcome, 1)
 	go func() { done <- h.Handle(context.Background(), rec) }()
+	<-arrived // the claim is held and the request is on the wire
 	key := dedupe.Key("profile", "6f1c5c1e-6a43-4d1e-9a7e-4b0e8e1d2c3a")
-	for range 8 { // 8 × 100ms: several leases long
-		time.Sleep(100 * time.Millisecond)
+	for range 8 { // 8 × 200ms: over five leases long
+		time.Sleep(200 * time.Millisecond)
 		if out, err := store.Claim(context.Background(), key, "intruder", time.Minute); err != nil || out != dedupe.Busy {
 			t.Fatalf("another owner's claim during the delivery: %v %v, want busy", out, err)
 		}

@@ -78,14 +78,24 @@ func TestReasonsAreEveryReasonParked(t *testing.T) {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch x := n.(type) {
 			case *ast.FuncDecl:
-				return x.Name.Name != "deadLetter" // it passes its callers' reason on; they are checked
+				// deadLetter passes its callers' reason on (they are checked);
+				// consumer.ParkOverhead sizes a parked record with a
+				// placeholder reason longer than any real one, parking nothing.
+				return x.Name.Name != "deadLetter" && x.Name.Name != "ParkOverhead"
 			case *ast.CallExpr:
 				if sel, ok := x.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "deadLetter" && len(x.Args) > 0 {
 					check(x.Args[0])
 				}
-			case *ast.KeyValueExpr:
-				if k, ok := x.Key.(*ast.Ident); ok && k.Name == "Reason" {
-					check(x.Value)
+			case *ast.CompositeLit: // Outcome{Reason: …} (other types' Reason fields are not park classes)
+				if !isOutcome(x.Type) {
+					return true
+				}
+				for _, e := range x.Elts {
+					if kv, ok := e.(*ast.KeyValueExpr); ok {
+						if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Reason" {
+							check(kv.Value)
+						}
+					}
 				}
 			case *ast.AssignStmt:
 				for i, l := range x.Lhs {
@@ -102,4 +112,15 @@ func TestReasonsAreEveryReasonParked(t *testing.T) {
 			t.Errorf("Reasons lists %q, which nothing parks", r)
 		}
 	}
+}
+
+// isOutcome reports whether a composite literal's type is (consumer.)Outcome.
+func isOutcome(e ast.Expr) bool {
+	switch x := e.(type) {
+	case *ast.Ident:
+		return x.Name == "Outcome"
+	case *ast.SelectorExpr:
+		return x.Sel.Name == "Outcome"
+	}
+	return false
 }

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -169,6 +168,9 @@ type Consumer struct {
 	cl *kgo.Client // set by Run before any record is handled
 
 	handled, parked, tiered, abandoned, commits, resets atomic.Int64
+
+	resetMu  sync.Mutex      // guards outOfRange; taken under c.mu or alone, never the other way
+	outRange map[int32]int64 // partition → offset franz-go found out of range while consuming, until the next record
 }
 
 // partition is the state of one assigned partition; it is replaced, never
@@ -361,6 +363,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// current when it was fetched (see poll).
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnOffsetsFetched(c.checkCommitted),
+		kgo.WithLogger(resetWatch{c}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assign(work, m[c.cfg.Topic])
 		}),
@@ -496,6 +499,7 @@ func (c *Consumer) accept(p *partition, r *kgo.Record) {
 	if p == nil || p.revoked.Load() || c.parts[p.id] != p || !p.tr.add(r.Offset, r.LeaderEpoch) {
 		return
 	}
+	c.noteResumed(r)
 	if r.Attrs.IsControl() {
 		// A transaction's commit or abort marker: nothing to deliver, but
 		// done, so the watermark reaches the end offset.
@@ -745,57 +749,6 @@ func (c *Consumer) revoke(ctx context.Context, cl *kgo.Client, ps []int32, commi
 	}
 	c.mu.Unlock()
 	c.log.Info("partitions revoked", "partitions", ps, "committed", commit)
-}
-
-// checkCommitted runs after the group's committed offsets are fetched and
-// before fetching starts: a committed offset below its partition's log start
-// means retention (or DeleteRecords) took records this group never finished.
-// franz-go resumes such a partition at the log start (ConsumeResetOffset);
-// this says so, with how many offsets were taken. It never fails the session:
-// a failed check only loses the warning.
-func (c *Consumer) checkCommitted(ctx context.Context, cl *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
-	committed := map[int32]int64{}
-	for _, t := range resp.Topics {
-		if t.Topic != c.cfg.Topic {
-			continue
-		}
-		for _, p := range t.Partitions {
-			if p.Offset >= 0 {
-				committed[p.Partition] = p.Offset
-			}
-		}
-	}
-	for _, g := range resp.Groups { // OffsetFetch v8+ answers per group
-		for _, t := range g.Topics {
-			if t.Topic != c.cfg.Topic {
-				continue
-			}
-			for _, p := range t.Partitions {
-				if p.Offset >= 0 {
-					committed[p.Partition] = p.Offset
-				}
-			}
-		}
-	}
-	if len(committed) == 0 {
-		return nil
-	}
-	starts, err := kadm.NewClient(cl).ListStartOffsets(ctx, c.cfg.Topic)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		c.log.Warn("could not check committed offsets against the log start", "topic", c.cfg.Topic, "err", err)
-		return nil
-	}
-	starts.Each(func(o kadm.ListedOffset) {
-		if at, ok := committed[o.Partition]; ok && at < o.Offset {
-			c.resets.Add(1)
-			c.log.Warn("committed offset is below the log start: retention took records this group never finished; resuming at the log start",
-				"topic", c.cfg.Topic, "partition", o.Partition, "committed", at, "log_start", o.Offset, "offsets_lost", o.Offset-at)
-		}
-	})
-	return nil
 }
 
 func (c *Consumer) commitLoop(ctx context.Context, cl *kgo.Client, stop <-chan struct{}) {

@@ -169,7 +169,9 @@ type Consumer struct {
 
 	handled, parked, tiered, abandoned, commits, resets atomic.Int64
 
-	resetMu  sync.Mutex      // guards outOfRange; taken under c.mu or alone, never the other way
+	afterPoll func() // test hook: runs after a poll that returned records, before they are accepted
+
+	resetMu  sync.Mutex      // guards outRange; taken under c.mu or alone, never the other way
 	outRange map[int32]int64 // partition → offset franz-go found out of range while consuming, until the next record
 }
 
@@ -447,6 +449,9 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
+		if c.afterPoll != nil && fs.NumRecords() > 0 {
+			c.afterPoll()
+		}
 		// Bind each record to the partition state current at fetch time, so a
 		// record fetched before a revoke is never run under a later
 		// assignment: with BlockRebalanceOnPoll, no OnPartitions callback

@@ -162,3 +162,115 @@ func TestRevokeNotBlockedByOtherPartitions(t *testing.T) {
 		t.Fatalf("stats %+v: want 8 queued records abandoned and nothing buffered", s)
 	}
 }
+
+// No rebalance callback runs between a poll returning records and their
+// accept (BlockRebalanceOnPoll): a second member joins while the first
+// member's records sit between PollFetches and accept, and no revoke begins
+// until they are accepted. Without the gate, a revoke (and a reassignment)
+// could run there and bind the records to a later assignment.
+func TestNoRevokeBetweenPollAndAccept(t *testing.T) {
+	const topic = "t-poll-window"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	addrs := cluster.ListenAddrs()
+	produce(t, addrs, topic, 200, 20)
+	cfg := cfgFor(topic, Unordered)
+	c, err := New(cfg, HandlerFunc(func(context.Context, *kgo.Record) Outcome { return Outcome{Verdict: Done} }), testLogger(),
+		kgo.SeedBrokers(addrs...), kgo.HeartbeatInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before map[int32]*partition
+	snapshot := func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		before = map[int32]*partition{}
+		for id, p := range c.parts {
+			before[id] = p
+		}
+	}
+	// revoking reports whether a revoke began (or ended) since snapshot.
+	revoking := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for id, p := range before {
+			if p.revoked.Load() || c.parts[id] != p {
+				return true
+			}
+		}
+		return false
+	}
+	var b *kgo.Client
+	hooked := make(chan bool, 1)
+	var once bool
+	c.afterPoll = func() {
+		if once {
+			return
+		}
+		once = true
+		snapshot()
+		// A second member joins now; give the group 5s to start revoking
+		// from the first (its heartbeat is every 100ms).
+		var err error
+		b, err = kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(cfg.Group), kgo.ConsumeTopics(topic), kgo.DisableAutoCommit())
+		if err != nil {
+			t.Error(err)
+			hooked <- false
+			return
+		}
+		go func() {
+			for {
+				if fs := b.PollFetches(context.Background()); fs.IsClientClosed() {
+					return
+				}
+			}
+		}()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if revoking() {
+				hooked <- true
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		hooked <- false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if b != nil {
+			b.Close()
+		}
+	}()
+	select {
+	case revoked := <-hooked:
+		if revoked {
+			t.Fatal("a revoke began while polled records were not accepted yet: the poll/rebalance window is open")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no poll returned records")
+	}
+	// Once the records are accepted the rebalance goes ahead: the second
+	// member gets a partition and the first commits everything it kept.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.parts)
+		c.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first member still has %d partitions after the rebalance", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

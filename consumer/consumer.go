@@ -142,9 +142,10 @@ type Stats struct {
 	Buffered  int   // records fetched and not finished now (in flight or queued)
 	Paused    int   // partitions whose fetching is paused now (buffer share full, waiting for a not-before time)
 
-	// OffsetResets counts partitions whose committed offset was below the
-	// log start when assigned (retention took records never delivered);
-	// each resumed at the log start.
+	// OffsetResets counts partitions that resumed at the log start because
+	// retention took records never delivered: a committed offset below the
+	// log start at assignment, or a fetch position overtaken while
+	// consuming (see offsets.go).
 	OffsetResets int64
 }
 

@@ -182,7 +182,7 @@ func (a *admin) metrics(w http.ResponseWriter, _ *http.Request) {
 	perConsumer("fanout_consumer_records_total", "counter", "Records handled to the end (delivered, skipped, parked).", func(c consumerState) int64 { return c.Handled })
 	perConsumer("fanout_consumer_abandoned_total", "counter", "Records left uncommitted (cancelled, revoked) for a later redelivery.", func(c consumerState) int64 { return c.Abandoned })
 	perConsumer("fanout_consumer_commits_total", "counter", "Successful offset commits.", func(c consumerState) int64 { return c.Commits })
-	perConsumer("fanout_offset_resets_total", "counter", "Partitions whose committed offset was below the log start (retention took records never finished); each resumed at the log start.", func(c consumerState) int64 { return c.Resets })
+	perConsumer("fanout_offset_resets_total", "counter", "Partitions that resumed at the log start because retention took records never delivered (a commit or fetch position below the log start).", func(c consumerState) int64 { return c.Resets })
 	perConsumer("fanout_consumer_in_flight", "gauge", "Records being handled now.", func(c consumerState) int64 { return int64(c.InFlight) })
 	perConsumer("fanout_consumer_buffered", "gauge", "Records fetched and not finished now.", func(c consumerState) int64 { return int64(c.Buffered) })
 	perConsumer("fanout_consumer_paused_partitions", "gauge", "Partitions whose fetching is paused now.", func(c consumerState) int64 { return int64(c.Paused) })

@@ -39,6 +39,13 @@ type Kafka struct {
 	// RebalanceTimeout bounds how long members may take to rejoin during a
 	// rebalance; default 60s. run.revoke_timeout must be below it.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// InstanceID turns on static group membership (KIP-345): the process's
+	// member of every group it joins (each sink's and each tier's) carries
+	// this id, so a restart within session_timeout takes its partitions
+	// back without a rebalance. Default "" (dynamic membership). It must be
+	// unique among the processes sharing a config, e.g. ${HOSTNAME};
+	// characters [a-zA-Z0-9._-], at most 249.
+	InstanceID string `yaml:"instance_id"`
 }
 
 // Redis is the dedupe store. An empty addr means the in-memory store, which only
@@ -415,6 +422,9 @@ func (c *Config) validate() []Problem {
 		add("kafka.topic", "required")
 	} else if !topicRE.MatchString(c.Kafka.Topic) {
 		add("kafka.topic", "%q is not a valid topic name", c.Kafka.Topic)
+	}
+	if id := c.Kafka.InstanceID; id != "" && (!topicRE.MatchString(id) || id == "." || id == "..") {
+		add("kafka.instance_id", "%q is not a valid group instance id: use [a-zA-Z0-9._-], at most 249 characters, not \".\" or \"..\"", id)
 	}
 	if c.Run.RevokeTimeout >= c.Kafka.RebalanceTimeout {
 		add("run.revoke_timeout", "%s must be below kafka.rebalance_timeout %s: a slow API must not hold a rebalance hostage", c.Run.RevokeTimeout, c.Kafka.RebalanceTimeout)

@@ -56,7 +56,11 @@ type Config struct {
 	// this is also how long a resumed partition may wait for it when the
 	// other partitions have nothing new.
 	FetchMaxWait time.Duration
-	// Start is where a new group starts; default the earliest offset.
+	// Start is where a partition starts when the group has no committed
+	// offset for it (a new group); default the earliest offset. A committed
+	// offset that is out of range (retention or DeleteRecords took it)
+	// resumes at the earliest retained offset whatever Start is, with a
+	// warning and OffsetResets counted.
 	Start kgo.Offset
 	// CommitInterval is how often the done watermark is committed; default 1s.
 	CommitInterval time.Duration
@@ -137,6 +141,12 @@ type Stats struct {
 	InFlight  int   // records being handled now
 	Buffered  int   // records fetched and not finished now (in flight or queued)
 	Paused    int   // partitions whose fetching is paused now (buffer share full, waiting for a not-before time)
+
+	// OffsetResets counts partitions that resumed at the log start because
+	// retention took records never delivered: a committed offset below the
+	// log start at assignment, or a fetch position overtaken while
+	// consuming (see offsets.go).
+	OffsetResets int64
 }
 
 // Consumer consumes one topic for one sink. Create it with New, run it with Run.
@@ -158,7 +168,12 @@ type Consumer struct {
 
 	cl *kgo.Client // set by Run before any record is handled
 
-	handled, parked, tiered, abandoned, commits atomic.Int64
+	handled, parked, tiered, abandoned, commits, resets atomic.Int64
+
+	afterPoll func() // test hook: runs after a poll that returned records, before they are accepted
+
+	resetMu  sync.Mutex      // guards outRange; taken under c.mu or alone, never the other way
+	outRange map[int32]int64 // partition → offset franz-go found out of range while consuming, until the next record
 }
 
 // partition is the state of one assigned partition; it is replaced, never
@@ -201,6 +216,25 @@ func (q *workQueue) len() int { return len(q.items) - q.head }
 
 func (q *workQueue) push(w work) { q.items = append(q.items, w) }
 
+// remove takes out, in order, the items for which match holds.
+func (q *workQueue) remove(match func(work) bool) []work {
+	var out []work
+	keep := q.items[:q.head]
+	for _, w := range q.items[q.head:] {
+		if match(w) {
+			out = append(out, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(q.items[len(keep):])
+	q.items = keep
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return out
+}
+
 func (q *workQueue) pop() work {
 	w := q.items[q.head]
 	q.items[q.head] = work{}
@@ -215,18 +249,47 @@ func (q *workQueue) pop() work {
 	return w
 }
 
-// stop marks p revoked: lanes start no queued record and waiting records give
-// up at once; records already being handled go on until done or cancelled.
-// c.mu is held.
+// stop marks p revoked and finishes at once, as not done (uncommitted), every
+// record of p that no worker is handling: those in the shared ready queue,
+// queued behind a lane, and waiting for a not-before time. Records already
+// being handled go on until done or cancelled. So a revoke or drain waits only
+// for p's own in-flight records, never for workers busy with partitions that
+// stay assigned. c.mu is held.
 func (c *Consumer) stop(p *partition) {
 	if p.revoked.Swap(true) {
 		return
 	}
 	for wt := range p.waiting {
 		wt.t.Stop()
-		c.wake(wt)
+		delete(p.waiting, wt)
+		c.unhold(p.id)
+		c.drop(wt.w)
 	}
-	c.dispatch()
+	for _, w := range c.ready.remove(func(w work) bool { return w.p == p }) {
+		c.drop(w)
+	}
+	// Lanes whose head is being handled: their queue goes now; the worker
+	// closes the lane when it finishes the head (see next).
+	for _, ln := range p.lanes {
+		for _, r := range ln.queue {
+			c.finish(p, r, false)
+		}
+		ln.queue = nil
+	}
+}
+
+// drop finishes w, which no worker holds, as not done, and closes its lane
+// with whatever is queued behind it. c.mu is held.
+func (c *Consumer) drop(w work) {
+	c.finish(w.p, w.r, false)
+	if w.ln != nil {
+		for _, r := range w.ln.queue {
+			c.finish(w.p, r, false)
+		}
+		w.ln.queue = nil
+		w.ln.running = false
+		delete(w.p.lanes, w.key)
+	}
 }
 
 // lane is a FIFO of records that must not be in flight together.
@@ -264,7 +327,7 @@ func (c *Consumer) Stats() Stats {
 	buffered, paused, running := c.buffered, len(c.holds), c.running
 	c.mu.Unlock()
 	return Stats{Handled: c.handled.Load(), Parked: c.parked.Load(), Tiered: c.tiered.Load(), Abandoned: c.abandoned.Load(), Commits: c.commits.Load(),
-		InFlight: running, Buffered: buffered, Paused: paused}
+		OffsetResets: c.resets.Load(), InFlight: running, Buffered: buffered, Paused: paused}
 }
 
 // Run joins the group and handles records until ctx ends, then stops fetching,
@@ -287,8 +350,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 	opts = append(opts,
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),
-		kgo.ConsumeResetOffset(c.cfg.Start),
+		// Start applies only where the group has no commit; a commit out
+		// of range resumes at the log start (see checkCommitted), so
+		// retention never makes fanout skip a retained record.
+		kgo.ConsumeStartOffset(c.cfg.Start),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Records of aborted transactions are never delivered. The
+		// control markers are kept so the watermark passes them (see
+		// accept), and with them the aborted records' offsets.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 		kgo.DisableAutoCommit(),
+		// No callback runs between a poll returning and AllowRebalance,
+		// so poll binds every record to the partition state that was
+		// current when it was fetched (see poll).
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnOffsetsFetched(c.checkCommitted),
+		kgo.WithLogger(resetWatch{c}),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.assign(work, m[c.cfg.Topic])
 		}),
@@ -364,6 +442,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 	for ctx.Err() == nil {
 		fs := cl.PollFetches(ctx)
 		if fs.IsClientClosed() {
+			cl.AllowRebalance()
 			return
 		}
 		fs.EachError(func(t string, p int32, err error) {
@@ -371,13 +450,20 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
+		if c.afterPoll != nil && fs.NumRecords() > 0 {
+			c.afterPoll()
+		}
 		// Bind each record to the partition state current at fetch time, so a
-		// record fetched before a revoke is never run under a later assignment.
+		// record fetched before a revoke is never run under a later
+		// assignment: with BlockRebalanceOnPoll, no OnPartitions callback
+		// runs from PollFetches returning until AllowRebalance, so
+		// c.parts is still the assignment the records were fetched under.
 		c.mu.Lock()
 		fs.EachRecord(func(r *kgo.Record) {
 			c.accept(c.parts[r.Partition], r)
 		})
 		c.mu.Unlock()
+		cl.AllowRebalance()
 	}
 }
 
@@ -417,6 +503,13 @@ func (c *Consumer) unhold(id int32) {
 // accept starts r or queues it behind its ordering lane; c.mu is held.
 func (c *Consumer) accept(p *partition, r *kgo.Record) {
 	if p == nil || p.revoked.Load() || c.parts[p.id] != p || !p.tr.add(r.Offset, r.LeaderEpoch) {
+		return
+	}
+	c.noteResumed(r)
+	if r.Attrs.IsControl() {
+		// A transaction's commit or abort marker: nothing to deliver, but
+		// done, so the watermark reaches the end offset.
+		p.tr.finish(r.Offset)
 		return
 	}
 	c.buffered++

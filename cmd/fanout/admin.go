@@ -101,6 +101,7 @@ type consumerState struct {
 	InFlight  int   `json:"in_flight"`
 	Buffered  int   `json:"buffered"`
 	Paused    int   `json:"paused_partitions"`
+	Resets    int64 `json:"offset_resets"`
 }
 
 func (a *admin) states() []sinkState {
@@ -114,7 +115,7 @@ func (a *admin) states() []sinkState {
 		for tier, c := range r.consumers {
 			s := c.Stats()
 			st.Consumers = append(st.Consumers, consumerState{Tier: tier, Handled: s.Handled, Abandoned: s.Abandoned,
-				Commits: s.Commits, InFlight: s.InFlight, Buffered: s.Buffered, Paused: s.Paused})
+				Commits: s.Commits, InFlight: s.InFlight, Buffered: s.Buffered, Paused: s.Paused, Resets: s.OffsetResets})
 		}
 		out = append(out, st)
 	}
@@ -186,6 +187,7 @@ func (a *admin) metrics(w http.ResponseWriter, _ *http.Request) {
 	perConsumer("fanout_consumer_records_total", "counter", "Records handled to the end (delivered, skipped, parked).", func(c consumerState) int64 { return c.Handled })
 	perConsumer("fanout_consumer_abandoned_total", "counter", "Records left uncommitted (cancelled, revoked) for a later redelivery.", func(c consumerState) int64 { return c.Abandoned })
 	perConsumer("fanout_consumer_commits_total", "counter", "Successful offset commits.", func(c consumerState) int64 { return c.Commits })
+	perConsumer("fanout_offset_resets_total", "counter", "Partitions that resumed at the log start because retention took records never delivered (a commit or fetch position below the log start).", func(c consumerState) int64 { return c.Resets })
 	perConsumer("fanout_consumer_in_flight", "gauge", "Records being handled now.", func(c consumerState) int64 { return int64(c.InFlight) })
 	perConsumer("fanout_consumer_buffered", "gauge", "Records fetched and not finished now.", func(c consumerState) int64 { return int64(c.Buffered) })
 	perConsumer("fanout_consumer_paused_partitions", "gauge", "Partitions whose fetching is paused now.", func(c consumerState) int64 { return int64(c.Paused) })

@@ -28,6 +28,9 @@ func kafkaOpts(cfg *config.Config) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.ClientID(cfg.Kafka.ClientID),
+		// Read the main topic, tiers and DLQs as committed data only: an
+		// upstream's aborted transaction is never delivered or replayed.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}
 }
 
@@ -197,6 +200,11 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 		kgo.SessionTimeout(cfg.Kafka.SessionTimeout),
 		kgo.RebalanceTimeout(cfg.Kafka.RebalanceTimeout),
 	}, extra...)...)
+	if cfg.Kafka.InstanceID != "" {
+		// Static membership: one id per process, legal in every group it
+		// joins (the sink's and each tier's), since ids are unique per group.
+		opts = append(opts, kgo.InstanceID(cfg.Kafka.InstanceID))
+	}
 	r := &runner{name: s.Name, sink: sk, handler: h}
 	tiers := make([]*consumer.Tier, len(s.Retry.Tiers)+1) // tiers[n] is tier n; tiers[0] unused
 	for n, d := range s.Retry.Tiers {

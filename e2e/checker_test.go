@@ -336,7 +336,9 @@ func runChecker(in checkInput) []sinkReport {
 
 		// Order: first acceptances per partition (partition) or per key (key).
 		// A key that had an event in a retry tier when Redis lost data may
-		// reorder (its tier barrier was lost), at most once per such event.
+		// reorder (its tier barrier was lost): a later event of the key may
+		// overtake while that event is still out, from the restart until it
+		// is accepted; at most one reorder per such event.
 		group := func(e producedEvent) string {
 			g := fmt.Sprintf("p%d", e.Partition)
 			if cs.Mode == "key" {
@@ -344,14 +346,25 @@ func runChecker(in checkInput) []sinkReport {
 			}
 			return g
 		}
-		redisKeys := map[string]bool{}
+		type window struct{ from, to time.Time }
+		redisKeys := map[string][]window{}
 		if cs.Mode == "key" {
 			for _, e := range in.Events {
-				if a := accs[e.ID]; len(a) > 0 && inTierAtRestart(in.Restarts, parked[e.ID], a[0]) {
-					rep.OrderRedisBound++
-					redisKeys[group(e)] = true
+				if a := accs[e.ID]; len(a) > 0 {
+					if r, ok := inTierAtRestart(in.Restarts, parked[e.ID], a[0]); ok {
+						rep.OrderRedisBound++
+						redisKeys[group(e)] = append(redisKeys[group(e)], window{r.Stop, a[0].Arrived})
+					}
 				}
 			}
+		}
+		barrierLost := func(g string, t time.Time) bool {
+			for _, w := range redisKeys[g] {
+				if !t.Before(w.from) && !t.After(w.to) {
+					return true
+				}
+			}
+			return false
 		}
 		if cs.Mode == "partition" || cs.Mode == "key" {
 			type first struct {
@@ -378,7 +391,7 @@ func runChecker(in checkInput) []sinkReport {
 				rep.OrderSeen++
 				if m, ok := maxOff[g]; ok && f.e.Offset < m {
 					rep.OutOfOrder++
-					if redisKeys[g] {
+					if barrierLost(g, accs[maxID[g]][0].Arrived) {
 						rep.OrderRedis++
 						continue
 					}
@@ -419,7 +432,7 @@ func runChecker(in checkInput) []sinkReport {
 				}
 				e := in.Events[i]
 				g := group(e)
-				if (cs.Mode == "partition" && parked[e.ID].tier) || redisKeys[g] {
+				if (cs.Mode == "partition" && parked[e.ID].tier) || len(redisKeys[g]) > 0 {
 					continue
 				}
 				end := r.Answered
@@ -517,19 +530,19 @@ func killExplains(sink string, kills []killEvent, prev, next faultRequest) int {
 	return -1
 }
 
-// inTierAtRestart reports whether an event sat in a retry tier while Redis
-// lost its data: parked there before Redis was back, first accepted after it
-// stopped.
-func inTierAtRestart(rs []redisRestart, p park, first faultRequest) bool {
+// inTierAtRestart returns the restart during which an event sat in a retry
+// tier while Redis lost its data: parked there before Redis was back, first
+// accepted after it stopped.
+func inTierAtRestart(rs []redisRestart, p park, first faultRequest) (redisRestart, bool) {
 	if !p.tier {
-		return false
+		return redisRestart{}, false
 	}
 	for _, r := range rs {
 		if r.Lost && !p.tierAt.After(r.Ready) && !first.Arrived.Before(r.Stop) {
-			return true
+			return r, true
 		}
 	}
-	return false
+	return redisRestart{}, false
 }
 
 // lostDuring finds a partitions-lost event of sink on prev's instance while
@@ -609,7 +622,11 @@ func (r sinkReport) failures() []string {
 }
 
 func repeatCells(r sinkReport) (kill, lost, redis string) {
-	return fmt.Sprintf("%d (≤ %d per kill: most %d)", r.KillExplained, r.KillCap, r.KillMax),
+	kill = fmt.Sprintf("%d (≤ %d per kill: most %d)", r.KillExplained, r.KillCap, r.KillMax)
+	if r.KillExplained > 0 {
+		kill = fmt.Sprintf("%d (≤ %d per kill: most %d; arrived up to %s before the kill)", r.KillExplained, r.KillCap, r.KillMax, r.KillInFlight.Round(time.Millisecond))
+	}
+	return kill,
 		fmt.Sprintf("%d (%d answers lost)", r.LostExplained, r.LostAnswers),
 		strconv.Itoa(r.RedisExplained)
 }
@@ -813,7 +830,7 @@ func TestFaultCheckerCatches(t *testing.T) {
 			rs := in.Sinks[0].Requests
 			in.Sinks[0].Parked = []*kgo.Record{parkedRec("x.retry.1", in.Events[0], at(2))} // p0@0 (k0) parked in a tier
 			rs[0].Seq, rs[0].Arrived = 99, at(300)                                          // … and back after p0@1
-			in.Restarts = []redisRestart{{Stop: at(100), Ready: at(110), Lost: true}}
+			in.Restarts = []redisRestart{{Stop: at(10), Ready: at(15), Lost: true}}
 		}, func(r sinkReport) bool {
 			return r.OutOfOrder == 1 && r.OrderRedis == 1 && r.OrderRedisBound == 1 && len(r.failures()) == 0
 		}},
@@ -829,7 +846,7 @@ func TestFaultCheckerCatches(t *testing.T) {
 			in.Sinks[0].Parked = []*kgo.Record{parkedRec("x.retry.1", in.Events[0], at(2))} // k0 in a tier
 			rs[0].Seq, rs[0].Arrived = 99, at(300)
 			rs[1].Seq, rs[1].Arrived = 98, at(290) // p1@0 (k1) after p1@1: k1 had nothing in a tier
-			in.Restarts = []redisRestart{{Stop: at(100), Ready: at(110), Lost: true}}
+			in.Restarts = []redisRestart{{Stop: at(10), Ready: at(15), Lost: true}}
 		}, func(r sinkReport) bool { return r.OutOfOrder == 2 && r.OrderRedis == 1 && len(r.failures()) == 1 }},
 		{"more key reorders than events in a tier at the Redis loss", func(in *checkInput) {
 			in.Sinks[0].Mode = "key"
@@ -837,8 +854,16 @@ func TestFaultCheckerCatches(t *testing.T) {
 			in.Sinks[0].Parked = []*kgo.Record{parkedRec("x.retry.1", in.Events[0], at(2))} // only p0@0 in a tier
 			rs[0].Seq, rs[0].Arrived = 99, at(300)                                          // k0: p0@2, then p0@1, then p0@0
 			rs[2].Seq, rs[2].Arrived = 98, at(290)
-			in.Restarts = []redisRestart{{Stop: at(100), Ready: at(110), Lost: true}}
+			in.Restarts = []redisRestart{{Stop: at(10), Ready: at(15), Lost: true}}
 		}, func(r sinkReport) bool { return r.OrderRedis == 2 && r.OrderRedisBound == 1 && len(r.failures()) == 1 }},
+		{"key reorder after the event in a tier came back is not Redis's", func(in *checkInput) {
+			in.Sinks[0].Mode = "key"
+			rs := in.Sinks[0].Requests
+			in.Sinks[0].Parked = []*kgo.Record{parkedRec("x.retry.1", in.Events[0], at(2))} // p0@0 in a tier at the restart, back at 25
+			rs[0].Arrived = at(25)
+			rs[2].Seq, rs[2].Arrived = 99, at(300) // p0@1 after p0@2 (accepted at 40, after p0@0 came back)
+			in.Restarts = []redisRestart{{Stop: at(10), Ready: at(15), Lost: true}}
+		}, func(r sinkReport) bool { return r.OutOfOrder == 1 && r.OrderRedis == 0 && len(r.failures()) == 1 }},
 		{"two requests of one partition in flight at once", func(in *checkInput) {
 			in.Sinks[0].Requests[0].Answered = at(25) // p0@0 still in flight when p0@1 arrives at 20
 		}, func(r sinkReport) bool { return r.InFlightOver == 1 }},

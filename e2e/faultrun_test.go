@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/redis/go-redis/v9"
 
@@ -56,8 +56,6 @@ type faultRun struct {
 	kills    []killEvent
 	restarts []redisRestart
 	timeline []string
-
-	mon *offsetMonitor
 }
 
 // faultSink is one sink of a fault run and the API behind it.
@@ -160,9 +158,6 @@ func newFaultRun(t *testing.T, name string, n, partitions, keys int) *faultRun {
 				<-p.done
 				p.exited = true
 			}
-		}
-		if fr.mon != nil {
-			fr.mon.stop()
 		}
 		if fr.prod != nil {
 			fr.prod.Close()
@@ -677,111 +672,67 @@ func (fr *faultRun) lostEvents() []lostEvent {
 	return out
 }
 
-// offsetMonitor samples the committed offsets of each sink's group on the
-// main topic and of its tier groups on their tier topics, every ~200ms, for
-// the checker's "committed ahead of delivery" invariant.
-type offsetMonitor struct {
-	adm    *kadm.Client
-	groups map[monKey]monGroup
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu      sync.Mutex
-	samples map[monKey][]offsetSample
-}
-
-// monKey names one sampled group: a sink's main consumer (tier 0) or one of
-// its tier consumers.
-type monKey struct {
+// groupKey names one consumer group of a sink: its main consumer (tier 0)
+// or one of its tier consumers.
+type groupKey struct {
 	sink string
 	tier int
 }
 
-type monGroup struct{ group, topic string }
-
-// offsetSample is what a group had committed: At is taken before the
-// offset fetch was sent, End after its answer came. Whatever the answer
-// holds was committed by End; what was committed by At is in it.
+// offsetSample is one offset commit as the group coordinator wrote it to
+// __consumer_offsets: At = End = the broker's commit timestamp plus its
+// millisecond resolution, so that every record the commit covers had to be
+// settled by then.
 type offsetSample struct {
 	At, End time.Time
 	Off     map[int32]int64
 }
 
-func (fr *faultRun) startMonitor() {
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &offsetMonitor{adm: fr.adm, groups: map[monKey]monGroup{}, cancel: cancel, done: make(chan struct{}), samples: map[monKey][]offsetSample{}}
+// commits reads __consumer_offsets (the broker's own log of every offset
+// commit, with the time the coordinator handled it) and returns, per group
+// of this run and per topic, its commits in the order they were written.
+func (fr *faultRun) commits() map[groupKey][]offsetSample {
+	fr.t.Helper()
+	groups := map[string]groupKey{}
+	topics := map[groupKey]string{}
 	for _, sk := range fr.sinks {
-		fr.watch(m, sk)
-	}
-	fr.mon = m
-	go m.run(ctx)
-}
-
-// watch adds a sink's main and tier groups to the monitor (also for a sink
-// added to the config mid-run).
-func (fr *faultRun) watch(m *offsetMonitor, sk *faultSink) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.groups[monKey{sk.name, 0}] = monGroup{fr.group(sk.name, 0), fr.topic}
-	for tier := 1; tier <= sk.tiers; tier++ {
-		m.groups[monKey{sk.name, tier}] = monGroup{fr.group(sk.name, tier), fr.tierTopic(sk.name, tier)}
-	}
-}
-
-func (m *offsetMonitor) run(ctx context.Context) {
-	defer close(m.done)
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		m.mu.Lock()
-		groups := maps.Clone(m.groups)
-		m.mu.Unlock()
-		for k, g := range groups {
-			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			at := time.Now()
-			resp, err := m.adm.FetchOffsets(fctx, g.group)
-			cancel()
-			end := time.Now()
-			if err == nil {
-				err = resp.Error()
-			}
-			if err != nil {
-				continue // the broker is down (kafkarestart): no sample; SamplePairs tells if none was taken
-			}
-			s := offsetSample{At: at, End: end, Off: map[int32]int64{}}
-			resp.Each(func(o kadm.OffsetResponse) {
-				if o.Topic == g.topic && o.Err == nil && o.At >= 0 {
-					s.Off[o.Partition] = o.At
-				}
-			})
-			m.mu.Lock()
-			m.samples[k] = append(m.samples[k], s)
-			m.mu.Unlock()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		groups[fr.group(sk.name, 0)] = groupKey{sk.name, 0}
+		topics[groupKey{sk.name, 0}] = fr.topic
+		for tier := 1; tier <= sk.tiers; tier++ {
+			groups[fr.group(sk.name, tier)] = groupKey{sk.name, tier}
+			topics[groupKey{sk.name, tier}] = fr.tierTopic(sk.name, tier)
 		}
 	}
-}
-
-func (m *offsetMonitor) stop() {
-	m.cancel()
-	<-m.done
-}
-
-func (m *offsetMonitor) get(sink string, tier int) []offsetSample {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]offsetSample(nil), m.samples[monKey{sink, tier}]...)
+	out := map[groupKey][]offsetSample{}
+	recs := readTopic(fr.t, "__consumer_offsets")
+	sort.SliceStable(recs, func(i, j int) bool { // a group's commits live in one partition, in commit order
+		return recs[i].Partition < recs[j].Partition || recs[i].Partition == recs[j].Partition && recs[i].Offset < recs[j].Offset
+	})
+	for _, r := range recs {
+		var k kmsg.OffsetCommitKey
+		if len(r.Value) == 0 || k.ReadFrom(r.Key) != nil || k.Version > 1 {
+			continue // a tombstone, or group metadata (key version 2)
+		}
+		mk, ok := groups[k.Group]
+		if !ok || k.Topic != topics[mk] {
+			continue
+		}
+		var v kmsg.OffsetCommitValue
+		if err := v.ReadFrom(r.Value); err != nil {
+			fr.t.Errorf("__consumer_offsets %d@%d: %v", r.Partition, r.Offset, err)
+			continue
+		}
+		at := time.UnixMilli(v.CommitTimestamp).Add(time.Millisecond)
+		out[mk] = append(out[mk], offsetSample{At: at, End: at, Off: map[int32]int64{k.Partition: v.Offset}})
+	}
+	return out
 }
 
 // check stops the monitor, reads the tier and DLQ topics, runs the checker
 // over everything recorded, logs the table and asserts the invariants.
 func (fr *faultRun) check() []sinkReport {
 	fr.t.Helper()
-	fr.mon.stop()
+	commits := fr.commits()
 	in := checkInput{Scenario: fr.name, Events: fr.produced(), Kills: fr.kills, Restarts: fr.restarts,
 		Partitions: fr.partitions, Lost: fr.lostEvents()}
 	for _, sk := range fr.sinks {
@@ -789,9 +740,9 @@ func (fr *faultRun) check() []sinkReport {
 			continue
 		}
 		cs := checkSink{Name: sk.name, Mode: sk.mode, MaxInFlight: sk.maxInFlight, Requests: sk.target.requests(),
-			Samples: fr.mon.get(sk.name, 0), Rejects: sk.rejects, TierSamples: map[int][]offsetSample{}}
+			Samples: commits[groupKey{sk.name, 0}], Rejects: sk.rejects, TierSamples: map[int][]offsetSample{}}
 		for tier := 1; tier <= sk.tiers; tier++ {
-			cs.TierSamples[tier] = fr.mon.get(sk.name, tier)
+			cs.TierSamples[tier] = commits[groupKey{sk.name, tier}]
 		}
 		if cs.MaxInFlight == 0 {
 			cs.MaxInFlight = 64

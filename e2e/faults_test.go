@@ -98,7 +98,6 @@ func TestFaultRollingKillAndScale(t *testing.T) {
 	fr.sinks = threeSinks(t, faultBehaviour{Jitter: time.Millisecond}, baseSink+"\nretry: {tiers: []}", 0)
 	cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
 	fr.ensureTopics(cfg)
-	fr.startMonitor()
 	slots := []string{"i1", "i2", "i3"}
 	for _, s := range slots {
 		fr.start(s, cfg)
@@ -147,7 +146,6 @@ func TestFaultKafkaBrokerRestart(t *testing.T) {
 	fr.sinks = threeSinks(t, faultBehaviour{Jitter: time.Millisecond}, baseSink+"\nretry: {tiers: [2s]}", 1)
 	cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
 	fr.ensureTopics(cfg)
-	fr.startMonitor()
 	fr.start("i1", cfg)
 	fr.start("i2", cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -205,7 +203,6 @@ func TestFaultRedisRestart(t *testing.T) {
 	fr.sinks = threeSinks(t, faultBehaviour{Jitter: time.Millisecond}, baseSink+"\nretry: {tiers: [2s]}", 1)
 	cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
 	fr.ensureTopics(cfg)
-	fr.startMonitor()
 	fr.start("i1", cfg)
 	fr.start("i2", cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -254,7 +251,6 @@ func TestFaultSlowSinkDoesNotSlowOthers(t *testing.T) {
 		cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
 		fr.ensureTopics(cfg)
 		fr.produce(context.Background(), 0, n, 0)
-		fr.startMonitor()
 		fr.start("i1", cfg)
 		fr.waitComplete(3 * time.Minute)
 		rates := map[string]float64{}
@@ -321,7 +317,6 @@ func TestFaultAddSinkWhileRunning(t *testing.T) {
 	analytics := &faultSink{name: "analytics", mode: "unordered", maxInFlight: 16, target: newFaultTarget(t, "analytics", b), extra: extra, tiers: 1}
 	cfg1 := fr.writeConfig("fanout-1.yaml", profile, analytics)
 	fr.ensureTopics(cfg1)
-	fr.startMonitor()
 	fr.start("i1", cfg1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -331,7 +326,6 @@ func TestFaultAddSinkWhileRunning(t *testing.T) {
 	orders := &faultSink{name: "orders", mode: "key", maxInFlight: 16, target: newFaultTarget(t, "orders", b), extra: extra + "\nstart: earliest", tiers: 1}
 	cfg2 := fr.writeConfig("fanout-2.yaml", profile, analytics, orders)
 	fr.ensureTopics(cfg2)
-	fr.watch(fr.mon, orders)
 	added := time.Now()
 	fr.note("sink orders added to the config (start: earliest)")
 	fr.start("i2", cfg2)
@@ -398,7 +392,6 @@ func TestFaultMixedSoak(t *testing.T) {
 	orders.rejects = poison
 	cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
 	fr.ensureTopics(cfg)
-	fr.startMonitor()
 	slots := []string{"i1", "i2"}
 	for _, s := range slots {
 		fr.start(s, cfg)
@@ -484,7 +477,6 @@ func TestFaultLostAnswers(t *testing.T) {
 	fr.sinks = threeSinks(t, b, baseSink+"\ntimeout: 1s\nretry: {tiers: [2s]}", 1)
 	cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
 	fr.ensureTopics(cfg)
-	fr.startMonitor()
 	fr.start("i1", cfg)
 	fr.start("i2", cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -532,7 +524,6 @@ func TestFaultRedisRestartKeyOrderBarriers(t *testing.T) {
 		extra: baseSink + "\nretry: {attempts: 1, tiers: [1s, 4s]}\nbreaker: {enabled: false}"}}
 	cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
 	fr.ensureTopics(cfg)
-	fr.startMonitor()
 	fr.start("i1", cfg)
 	fr.produce(context.Background(), 0, 6, 0)
 	waitFor(t, time.Minute, "event 2 parked in tier 2", func() (bool, string) {

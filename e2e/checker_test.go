@@ -321,8 +321,12 @@ func runChecker(in checkInput) []sinkReport {
 				if l, ok := lostDuring(in.Lost, cs.Name, prev); ok {
 					why = fmt.Sprintf("; %s lost the sink's partitions at %s while it was in flight", l.Inc, clock(l.At))
 				}
-				example("REPEAT %s (p%d@%d): accepted at %s from %s (answered %s, answer not lost), again at %s from %s; no SIGKILL of %s while its claim was pending, no Redis data loss before its commit%s",
-					e.ID, e.Partition, e.Offset, clock(prev.Arrived), prev.Instance, clock(prev.Answered), clock(next.Arrived), next.Instance, prev.Instance, why)
+				lost := "not lost"
+				if prev.Lost {
+					lost = "lost"
+				}
+				example("REPEAT %s (p%d@%d): accepted at %s from %s (answered %s, answer %s), again at %s from %s; no SIGKILL of %s while its claim was pending, no Redis data loss before its commit%s",
+					e.ID, e.Partition, e.Offset, clock(prev.Arrived), prev.Instance, clock(prev.Answered), lost, clock(next.Arrived), next.Instance, prev.Instance, why)
 			}
 		}
 		for k, n := range perKill {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -41,6 +42,7 @@ type faultRun struct {
 	topic      string
 	prefix     string
 	partitions int
+	drain      string // run.drain_timeout; default 20s
 	sinks      []*faultSink
 	adm        *kadm.Client
 	began      time.Time
@@ -197,10 +199,10 @@ redis:
   addr: %s
   key_prefix: "%s:"
 run:
-  drain_timeout: 20s
+  drain_timeout: %s
   revoke_timeout: 10s
 sinks:
-`, kafka.Addr, fr.topic, fr.prefix, redisSrv.Addr, fr.topic)
+`, kafka.Addr, fr.topic, fr.prefix, redisSrv.Addr, fr.topic, cmp.Or(fr.drain, "20s"))
 	for _, sk := range sinks {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    ordering: %s\n", sk.name, sk.target.URL, sk.mode)
 		if sk.maxInFlight > 0 {

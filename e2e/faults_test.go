@@ -468,11 +468,14 @@ func later(a, b time.Time) time.Time {
 // the connection is dropped after the decision, the answer comes after the
 // sink's 1s attempt timeout (2s), or a batch's 2xx body with the per-event
 // results is cut off halfway. Two instances, one of them SIGTERMed and
-// started again halfway (a rebalance). No process dies and Redis keeps its
-// keys: every repeat must follow a recorded lost answer of that event.
+// started again halfway with a 300ms drain_timeout, so that deliveries
+// waiting for a held answer are cancelled on the wire (a rebalance follows).
+// No process dies and Redis keeps its keys: every repeat must follow a
+// recorded lost answer of that event.
 func TestFaultLostAnswers(t *testing.T) {
 	const n, partitions, rate = 6000, 6, 600
 	fr := newFaultRun(t, "lostanswers", n, partitions, 300)
+	fr.drain = "300ms"
 	b := faultBehaviour{Jitter: 2 * time.Millisecond, LostRate: 0.015, SlowAnswer: 2 * time.Second}
 	fr.sinks = threeSinks(t, b, baseSink+"\ntimeout: 1s\nretry: {tiers: [2s]}", 1)
 	cfg := fr.writeConfig("fanout.yaml", fr.sinks...)
@@ -484,6 +487,13 @@ func TestFaultLostAnswers(t *testing.T) {
 	produced := fr.produceInBackground(ctx, rate)
 	fr.waitAccepted("analytics", n/2, 2*time.Minute)
 	fr.term("i2")
+	var cancelled []string // "consumer stopped … abandoned=N" of the drained incarnation
+	for _, l := range fr.logLines(`msg="consumer stopped"`) {
+		if strings.HasPrefix(l, "i2.1: ") && !strings.Contains(l, "abandoned=0") {
+			cancelled = append(cancelled, l)
+		}
+	}
+	fr.note("i2.1 cancelled deliveries at its 300ms drain_timeout in %d consumers", len(cancelled))
 	fr.start("i2", cfg)
 	fr.waitProduced(produced, 2*time.Minute)
 	fr.waitComplete(3 * time.Minute)

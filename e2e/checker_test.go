@@ -72,7 +72,7 @@ type lostEvent struct {
 // sinkReport is one sink's account. Bounds sit next to what was measured.
 type sinkReport struct {
 	Sink, Mode         string
-	Produced, Requests int
+	Produced           int
 	Delivered, Lost    int
 	DLQ, UnexpectedDLQ int // events parked on the DLQ; those of them the API never rejected
 	Twice              int // events accepted ≥2 times
@@ -88,7 +88,6 @@ type sinkReport struct {
 	InFlightOver                                              int // requests that arrived while another of their partition (key) was in flight
 	CommittedAhead                                            int // commits that covered an unsettled record
 	Backward                                                  int // commits below the partition's commit before
-	Samples                                                   int // offset commits seen
 	SamplePairs                                               int // (commit, partition) pairs checked
 	Tiered                                                    int // events that went through a retry tier
 	TraceBad, BodyBad                                         int
@@ -197,7 +196,7 @@ func runChecker(in checkInput) []sinkReport {
 	}
 	var out []sinkReport
 	for _, cs := range in.Sinks {
-		rep := sinkReport{Sink: cs.Name, Mode: cs.Mode, Produced: len(in.Events), Requests: len(cs.Requests), Samples: len(cs.Samples)}
+		rep := sinkReport{Sink: cs.Name, Mode: cs.Mode, Produced: len(in.Events)}
 		shown := map[string]int{}
 		example := func(format string, args ...any) { // up to 3 per kind (the first word)
 			kind, _, _ := strings.Cut(format, " ")

@@ -1,12 +1,12 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -20,7 +20,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/e2e/services"
 )
 
@@ -38,6 +42,7 @@ type faultRun struct {
 	topic      string
 	prefix     string
 	partitions int
+	drain      string // run.drain_timeout; default 20s
 	sinks      []*faultSink
 	adm        *kadm.Client
 	began      time.Time
@@ -53,8 +58,6 @@ type faultRun struct {
 	kills    []killEvent
 	restarts []redisRestart
 	timeline []string
-
-	mon *offsetMonitor
 }
 
 // faultSink is one sink of a fault run and the API behind it.
@@ -95,9 +98,21 @@ type faultProc struct {
 type killEvent struct {
 	Inc        string
 	Sent, Dead time.Time // SIGKILL sent; process reaped
+	// Pending is, per sink, the events the killed incarnation had sent
+	// (accepted by the API in the 30s before the kill) whose dedupe key
+	// still held a pending claim right after the process was reaped: what
+	// it had in flight, not yet marked done, when it died. Only those can
+	// be delivered again because of this kill (by the next owner, once the
+	// lease expires).
+	Pending map[string]map[string]bool
 }
 
-type redisRestart struct{ Stop, Ready time.Time }
+// redisRestart is a redis-server restart. Lost: it came back without the
+// data (no persistence): every claim and "done" key was gone.
+type redisRestart struct {
+	Stop, Ready time.Time
+	Lost        bool
+}
 
 func eventID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
 
@@ -146,9 +161,6 @@ func newFaultRun(t *testing.T, name string, n, partitions, keys int) *faultRun {
 				p.exited = true
 			}
 		}
-		if fr.mon != nil {
-			fr.mon.stop()
-		}
 		if fr.prod != nil {
 			fr.prod.Close()
 		}
@@ -187,10 +199,10 @@ redis:
   addr: %s
   key_prefix: "%s:"
 run:
-  drain_timeout: 20s
+  drain_timeout: %s
   revoke_timeout: 10s
 sinks:
-`, kafka.Addr, fr.topic, fr.prefix, redisSrv.Addr, fr.topic)
+`, kafka.Addr, fr.topic, fr.prefix, redisSrv.Addr, fr.topic, cmp.Or(fr.drain, "20s"))
 	for _, sk := range sinks {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    ordering: %s\n", sk.name, sk.target.URL, sk.mode)
 		if sk.maxInFlight > 0 {
@@ -251,7 +263,33 @@ func (fr *faultRun) ensureTopics(cfg string) {
 		}
 		return len(missing) == 0, "not listed yet: " + strings.Join(missing, ", ")
 	})
-	fr.note("%d topics created and listed", len(topics))
+	// Parked records carry the broker's append time (LogAppendTime), not
+	// the time fanout built them: the checker takes it as the moment the
+	// park was durable (the acknowledgement follows it).
+	var parkTopics []string
+	for _, t := range topics {
+		if strings.HasSuffix(t, ".dlq") || strings.Contains(t, ".retry.") {
+			parkTopics = append(parkTopics, t)
+		}
+	}
+	if len(parkTopics) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		v := "LogAppendTime"
+		resp, err := fr.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "message.timestamp.type", Value: &v}}, parkTopics...)
+		if err == nil {
+			for _, r := range resp {
+				if r.Err != nil {
+					err = fmt.Errorf("%s: %w", r.Name, r.Err)
+					break
+				}
+			}
+		}
+		if err != nil {
+			fr.t.Fatalf("set message.timestamp.type=LogAppendTime on the tier and DLQ topics: %v", err)
+		}
+	}
+	fr.note("%d topics created and listed (%d tier/DLQ topics with LogAppendTime)", len(topics), len(parkTopics))
 }
 
 // start runs `fanout run -c cfg` as the next incarnation of slot (e.g. "i1" →
@@ -297,10 +335,54 @@ func (fr *faultRun) kill(slot string) {
 	<-p.done
 	p.exited = true
 	k.Dead = time.Now()
+	k.Pending = fr.pendingOf(p.inc, k.Sent)
 	fr.fmu.Lock()
 	fr.kills = append(fr.kills, k)
 	fr.fmu.Unlock()
-	fr.note("SIGKILL %s", p.inc)
+	n := 0
+	for _, m := range k.Pending {
+		n += len(m)
+	}
+	fr.note("SIGKILL %s: %d of its claims still pending", p.inc, n)
+}
+
+// pendingOf reads, per sink, the dedupe keys of the events inc's requests
+// the API accepted from 30s before at until now, and returns those still
+// holding a pending claim. Called right after inc was reaped: well within
+// the lease, so a claim it held has not expired yet.
+func (fr *faultRun) pendingOf(inc string, at time.Time) map[string]map[string]bool {
+	cl := redis.NewClient(&redis.Options{Addr: redisSrv.Addr})
+	defer cl.Close()
+	out := map[string]map[string]bool{}
+	for _, sk := range fr.sinks {
+		seen := map[string]bool{}
+		var ids, keys []string
+		for _, r := range sk.target.requests() {
+			if r.Instance == inc && r.Accepted && !seen[r.Key] && r.Arrived.After(at.Add(-30*time.Second)) {
+				seen[r.Key] = true
+				ids = append(ids, r.Key)
+				keys = append(keys, fr.topic+":"+dedupe.Key(sk.name, r.Key))
+			}
+		}
+		out[sk.name] = map[string]bool{}
+		for len(keys) > 0 {
+			n := min(len(keys), 1000)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			vals, err := cl.MGet(ctx, keys[:n]...).Result()
+			cancel()
+			if err != nil {
+				fr.t.Errorf("read %s's claims after the kill of %s: %v", sk.name, inc, err)
+				break
+			}
+			for i, v := range vals {
+				if s, ok := v.(string); ok && strings.HasPrefix(s, "pending:") {
+					out[sk.name][ids[i]] = true
+				}
+			}
+			keys, ids = keys[n:], ids[n:]
+		}
+	}
+	return out
 }
 
 // term SIGTERMs slot's running incarnation and waits for a clean exit.
@@ -372,7 +454,7 @@ func (fr *faultRun) termAll() {
 // records the window; the cleanup brings it back if the restart failed.
 func (fr *faultRun) restartRedis() {
 	fr.t.Helper()
-	r := redisRestart{Stop: time.Now()}
+	r := redisRestart{Stop: time.Now(), Lost: true} // redisSrv keeps nothing on disk
 	err := redisSrv.Restart()
 	r.Ready = time.Now()
 	if err != nil {
@@ -592,125 +674,88 @@ func (fr *faultRun) lostEvents() []lostEvent {
 	return out
 }
 
-// offsetMonitor samples the committed offsets of each sink's group on the
-// main topic and of its tier groups on their tier topics, every ~200ms, for
-// the checker's "committed ahead of delivery" invariant.
-type offsetMonitor struct {
-	adm    *kadm.Client
-	groups map[monKey]monGroup
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu      sync.Mutex
-	samples map[monKey][]offsetSample
-	errs    int
-}
-
-// monKey names one sampled group: a sink's main consumer (tier 0) or one of
-// its tier consumers.
-type monKey struct {
+// groupKey names one consumer group of a sink: its main consumer (tier 0)
+// or one of its tier consumers.
+type groupKey struct {
 	sink string
 	tier int
 }
 
-type monGroup struct{ group, topic string }
-
-// offsetSample is what a group had committed at At (taken after the answer came).
+// offsetSample is one offset commit as the group coordinator wrote it to
+// __consumer_offsets: At = End = the broker's commit timestamp plus its
+// millisecond resolution, so that every record the commit covers had to be
+// settled by then.
 type offsetSample struct {
-	At  time.Time
-	Off map[int32]int64
+	At, End time.Time
+	Off     map[int32]int64
 }
 
-func (fr *faultRun) startMonitor() {
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &offsetMonitor{adm: fr.adm, groups: map[monKey]monGroup{}, cancel: cancel, done: make(chan struct{}), samples: map[monKey][]offsetSample{}}
+// commits reads __consumer_offsets (the broker's own log of every offset
+// commit, with the time the coordinator handled it) and returns, per group
+// of this run and per topic, its commits in the order they were written.
+func (fr *faultRun) commits() map[groupKey][]offsetSample {
+	fr.t.Helper()
+	groups := map[string]groupKey{}
+	topics := map[groupKey]string{}
 	for _, sk := range fr.sinks {
-		fr.watch(m, sk)
-	}
-	fr.mon = m
-	go m.run(ctx)
-}
-
-// watch adds a sink's main and tier groups to the monitor (also for a sink
-// added to the config mid-run).
-func (fr *faultRun) watch(m *offsetMonitor, sk *faultSink) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.groups[monKey{sk.name, 0}] = monGroup{fr.group(sk.name, 0), fr.topic}
-	for tier := 1; tier <= sk.tiers; tier++ {
-		m.groups[monKey{sk.name, tier}] = monGroup{fr.group(sk.name, tier), fr.tierTopic(sk.name, tier)}
-	}
-}
-
-func (m *offsetMonitor) run(ctx context.Context) {
-	defer close(m.done)
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		m.mu.Lock()
-		groups := maps.Clone(m.groups)
-		m.mu.Unlock()
-		for k, g := range groups {
-			fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			resp, err := m.adm.FetchOffsets(fctx, g.group)
-			cancel()
-			at := time.Now()
-			if err == nil {
-				err = resp.Error()
-			}
-			if err != nil {
-				m.mu.Lock()
-				m.errs++
-				m.mu.Unlock()
-				continue
-			}
-			s := offsetSample{At: at, Off: map[int32]int64{}}
-			resp.Each(func(o kadm.OffsetResponse) {
-				if o.Topic == g.topic && o.Err == nil && o.At >= 0 {
-					s.Off[o.Partition] = o.At
-				}
-			})
-			m.mu.Lock()
-			m.samples[k] = append(m.samples[k], s)
-			m.mu.Unlock()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		groups[fr.group(sk.name, 0)] = groupKey{sk.name, 0}
+		topics[groupKey{sk.name, 0}] = fr.topic
+		for tier := 1; tier <= sk.tiers; tier++ {
+			groups[fr.group(sk.name, tier)] = groupKey{sk.name, tier}
+			topics[groupKey{sk.name, tier}] = fr.tierTopic(sk.name, tier)
 		}
 	}
-}
-
-func (m *offsetMonitor) stop() {
-	m.cancel()
-	<-m.done
-}
-
-func (m *offsetMonitor) get(sink string, tier int) []offsetSample {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]offsetSample(nil), m.samples[monKey{sink, tier}]...)
+	out := map[groupKey][]offsetSample{}
+	recs := readTopic(fr.t, "__consumer_offsets")
+	sort.SliceStable(recs, func(i, j int) bool { // a group's commits live in one partition, in commit order
+		return recs[i].Partition < recs[j].Partition || recs[i].Partition == recs[j].Partition && recs[i].Offset < recs[j].Offset
+	})
+	for _, r := range recs {
+		var k kmsg.OffsetCommitKey
+		if len(r.Value) == 0 || k.ReadFrom(r.Key) != nil || k.Version > 1 {
+			continue // a tombstone, or group metadata (key version 2)
+		}
+		mk, ok := groups[k.Group]
+		if !ok || k.Topic != topics[mk] {
+			continue
+		}
+		var v kmsg.OffsetCommitValue
+		if err := v.ReadFrom(r.Value); err != nil {
+			fr.t.Errorf("__consumer_offsets %d@%d: %v", r.Partition, r.Offset, err)
+			continue
+		}
+		at := time.UnixMilli(v.CommitTimestamp).Add(time.Millisecond)
+		out[mk] = append(out[mk], offsetSample{At: at, End: at, Off: map[int32]int64{k.Partition: v.Offset}})
+	}
+	return out
 }
 
 // check stops the monitor, reads the tier and DLQ topics, runs the checker
 // over everything recorded, logs the table and asserts the invariants.
-func (fr *faultRun) check(b checkBounds) []sinkReport {
+func (fr *faultRun) check() []sinkReport {
 	fr.t.Helper()
-	fr.mon.stop()
+	commits := fr.commits()
 	in := checkInput{Scenario: fr.name, Events: fr.produced(), Kills: fr.kills, Restarts: fr.restarts,
-		Partitions: fr.partitions, Bounds: b, MonitorErrors: fr.mon.errs, Lost: fr.lostEvents()}
+		Partitions: fr.partitions, Lost: fr.lostEvents()}
 	for _, sk := range fr.sinks {
 		if sk.partial {
 			continue
 		}
 		cs := checkSink{Name: sk.name, Mode: sk.mode, MaxInFlight: sk.maxInFlight, Requests: sk.target.requests(),
-			Samples: fr.mon.get(sk.name, 0), Rejects: sk.rejects, TierSamples: map[int][]offsetSample{}}
+			Samples: commits[groupKey{sk.name, 0}], Rejects: sk.rejects, TierSamples: map[int][]offsetSample{}}
 		for tier := 1; tier <= sk.tiers; tier++ {
-			cs.TierSamples[tier] = fr.mon.get(sk.name, tier)
+			cs.TierSamples[tier] = commits[groupKey{sk.name, tier}]
 		}
 		if cs.MaxInFlight == 0 {
 			cs.MaxInFlight = 64
+		}
+		cs.Timeout = 10 * time.Second // the default attempt timeout
+		for _, l := range strings.Split(sk.extra, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "timeout: "); ok {
+				if d, err := time.ParseDuration(v); err == nil {
+					cs.Timeout = d
+				}
+			}
 		}
 		cs.Parked = append(cs.Parked, readTopic(fr.t, fr.topic+"."+sk.name+".dlq")...)
 		cs.DLQCount = len(cs.Parked)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,7 +62,24 @@ type faultBehaviour struct {
 	// Reject, if set, answers a permanent status for an event id (e.g. 422
 	// for a poison subset); 0 means no opinion.
 	Reject func(id string) int
+	// LostRate is the share of accepted requests whose answer never reaches
+	// fanout, in one of three ways picked at random: the connection is
+	// dropped (RST) after the API decided; the answer is held for
+	// SlowAnswer (set it above the sink's attempt timeout) so that fanout
+	// gives up first; or, for a batch, the 2xx body with the per-event
+	// results is cut off halfway. Each is recorded as a lost answer.
+	LostRate   float64
+	SlowAnswer time.Duration
 }
+
+// How an accepted request's answer is lost (faultBehaviour.LostRate).
+const (
+	loseNone  = iota
+	loseDrop  // RST after the decision
+	loseSlow  // answered after SlowAnswer (fanout's attempt timed out)
+	loseCut   // batch only: a 2xx whose per-event body is cut off
+	loseKinds // for a single request: drop or slow; for a batch: any of the three
+)
 
 type downMode int32
 
@@ -78,10 +97,21 @@ type faultRequest struct {
 	Trace    string // trace id from traceparent
 	BodyHash [32]byte
 	Arrived  time.Time // when the API decided
-	Answered time.Time // when the answer (or reset) was complete; zero if never
+	Answered time.Time // when the answer was complete (a reset: just before it); zero if never
 	Status   int       // 0 for a reset
 	Accepted bool      // answered 2xx (decided at arrival)
 	Slow     bool      // body trickled
+	// Lost: the API accepted the request, but its answer never reached
+	// fanout — dropped or cut off on purpose (LostRate), or the client had
+	// gone away (closed the connection: an attempt timeout, a cancel at
+	// drain_timeout or revoke_timeout, a dead process) before the answer
+	// was written. A client that goes away after the answer was written is
+	// not counted: it may have read it.
+	Lost bool
+	// Gone is when the client closed the connection while the API was
+	// still handling the request (zero: it did not). A request whose client
+	// has gone is no longer in flight for fanout.
+	Gone time.Time
 }
 
 func newFaultTarget(t *testing.T, name string, b faultBehaviour) *faultTarget {
@@ -187,6 +217,9 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ft.serveBatch(w, r, b, body)
 		return
 	}
+	var idx []int // the requests recorded for r, set below
+	stopGone := ft.watchGone(r, &idx)
+	defer stopGone()
 	req := faultRequest{
 		Key:      r.Header.Get("Idempotency-Key"),
 		Instance: r.Header.Get("X-Fanout-Instance"),
@@ -219,15 +252,26 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = 0
 	}
 	req.Status, req.Accepted = status, status/100 == 2
-	req.Slow = req.Accepted && b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate
+	lose := ft.lose(req.Accepted, b, loseCut)
+	req.Slow = req.Accepted && lose == loseNone && b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate
+	req.Lost = lose == loseDrop
 	i := ft.record(req)
+	ft.mu.Lock()
+	idx = []int{i}
+	ft.mu.Unlock()
 
-	if reset {
+	if reset || lose == loseDrop {
+		ft.answered(i) // before the RST: the client may send its retry at once
 		resetConn(w)
-		ft.answered(i)
 		return
 	}
+	if lose == loseSlow {
+		ft.holdAnswer(r, b.SlowAnswer)
+	}
 	ft.wait(b)
+	if req.Accepted && r.Context().Err() != nil {
+		ft.lost(i) // the client went away before the answer was written
+	}
 	if status == http.StatusServiceUnavailable && downMode(ft.down.Load()) == down503 {
 		w.Header().Set("Retry-After", "1")
 	}
@@ -297,8 +341,11 @@ func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *fau
 		whole = -1 // reset
 	}
 	statuses := make([]int, len(evs))
-	idx := make([]int, len(evs))
-	slow := whole == 0 && b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate
+	idx := make([]int, 0, len(evs))
+	stopGone := ft.watchGone(r, &idx)
+	defer stopGone()
+	lose := ft.lose(whole == 0, b, loseKinds)
+	slow := whole == 0 && lose == loseNone && b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate
 	allOK := true
 	for i, ev := range evs {
 		req := faultRequest{Key: ev.ID, Instance: r.Header.Get("X-Fanout-Instance"), Trace: traceID(ev.TraceParent), BodyHash: sha256.Sum256(ev.Data)}
@@ -320,22 +367,38 @@ func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *fau
 		}
 		req.Status, req.Accepted = status, status/100 == 2
 		req.Slow = slow && req.Accepted
+		req.Lost = req.Accepted && (lose == loseDrop || lose == loseCut)
 		statuses[i] = status
 		allOK = allOK && req.Accepted
-		idx[i] = ft.record(req)
+		j := ft.record(req)
+		ft.mu.Lock()
+		idx = append(idx, j)
+		ft.mu.Unlock()
 	}
 	answered := func() {
 		for _, i := range idx {
 			ft.answered(i)
 		}
 	}
-	if whole == -1 {
+	if whole == -1 || lose == loseDrop {
+		answered() // before the RST: the client may send its retry at once
 		resetConn(w)
-		answered()
 		return
 	}
+	if lose == loseSlow {
+		ft.holdAnswer(r, b.SlowAnswer)
+	}
 	ft.wait(b)
+	if r.Context().Err() != nil {
+		for k, i := range idx {
+			if statuses[k]/100 == 2 {
+				ft.lost(i) // the client went away before the answer was written
+			}
+		}
+	}
 	switch {
+	case lose == loseCut:
+		cutAnswer(w, statuses)
 	case whole != 0:
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(whole)
@@ -350,6 +413,71 @@ func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *fau
 		json.NewEncoder(w).Encode(statuses)
 	}
 	answered()
+}
+
+// lose picks how an answer is lost (loseNone for most): only an accepted
+// request's, at LostRate; kinds bounds the choice (loseCut: drop or slow,
+// loseKinds: also cut).
+func (ft *faultTarget) lose(accepted bool, b *faultBehaviour, kinds int) int {
+	if !accepted || b.LostRate == 0 || ft.float() >= b.LostRate {
+		return loseNone
+	}
+	k := loseDrop + int(ft.float()*float64(kinds-loseDrop))
+	if k == loseSlow && b.SlowAnswer == 0 {
+		k = loseDrop
+	}
+	return k
+}
+
+// holdAnswer waits d, or until the client has gone.
+func (ft *faultTarget) holdAnswer(r *http.Request, d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-r.Context().Done():
+	}
+}
+
+// watchGone records when r's client closes the connection while the
+// handler still runs, for each request in *idx (read under ft.mu). The
+// returned func stops watching; call it before the handler returns (the
+// server cancels r's context then too).
+func (ft *faultTarget) watchGone(r *http.Request, idx *[]int) func() {
+	stop := context.AfterFunc(r.Context(), func() {
+		now := time.Now()
+		ft.mu.Lock()
+		defer ft.mu.Unlock()
+		for _, i := range *idx {
+			if ft.reqs[i].Gone.IsZero() {
+				ft.reqs[i].Gone = now
+			}
+		}
+	})
+	return func() { stop() }
+}
+
+// cutAnswer writes a 2xx with the per-event results, announces their full
+// length, sends half of them and closes the connection: fanout reads a
+// body cut off (unexpected EOF).
+func cutAnswer(w http.ResponseWriter, statuses []int) {
+	body, _ := json.Marshal(statuses)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(body[:len(body)/2])
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	if hj, ok := w.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			c.Close()
+		}
+	}
+}
+
+func (ft *faultTarget) lost(i int) {
+	ft.mu.Lock()
+	ft.reqs[i].Lost = true
+	ft.mu.Unlock()
 }
 
 func (ft *faultTarget) record(req faultRequest) int {
@@ -401,8 +529,11 @@ func (ft *faultTarget) distinct() int {
 func (ft *faultTarget) counts() string {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
-	var ok, e503, reset, other, slow int
+	var ok, e503, reset, other, slow, lost int
 	for _, r := range ft.reqs {
+		if r.Lost {
+			lost++
+		}
 		switch {
 		case r.Accepted:
 			ok++
@@ -417,5 +548,5 @@ func (ft *faultTarget) counts() string {
 			slow++
 		}
 	}
-	return fmt.Sprintf("%d requests: %d accepted (%d slow bodies), %d×503, %d resets, %d other", len(ft.reqs), ok, slow, e503, reset, other)
+	return fmt.Sprintf("%d requests: %d accepted (%d slow bodies, %d answers lost), %d×503, %d resets, %d other", len(ft.reqs), ok, slow, lost, e503, reset, other)
 }

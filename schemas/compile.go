@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 
+	"github.com/fanout-dev/fanout/internal/jsontext"
 	"github.com/hamba/avro/v2"
 )
 
@@ -159,7 +160,7 @@ func (c *compiler) compile(s avro.Schema) *node {
 		for _, f := range s.Fields() {
 			n.fields = append(n.fields, field{
 				name:   f.Name(),
-				key:    append(appendString(nil, f.Name()), ':'),
+				key:    append(jsontext.AppendString(nil, f.Name()), ':'),
 				typ:    c.compile(f.Type()),
 				hasDef: f.HasDefault(),
 				rawDef: f.Default(),

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/fanout-dev/fanout/internal/jsontext"
 )
 
 // Limits on what one message may make the decoder build. Lengths of
@@ -134,7 +136,7 @@ func (d *decoder) value(n *node) (any, *pathError) {
 		if n.logical == lUUID && !isUUID(s) {
 			return nil, d.fail(ErrBadPayload, "%s is not a UUID", quote(s))
 		}
-		d.out = appendString(d.out, s)
+		d.out = jsontext.AppendString(d.out, s)
 		return s, nil
 	case kBytes, kFixed:
 		var b []byte
@@ -167,7 +169,7 @@ func (d *decoder) value(n *node) (any, *pathError) {
 			return nil, d.fail(ErrBadPayload, "enum %s has no symbol %d", n.name, i)
 		}
 		s := n.symbols[i]
-		d.out = appendString(d.out, s)
+		d.out = jsontext.AppendString(d.out, s)
 		return s, nil
 	case kUnion:
 		i, err := d.readLong()
@@ -220,7 +222,7 @@ func (d *decoder) float(n *node) (any, *pathError) {
 		f = math.Float64frombits(u)
 	}
 	if s, ok := nonFinite(f); ok {
-		d.out = appendString(d.out, s)
+		d.out = jsontext.AppendString(d.out, s)
 		return s, nil
 	}
 	start := len(d.out)
@@ -359,7 +361,7 @@ func (d *decoder) mapValue(n *node) (any, *pathError) {
 		if len(d.out) > body {
 			d.out = append(d.out, ',')
 		}
-		d.out = appendString(d.out, e.key)
+		d.out = jsontext.AppendString(d.out, e.key)
 		d.out = append(d.out, ':')
 		d.out = append(d.out, values[e.start-body:e.end-body]...)
 	}

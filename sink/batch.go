@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fanout-dev/fanout/internal/jsontext"
 	"github.com/fanout-dev/fanout/tracing"
 )
 
@@ -512,17 +513,17 @@ func batchBody(items []*batchItem) ([]byte, []string) {
 func (s *Sink) batchElement(ctx context.Context, id, typ string, body []byte) []byte {
 	out := make([]byte, 0, len(body)+len(id)+len(typ)+len(s.cfg.Name)+len(s.cfg.ContentType)+256)
 	out = append(out, `{"specversion":"1.0","id":`...)
-	out = appendJSONString(out, id)
+	out = jsontext.AppendString(out, id)
 	out = append(out, `,"source":`...)
-	out = appendJSONString(out, "fanout/"+s.cfg.Name)
+	out = jsontext.AppendString(out, "fanout/"+s.cfg.Name)
 	if typ != "" {
 		out = append(out, `,"type":`...)
-		out = appendJSONString(out, typ)
+		out = jsontext.AppendString(out, typ)
 	} else {
 		out = append(out, `,"type":"unknown"`...)
 	}
 	out = append(out, `,"datacontenttype":`...)
-	out = appendJSONString(out, s.cfg.ContentType)
+	out = jsontext.AppendString(out, s.cfg.ContentType)
 	tc := make(http.Header, 2)
 	tracing.InjectHTTP(ctx, tc)
 	for _, k := range []string{"traceparent", "tracestate"} {
@@ -530,13 +531,13 @@ func (s *Sink) batchElement(ctx context.Context, id, typ string, body []byte) []
 			out = append(out, `,"`...)
 			out = append(out, k...)
 			out = append(out, `":`...)
-			out = appendJSONString(out, v)
+			out = jsontext.AppendString(out, v)
 		}
 	}
 	out = append(out, `,"data":`...)
 	switch {
 	case !s.batch.jsonData:
-		out = appendJSONString(out, string(body))
+		out = jsontext.AppendString(out, string(body))
 	case utf8.Valid(body): // valid JSON: checked by batcher.attempt
 		out = append(out, body...)
 	default:
@@ -554,60 +555,6 @@ func (s *Sink) batchElement(ctx context.Context, id, typ string, body []byte) []
 		}
 	}
 	return append(out, '}')
-}
-
-// appendJSONString appends s to dst as a JSON string, as encoding/json
-// writes it but without HTML escaping: '"', '\\' and control characters
-// escaped, U+2028 and U+2029 escaped (valid JSON, but line terminators in
-// JavaScript), every other rune as UTF-8 (a rune outside the BMP too: JSON
-// needs surrogate pairs only when escaping one), and each invalid UTF-8
-// byte replaced by U+FFFD. strconv.Quote is not JSON: its \U0001F600 and
-// \xff escapes make a parser reject the whole batch.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += n
-			continue
-		}
-		i += n
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // batchResult is one event's answer in a batch response.

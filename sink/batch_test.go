@@ -928,25 +928,3 @@ func TestBatchResendSpans(t *testing.T) {
 		t.Errorf("single-event spans by trace %v, want one in each event's trace", alone)
 	}
 }
-
-// FuzzAppendJSONString: for any string, appendJSONString writes valid JSON
-// in valid UTF-8 that reads back as encoding/json's own encoding of it does
-// (invalid bytes as U+FFFD).
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "plain", "😀", "\xff", "\xed\xa0\x80", "a\u2028b\u2029", "\x00\x1f\x7f", `"\`, "<&>", "\uFFFD", "\xf4\x90\x80\x80", "\xf0\x9f\x98"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got := appendJSONString([]byte("x"), s)[1:]
-		if !json.Valid(got) || !utf8.Valid(got) {
-			t.Fatalf("%q encodes as %q: not valid JSON in UTF-8", s, got)
-		}
-		var back, want string
-		_ = json.Unmarshal(got, &back)
-		wb, _ := json.Marshal(s)
-		_ = json.Unmarshal(wb, &want)
-		if back != want {
-			t.Fatalf("%q reads back as %q, encoding/json's as %q", s, back, want)
-		}
-	})
-}

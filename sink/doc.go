@@ -33,7 +33,7 @@
 //     request per event, within the same attempt (Result.Attempts counts
 //     attempts, not requests). An event's answer alone is final, so none is
 //     tried alone twice per attempt.
-//   - Batch bodies are written by appendJSONString, never strconv.Quote
+//   - Batch bodies are written by jsontext.AppendString, never strconv.Quote
 //     (Go quoting is not JSON): invalid UTF-8 becomes U+FFFD on the wire.
 //     An id that a header cannot carry (a control character, invalid UTF-8)
 //     goes in Idempotency-Key and webhook-id as its SHA-256 (headerID).

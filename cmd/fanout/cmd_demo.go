@@ -31,8 +31,8 @@ without @ with 422), email (answers 503 one time in five) and analytics (slow,
 rest lets the sinks catch up. At the end a per-sink summary: produced,
 delivered, retried, dead-lettered, duplicates suppressed, and what each API
 accepted twice (0 unless an answer was lost: an attempt that timed out, 10s by
-default, after the API had accepted; see "When can an API see an event twice?"
-in the README).`,
+default, after the API had accepted; docs/architecture.md lists every window in
+which an API can see an event again).`,
 		flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			dur := fs.Duration("duration", 20*time.Second, "how long the demo runs")
 			rate := fs.Int("rate", 200, "events per second the producer publishes")

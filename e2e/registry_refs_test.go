@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +18,8 @@ import (
 // <topic>-value with a reference to the subject com.acme.Address), through
 // a registry that requires basic auth, reach the API with the referenced
 // record's fields rendered. fanout's password comes from ${VAR} and shows
-// in none of its output. Before references were resolved, every record was
+// in none of its output; with a wrong password the records are held, not
+// parked, and the refusal is logged without a password. Before references were resolved, every record was
 // dead-lettered as an unsupported schema ("uses schema references").
 func TestRegistryReferencesAuth(t *testing.T) {
 	python := pythonClients(t)
@@ -39,11 +41,30 @@ func TestRegistryReferencesAuth(t *testing.T) {
 		t.Fatalf("the producer registered subjects %q, want %q", got, want)
 	}
 
-	s.top = fmt.Sprintf("schemas:\n  registry_url: %s\n  registry_auth: {username: %s, password: \"${FANOUT_E2E_SR_PASSWORD}\"}", reg.URL, reg.user)
+	// A wrong password: the registry refuses, fanout says so without
+	// either password, and holds the records (nothing delivered, parked
+	// or committed) until it can read their schema.
+	t.Setenv("FANOUT_E2E_SR_WRONG", "SR-E2E-WRONG-0815")
+	s.top = fmt.Sprintf("schemas:\n  registry_url: %s\n  registry_auth: {username: %s, password: \"${FANOUT_E2E_SR_WRONG}\"}", reg.URL, reg.user)
 	api := newTarget(t, 0, nil)
 	s.writeConfig(sinkSpec{name: "orders", target: api})
 	s.fanout("topics", "ensure", "-c", s.cfg, "--partitions", "3")
 	p := s.start()
+	waitFor(t, time.Minute, "fanout reports the refused credentials", func() (bool, string) {
+		return strings.Contains(p.out.String(), "401 Unauthorized"), tail(p.out.String(), 3)
+	})
+	p.term(t)
+	if out := p.out.String(); strings.Contains(out, "SR-E2E-WRONG-0815") || strings.Contains(out, reg.pass) ||
+		!strings.Contains(out, "check schemas.registry_auth") || regexp.MustCompile(`parked=[1-9]`).MatchString(out) {
+		t.Fatalf("run with a wrong registry password: want the refusal named, nothing parked, no password shown:\n%s", tail(out, 20))
+	}
+	if api.acceptedCount() != 0 {
+		t.Fatalf("%d orders delivered without their schema", api.acceptedCount())
+	}
+
+	s.top = fmt.Sprintf("schemas:\n  registry_url: %s\n  registry_auth: {username: %s, password: \"${FANOUT_E2E_SR_PASSWORD}\"}", reg.URL, reg.user)
+	s.writeConfig(sinkSpec{name: "orders", target: api})
+	p = s.start()
 	waitFor(t, 2*time.Minute, "every order delivered", func() (bool, string) {
 		return api.acceptedCount() >= n, fmt.Sprintf("%d of %d", api.acceptedCount(), n)
 	})

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +67,30 @@ type Schemas struct {
 	Subjects    map[string]int `yaml:"subjects"`     // subject → schema id for dir; default the shipped mapping
 	RegistryURL string         `yaml:"registry_url"` // default "": when set, a Confluent-compatible Schema Registry is used instead of dir
 	TypeFrom    string         `yaml:"type_from"`    // default "subject": an event's type is its schema's subject, or "record": the record's Avro full name
+	// RegistryAuth and RegistryTLS are how fanout authenticates to the
+	// registry and trusts it; default none and the system roots.
+	RegistryAuth RegistryAuth `yaml:"registry_auth"`
+	RegistryTLS  RegistryTLS  `yaml:"registry_tls"`
 }
+
+// RegistryAuth is basic auth (username and password; Confluent Cloud: API
+// key and secret) or a bearer token, not both. User info in registry_url
+// is basic auth too, as before; not together with these.
+type RegistryAuth struct {
+	Username string `yaml:"username"` // default ""
+	Password string `yaml:"password"` // default ""; use ${SR_PASSWORD}
+	Token    string `yaml:"token"`    // default ""; use ${SR_TOKEN}
+}
+
+// RegistryTLS is the TLS of an https registry_url.
+type RegistryTLS struct {
+	CAFile     string `yaml:"ca_file"`     // default "": the system roots
+	CertFile   string `yaml:"cert_file"`   // default "": no client certificate; with key_file for mutual TLS
+	KeyFile    string `yaml:"key_file"`    // default ""
+	ServerName string `yaml:"server_name"` // default the URL's host
+}
+
+func (t RegistryTLS) set() bool { return t != RegistryTLS{} }
 
 // Events says how an event's identity and key are found.
 type Events struct {
@@ -405,6 +430,64 @@ func absoluteHTTP(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
+// registrySecurityProblems checks schemas.registry_auth and registry_tls.
+// Problems name fields, never a credential's value.
+func (c *Config) registrySecurityProblems() []Problem {
+	var ps []Problem
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{Path: path, Line: c.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+	}
+	a, t := c.Schemas.RegistryAuth, c.Schemas.RegistryTLS
+	if c.Schemas.RegistryURL == "" {
+		if a != (RegistryAuth{}) {
+			add("schemas.registry_auth", "needs schemas.registry_url")
+		}
+		if t.set() {
+			add("schemas.registry_tls", "needs schemas.registry_url")
+		}
+		return ps
+	}
+	u, err := url.Parse(c.Schemas.RegistryURL)
+	if err != nil {
+		return ps // reported as registry_url
+	}
+	switch {
+	case a.Token != "" && (a.Username != "" || a.Password != ""):
+		add("schemas.registry_auth", "set either token (bearer) or username and password (basic), not both")
+	case a.Username != "" && a.Password == "":
+		add("schemas.registry_auth.password", "required with username")
+	case a.Password != "" && a.Username == "":
+		add("schemas.registry_auth.username", "required with password")
+	}
+	if u.User != nil && a != (RegistryAuth{}) {
+		add("schemas.registry_auth", "schemas.registry_url holds credentials too: set them in one place")
+	}
+	if !t.set() {
+		return ps
+	}
+	if u.Scheme != "https" {
+		add("schemas.registry_tls", "needs an https registry_url")
+	}
+	if t.CAFile != "" {
+		if b, err := os.ReadFile(t.CAFile); err != nil {
+			add("schemas.registry_tls.ca_file", "cannot read: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			add("schemas.registry_tls.ca_file", "%s holds no PEM certificate", t.CAFile)
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		add("schemas.registry_tls.key_file", "required with cert_file")
+	case t.KeyFile != "" && t.CertFile == "":
+		add("schemas.registry_tls.cert_file", "required with key_file")
+	case t.CertFile != "":
+		if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+			add("schemas.registry_tls.cert_file", "with key_file: %v", err)
+		}
+	}
+	return ps
+}
+
 func (c *Config) validate() []Problem {
 	var ps []Problem
 	add := func(path, format string, args ...any) {
@@ -436,6 +519,7 @@ func (c *Config) validate() []Problem {
 	} else if c.Schemas.Dir != "" && len(c.Schemas.Subjects) == 0 {
 		add("schemas.subjects", "required with schemas.dir: map each subject (file <subject>.avsc) to its schema id")
 	}
+	ps = append(ps, c.registrySecurityProblems()...)
 	if c.Schemas.TypeFrom != TypeFromSubject && c.Schemas.TypeFrom != TypeFromRecord {
 		add("schemas.type_from", "%q is not subject or record", c.Schemas.TypeFrom)
 	}

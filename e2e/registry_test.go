@@ -209,10 +209,15 @@ type confluentRegistry struct {
 	URL string
 	t   *testing.T
 
+	// user and pass, when set, are required as basic auth, as the
+	// registry's basic auth extension does.
+	user, pass string
+
 	mu       sync.Mutex
-	texts    []string         // id-1 → schema text
-	subjects map[string][]int // subject → ids by version-1
-	paths    map[string]int   // requests per path
+	texts    []string          // id-1 → schema text
+	refs     []json.RawMessage // id-1 → its schema references, as posted
+	subjects map[string][]int  // subject → ids by version-1
+	paths    map[string]int    // requests per path
 	unknown  []string
 }
 
@@ -221,8 +226,9 @@ func newConfluentRegistry(t *testing.T) *confluentRegistry {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /subjects/{subject}/versions", func(w http.ResponseWriter, q *http.Request) {
 		var body struct {
-			Schema     string `json:"schema"`
-			SchemaType string `json:"schemaType"`
+			Schema     string          `json:"schema"`
+			SchemaType string          `json:"schemaType"`
+			References json.RawMessage `json:"references"`
 		}
 		if err := json.NewDecoder(q.Body).Decode(&body); err != nil || body.Schema == "" || body.SchemaType != "" && body.SchemaType != "AVRO" {
 			r.reply(w, 422, map[string]any{"error_code": 42201, "message": "Invalid schema"})
@@ -233,6 +239,7 @@ func newConfluentRegistry(t *testing.T) *confluentRegistry {
 		id := slices.Index(r.texts, body.Schema) + 1
 		if id == 0 {
 			r.texts = append(r.texts, body.Schema)
+			r.refs = append(r.refs, body.References)
 			id = len(r.texts)
 		}
 		if !slices.Contains(r.subjects[subject], id) {
@@ -243,7 +250,7 @@ func newConfluentRegistry(t *testing.T) *confluentRegistry {
 	})
 	mux.HandleFunc("GET /schemas/ids/{id}", func(w http.ResponseWriter, q *http.Request) {
 		if text, ok := r.text(q.PathValue("id")); ok {
-			r.reply(w, 200, map[string]any{"schema": text})
+			r.reply(w, 200, r.withRefs(q.PathValue("id"), map[string]any{"schema": text}))
 			return
 		}
 		r.reply(w, 404, map[string]any{"error_code": 40403, "message": "Schema not found"})
@@ -297,12 +304,16 @@ func newConfluentRegistry(t *testing.T) *confluentRegistry {
 			return
 		}
 		text, _ := r.text(strconv.Itoa(ids[v-1]))
-		r.reply(w, 200, map[string]any{"subject": subject, "version": v, "id": ids[v-1], "schema": text})
+		r.reply(w, 200, r.withRefs(strconv.Itoa(ids[v-1]), map[string]any{"subject": subject, "version": v, "id": ids[v-1], "schema": text}))
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) {
 		r.mu.Lock()
 		r.paths[q.URL.Path]++
 		r.mu.Unlock()
+		if user, pass, ok := q.BasicAuth(); r.user != "" && (!ok || user != r.user || pass != r.pass) {
+			r.reply(w, http.StatusUnauthorized, map[string]any{"error_code": 40101, "message": "Unauthorized"})
+			return
+		}
 		if _, pattern := mux.Handler(q); pattern == "" {
 			r.mu.Lock()
 			r.unknown = append(r.unknown, q.Method+" "+q.URL.Path)
@@ -329,6 +340,17 @@ func (r *confluentRegistry) text(idStr string) (string, bool) {
 		return "", false
 	}
 	return r.texts[id-1], true
+}
+
+// withRefs adds the references schema id idStr was registered with to m.
+func (r *confluentRegistry) withRefs(idStr string, m map[string]any) map[string]any {
+	id, _ := strconv.Atoi(idStr)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id >= 1 && id <= len(r.refs) && len(r.refs[id-1]) > 0 && string(r.refs[id-1]) != "null" {
+		m["references"] = r.refs[id-1]
+	}
+	return m
 }
 
 func (r *confluentRegistry) subjectList() []string {

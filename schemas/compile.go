@@ -88,6 +88,22 @@ type field struct {
 
 // parseSchema parses and compiles one writer schema.
 func parseSchema(id int, subject string, avsc []byte) (s *Schema, err error) {
+	return parseSchemaRefs(id, subject, avsc, nil)
+}
+
+// refText is the text of a schema that another one references (a Schema
+// Registry schema reference), and where it came from, for errors.
+type refText struct {
+	subject string
+	version int
+	avsc    []byte
+}
+
+// parseSchemaRefs parses and compiles one writer schema whose named types
+// may come from the referenced schemas refs, given in dependency order (a
+// schema after every schema it references): they are parsed first, into
+// the same name cache, so avsc can name their types.
+func parseSchemaRefs(id int, subject string, avsc []byte, refs []refText) (s *Schema, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, fmt.Errorf("%w: parser failed: %v", ErrUnsupportedSchema, r)
@@ -95,7 +111,13 @@ func parseSchema(id int, subject string, avsc []byte) (s *Schema, err error) {
 	}()
 	// A fresh cache per schema: named types of different schemas (or
 	// versions of one) must not see each other.
-	as, err := avro.ParseBytesWithCache(avsc, "", &avro.SchemaCache{})
+	names := &avro.SchemaCache{}
+	for _, ref := range refs {
+		if _, err := avro.ParseBytesWithCache(ref.avsc, "", names); err != nil {
+			return nil, fmt.Errorf("%w: referenced subject %q version %d: %v", ErrUnsupportedSchema, ref.subject, ref.version, err)
+		}
+	}
+	as, err := avro.ParseBytesWithCache(avsc, "", names)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedSchema, err)
 	}

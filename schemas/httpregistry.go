@@ -2,12 +2,16 @@ package schemas
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,10 +34,19 @@ const (
 // subject share one request. Failed lookups are not cached. It is safe for
 // concurrent use.
 type HTTPRegistry struct {
-	base    string
-	baseErr error // the base URL is unusable
+	base    string // scheme://host/path, no user info, no query
+	query   string // the base URL's raw query, sent with every request
+	shown   string // the base URL as errors show it: no secrets
+	shownQ  string // its query so, "?token=***" or ""
+	baseErr error  // the base URL is unusable
 	client  *http.Client
 	now     func() time.Time // for tests
+
+	user, pass string // basic auth, from the URL's user info or options
+	token      string // bearer token
+	secrets    []string
+
+	refs cache[refKey, *refSchema] // referenced subject versions
 
 	ids      cache[int, *Schema]
 	subjects cache[string, *Schema]
@@ -49,38 +62,204 @@ var _ Registry = (*HTTPRegistry)(nil)
 
 // NewHTTPRegistry returns a registry client for baseURL, for example
 // "http://localhost:8081" or "https://key:secret@psrc-xyz.confluent.cloud"
-// (the user info is sent as basic auth). A nil client means
-// http.DefaultClient; each lookup is bounded by its ctx. If baseURL is not
-// an absolute http(s) URL, every lookup fails saying so.
+// (the user info is sent as basic auth; a query is sent with every
+// request). A nil client means http.DefaultClient; each lookup is bounded
+// by its ctx. If baseURL is not an absolute http(s) URL, every lookup fails
+// saying so. Errors never show the user info's password or query values.
 func NewHTTPRegistry(baseURL string, client *http.Client) *HTTPRegistry {
 	if client == nil {
 		client = http.DefaultClient
 	}
 	r := &HTTPRegistry{
-		base:     strings.TrimRight(baseURL, "/"),
 		client:   client,
 		now:      time.Now,
 		subjects: cache[string, *Schema]{ttl: subjectTTL},
 	}
 	// url.Parse errors quote the URL, password and all: say less.
-	if u, err := url.Parse(r.base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		r.baseErr = errors.New("schemas: registry base URL is not an absolute http or https URL")
+		return r
 	}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		r.setBasic(u.User.Username(), pass)
+	}
+	r.query = u.RawQuery
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			r.addSecret(v)
+		}
+	}
+	if u.RawQuery != "" {
+		shown := RedactURL(u)
+		r.shownQ = shown[strings.LastIndex(shown, "?"):]
+	}
+	u.RawQuery = ""
+	r.shown = strings.TrimRight(RedactURL(u), "/")
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	r.base = strings.TrimRight(u.String(), "/")
 	return r
+}
+
+// RegistryOptions configure NewRegistry.
+type RegistryOptions struct {
+	// URL is the registry's base URL; user info in it is basic auth.
+	URL string
+	// Username and Password are sent as basic auth (Confluent Cloud: the
+	// API key and secret). Token is sent as a bearer token instead. At
+	// most one of the two, and not with user info in URL.
+	Username, Password, Token string
+	// CAFile is a PEM file of the CAs that sign the registry's
+	// certificate; "" means the system roots.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// a registry that requires one (mutual TLS). Both or neither.
+	CertFile, KeyFile string
+	// ServerName is the name the registry's certificate must carry;
+	// default the URL's host.
+	ServerName string
+	// Timeout bounds each request; default 10s.
+	Timeout time.Duration
+}
+
+// NewRegistry returns a registry client as the options say: auth, TLS
+// and timeout. Errors name what is wrong, never a credential.
+func NewRegistry(o RegistryOptions) (*HTTPRegistry, error) {
+	if o.Token != "" && (o.Username != "" || o.Password != "") {
+		return nil, errors.New("schemas: registry: a bearer token and a username/password are exclusive: set one")
+	}
+	if o.Password != "" && o.Username == "" {
+		return nil, errors.New("schemas: registry: a password needs a username")
+	}
+	tc, err := registryTLS(o)
+	if err != nil {
+		return nil, err
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tc != nil {
+		tr.TLSClientConfig = tc
+	}
+	r := NewHTTPRegistry(o.URL, &http.Client{Timeout: timeout, Transport: tr})
+	if r.baseErr != nil {
+		return nil, r.baseErr
+	}
+	if tc != nil && !strings.HasPrefix(r.base, "https:") {
+		return nil, errors.New("schemas: registry: TLS settings need an https URL")
+	}
+	if r.user != "" && (o.Username != "" || o.Token != "") {
+		return nil, errors.New("schemas: registry: the URL holds a user and the options name credentials too: set one")
+	}
+	if o.Username != "" {
+		r.setBasic(o.Username, o.Password)
+	}
+	r.token = o.Token
+	r.addSecret(o.Token)
+	return r, nil
+}
+
+// registryTLS returns the TLS config the options ask for, nil for the
+// defaults (the system roots, no client certificate).
+func registryTLS(o RegistryOptions) (*tls.Config, error) {
+	if o.CAFile == "" && o.CertFile == "" && o.KeyFile == "" && o.ServerName == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("schemas: registry CA file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("schemas: registry CA file %s holds no PEM certificate", o.CAFile)
+		}
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return nil, errors.New("schemas: registry: a client certificate needs both cert_file and key_file")
+	}
+	if o.CertFile != "" {
+		// LoadX509KeyPair's errors name the problem, never the key.
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("schemas: registry client certificate %s / key %s: %w", o.CertFile, o.KeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// setBasic sets the basic auth credentials; the password and the
+// header's encoding of both are secrets.
+func (r *HTTPRegistry) setBasic(user, pass string) {
+	r.user, r.pass = user, pass
+	r.addSecret(pass)
+	if pass != "" {
+		r.addSecret(base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)))
+	}
+}
+
+func (r *HTTPRegistry) addSecret(s string) {
+	if s != "" {
+		r.secrets = append(r.secrets, s)
+		// Longest first: a secret inside another is not left half shown.
+		sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
+	}
+}
+
+// redact replaces every credential of r in s with ***.
+func (r *HTTPRegistry) redact(s string) string {
+	for _, sec := range r.secrets {
+		s = strings.ReplaceAll(s, sec, "***")
+	}
+	return s
+}
+
+// RedactURL returns u as it may be shown: the password of its user info
+// and every query value replaced by ***
+// (https://user:***@host/x?token=***).
+func RedactURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		if _, ok := c.User.Password(); ok {
+			c.User = url.UserPassword(c.User.Username(), "xxxxx")
+		}
+	}
+	if c.RawQuery != "" {
+		q := c.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			for range q[k] {
+				parts = append(parts, url.QueryEscape(k)+"=xxxxx")
+			}
+		}
+		c.RawQuery = strings.Join(parts, "&")
+	}
+	c.Fragment, c.RawFragment = "", ""
+	return strings.ReplaceAll(c.String(), "xxxxx", "***")
 }
 
 // ByID implements Registry: GET /schemas/ids/{id}.
 func (r *HTTPRegistry) ByID(ctx context.Context, id int) (*Schema, error) {
 	return r.ids.get(ctx, id, r.now, func(ctx context.Context) (*Schema, error) {
 		var resp struct {
-			Schema     string            `json:"schema"`
-			SchemaType string            `json:"schemaType"`
-			References []json.RawMessage `json:"references"`
+			Schema     string      `json:"schema"`
+			SchemaType string      `json:"schemaType"`
+			References []schemaRef `json:"references"`
 		}
 		if err := r.get(ctx, "/schemas/ids/"+strconv.Itoa(id), &resp); err != nil {
 			return nil, err
 		}
-		return parseRegistrySchema(id, resp.SchemaType, len(resp.References), resp.Schema)
+		return r.parse(ctx, id, resp.SchemaType, resp.References, resp.Schema)
 	})
 }
 
@@ -88,12 +267,12 @@ func (r *HTTPRegistry) ByID(ctx context.Context, id int) (*Schema, error) {
 func (r *HTTPRegistry) BySubject(ctx context.Context, subject string) (*Schema, error) {
 	return r.subjects.get(ctx, subject, r.now, func(ctx context.Context) (*Schema, error) {
 		var resp struct {
-			Subject    string            `json:"subject"`
-			Version    int               `json:"version"`
-			ID         int               `json:"id"`
-			Schema     string            `json:"schema"`
-			SchemaType string            `json:"schemaType"`
-			References []json.RawMessage `json:"references"`
+			Subject    string      `json:"subject"`
+			Version    int         `json:"version"`
+			ID         int         `json:"id"`
+			Schema     string      `json:"schema"`
+			SchemaType string      `json:"schemaType"`
+			References []schemaRef `json:"references"`
 		}
 		if err := r.get(ctx, "/subjects/"+url.PathEscape(subject)+"/versions/latest", &resp); err != nil {
 			return nil, err
@@ -104,7 +283,7 @@ func (r *HTTPRegistry) BySubject(ctx context.Context, subject string) (*Schema, 
 		if s, ok := r.ids.cached(resp.ID, r.now); ok {
 			return s.withSubject(subject), nil
 		}
-		s, err := parseRegistrySchema(resp.ID, resp.SchemaType, len(resp.References), resp.Schema)
+		s, err := r.parse(ctx, resp.ID, resp.SchemaType, resp.References, resp.Schema)
 		if err != nil {
 			return nil, fmt.Errorf("subject %q: %w", subject, err)
 		}
@@ -174,15 +353,15 @@ func (r *HTTPRegistry) RecordNames(ctx context.Context, subject string) ([]strin
 	var names []string
 	for _, v := range versions {
 		var resp struct {
-			ID         int               `json:"id"`
-			Schema     string            `json:"schema"`
-			SchemaType string            `json:"schemaType"`
-			References []json.RawMessage `json:"references"`
+			ID         int         `json:"id"`
+			Schema     string      `json:"schema"`
+			SchemaType string      `json:"schemaType"`
+			References []schemaRef `json:"references"`
 		}
 		if err := r.get(ctx, base+"/"+strconv.Itoa(v), &resp); err != nil {
 			return nil, err
 		}
-		s, err := parseRegistrySchema(resp.ID, resp.SchemaType, len(resp.References), resp.Schema)
+		s, err := r.parse(ctx, resp.ID, resp.SchemaType, resp.References, resp.Schema)
 		if err != nil || seen[s.Name] {
 			continue
 		}
@@ -193,14 +372,120 @@ func (r *HTTPRegistry) RecordNames(ctx context.Context, subject string) ([]strin
 	return names, nil
 }
 
-func parseRegistrySchema(id int, schemaType string, refs int, avsc string) (*Schema, error) {
+// parse parses a registry schema, fetching the schemas it references.
+func (r *HTTPRegistry) parse(ctx context.Context, id int, schemaType string, refs []schemaRef, avsc string) (*Schema, error) {
 	if schemaType != "" && schemaType != "AVRO" {
 		return nil, fmt.Errorf("%w: schema id %d is %s, not AVRO", ErrUnsupportedSchema, id, schemaType)
 	}
-	if refs > 0 {
-		return nil, fmt.Errorf("%w: schema id %d uses schema references", ErrUnsupportedSchema, id)
+	if len(refs) == 0 {
+		return parseSchema(id, "", []byte(avsc))
 	}
-	return parseSchema(id, "", []byte(avsc))
+	texts, err := r.resolveRefs(ctx, refs)
+	if err != nil {
+		return nil, fmt.Errorf("schema id %d: %w", id, err)
+	}
+	s, err := parseSchemaRefs(id, "", []byte(avsc), texts)
+	if err != nil {
+		return nil, fmt.Errorf("schema id %d: %w", id, err)
+	}
+	return s, nil
+}
+
+// schemaRef is one entry of a registry schema's "references": the
+// subject and version that define a named type the schema uses.
+type schemaRef struct {
+	Name    string `json:"name"`
+	Subject string `json:"subject"`
+	Version int    `json:"version"`
+}
+
+type refKey struct {
+	subject string
+	version int // <= 0: latest
+}
+
+// refSchema is a referenced subject version as the registry holds it.
+type refSchema struct {
+	schema     string
+	schemaType string
+	refs       []schemaRef
+}
+
+const (
+	// maxRefDepth bounds a chain of references (a refers to b refers to
+	// c ...); maxRefs the distinct subject versions one schema pulls in.
+	maxRefDepth = 16
+	maxRefs     = 256
+)
+
+// resolveRefs returns the texts of the schemas refs name and, recursively,
+// of the schemas those reference, each subject version once, in
+// dependency order. Subject versions are fetched once for the life of r
+// (GET /subjects/{subject}/versions/{version}). A cycle, a chain deeper
+// than maxRefDepth or more than maxRefs subject versions is an unsupported
+// schema; a reference the registry does not have, an unknown one.
+func (r *HTTPRegistry) resolveRefs(ctx context.Context, refs []schemaRef) ([]refText, error) {
+	var (
+		order  []refText
+		done   = map[refKey]bool{}
+		onPath = map[refKey]bool{}
+		visit  func(refs []schemaRef, depth int) error
+	)
+	visit = func(refs []schemaRef, depth int) error {
+		for _, ref := range refs {
+			k := refKey{ref.Subject, ref.Version}
+			switch {
+			case done[k]:
+				continue
+			case ref.Subject == "":
+				return fmt.Errorf("%w: a schema reference (name %q) has no subject", ErrUnsupportedSchema, ref.Name)
+			case onPath[k]:
+				return fmt.Errorf("%w: schema references form a cycle through subject %q version %d", ErrUnsupportedSchema, ref.Subject, ref.Version)
+			case depth >= maxRefDepth:
+				return fmt.Errorf("%w: schema references nest deeper than %d (at subject %q version %d)", ErrUnsupportedSchema, maxRefDepth, ref.Subject, ref.Version)
+			case len(done) >= maxRefs:
+				return fmt.Errorf("%w: a schema references more than %d subject versions", ErrUnsupportedSchema, maxRefs)
+			}
+			rs, err := r.refs.get(ctx, k, r.now, func(ctx context.Context) (*refSchema, error) {
+				return r.fetchRef(ctx, k)
+			})
+			if err != nil {
+				return fmt.Errorf("referenced subject %q version %d: %w", ref.Subject, ref.Version, err)
+			}
+			if rs.schemaType != "" && rs.schemaType != "AVRO" {
+				return fmt.Errorf("%w: referenced subject %q version %d is %s, not AVRO", ErrUnsupportedSchema, ref.Subject, ref.Version, rs.schemaType)
+			}
+			onPath[k] = true
+			if err := visit(rs.refs, depth+1); err != nil {
+				return err
+			}
+			delete(onPath, k)
+			done[k] = true
+			order = append(order, refText{subject: ref.Subject, version: ref.Version, avsc: []byte(rs.schema)})
+		}
+		return nil
+	}
+	if err := visit(refs, 0); err != nil {
+		return nil, err
+	}
+	return order, nil
+}
+
+// fetchRef is GET /subjects/{subject}/versions/{version}.
+func (r *HTTPRegistry) fetchRef(ctx context.Context, k refKey) (*refSchema, error) {
+	v := "latest"
+	if k.version > 0 {
+		v = strconv.Itoa(k.version)
+	}
+	var resp struct {
+		Schema     string      `json:"schema"`
+		SchemaType string      `json:"schemaType"`
+		References []schemaRef `json:"references"`
+	}
+	if err := r.get(ctx, "/subjects/"+url.PathEscape(k.subject)+"/versions/"+v, &resp); err != nil {
+		return nil, err
+	}
+	return &refSchema{schema: resp.Schema, schemaType: resp.SchemaType, refs: resp.References}, nil
 }
 
 // registryError is the body of a Schema Registry error response.
@@ -214,15 +499,30 @@ func (r *HTTPRegistry) get(ctx context.Context, path string, v any) error {
 	if r.baseErr != nil {
 		return r.baseErr
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
+	target := r.base + path
+	if r.query != "" {
+		target += "?" + r.query
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return fmt.Errorf("schemas: registry GET %s: %w", path, err)
+		return fmt.Errorf("schemas: registry GET %s: %s", path, r.redact(err.Error()))
 	}
 	req.Header.Set("Accept", "application/vnd.schemaregistry.v1+json, application/json")
+	switch {
+	case r.token != "":
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	case r.user != "":
+		req.SetBasicAuth(r.user, r.pass)
+	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		// *url.Error strips passwords from the URL.
-		return fmt.Errorf("schemas: registry: %w", err)
+		// *url.Error quotes the URL with its query: name it without
+		// secrets, keep the cause (a timeout, a refused certificate).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("schemas: registry GET %s%s%s: %w", r.shown, path, r.shownQ, redactedError{err, r.redact(err.Error())})
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRegistryBody+1))
@@ -244,6 +544,12 @@ func (r *HTTPRegistry) get(ctx context.Context, path string, v any) error {
 		if msg == "" {
 			msg = string(body)
 		}
+		// A registry or a proxy may echo the request: its credentials
+		// must not reach a log or a dead letter.
+		msg = r.redact(msg)
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return fmt.Errorf("schemas: registry GET %s%s%s: %s: %s (check schemas.registry_auth)", r.shown, path, r.shownQ, resp.Status, clip(msg))
+		}
 		if resp.StatusCode == http.StatusNotFound {
 			return fmt.Errorf("schemas: registry GET %s: %s: %s (%w)", path, resp.Status, clip(msg), errNoEndpoint)
 		}
@@ -254,6 +560,16 @@ func (r *HTTPRegistry) get(ctx context.Context, path string, v any) error {
 	}
 	return nil
 }
+
+// redactedError is err with its text redacted; errors.Is and As still
+// see err (a context deadline, a certificate error).
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
 
 // errNoEndpoint marks a 404 without the registry's own error code: the
 // path does not exist there (a wrong base URL, or an older registry).

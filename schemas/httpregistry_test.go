@@ -130,7 +130,7 @@ func TestHTTPRegistryByID(t *testing.T) {
 		{1, nil, ""},
 		{2, nil, ""},
 		{3, ErrUnsupportedSchema, "schema id 3 is PROTOBUF, not AVRO"},
-		{4, ErrUnsupportedSchema, "schema id 4 uses schema references"},
+		{4, nil, `referenced subject "x" version 1`}, // the fake serves no subject versions
 		{5, nil, "schemas: registry GET /schemas/ids/5: 500 Internal Server Error: Error in the backend data store"},
 		{6, nil, "schemas: registry GET /schemas/ids/6: 404 Not Found: 404 page not found"},
 		{8, nil, "response larger than 4194304 bytes"},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -38,7 +37,11 @@ func kafkaOpts(cfg *config.Config) []kgo.Opt {
 // a local directory, else the schemas shipped inside fanout.
 func buildCodec(cfg *config.Config) (*schemas.Codec, error) {
 	if cfg.Schemas.RegistryURL != "" {
-		return schemas.NewCodec(schemas.NewHTTPRegistry(cfg.Schemas.RegistryURL, &http.Client{Timeout: 10 * time.Second})).WithEventTypes(eventTypes(cfg)), nil
+		reg, err := newRegistry(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return schemas.NewCodec(reg).WithEventTypes(eventTypes(cfg)), nil
 	}
 	fsys := schemas.Builtin()
 	if cfg.Schemas.Dir != "" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -76,7 +75,10 @@ func typeProblems(ctx context.Context, cfg *config.Config, names []string, onlin
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	reg := schemas.NewHTTPRegistry(cfg.Schemas.RegistryURL, &http.Client{Timeout: 10 * time.Second})
+	reg, err := newRegistry(cfg)
+	if err != nil {
+		return nil // run fails building the codec, saying why
+	}
 	if !hasTypes {
 		// No filter to refuse, but the events' types are still sent.
 		if err := probeSubjectsOf(ctx, reg, ""); errors.Is(err, schemas.ErrNoSubjects) {
@@ -163,4 +165,20 @@ func probeSubjectsOf(ctx context.Context, reg *schemas.HTTPRegistry, subject str
 	}
 	_, err = reg.SubjectsOf(ctx, sch.ID)
 	return err
+}
+
+// newRegistry returns the Schema Registry client of cfg: its URL, auth and
+// TLS. Errors name the problem, never a credential.
+func newRegistry(cfg *config.Config) (*schemas.HTTPRegistry, error) {
+	a, t := cfg.Schemas.RegistryAuth, cfg.Schemas.RegistryTLS
+	reg, err := schemas.NewRegistry(schemas.RegistryOptions{
+		URL:      cfg.Schemas.RegistryURL,
+		Username: a.Username, Password: a.Password, Token: a.Token,
+		CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName,
+		Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("schemas.registry: %w", err)
+	}
+	return reg, nil
 }

@@ -1,10 +1,13 @@
 package redact
 
 import (
+	"io"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Mask is what a hidden value is replaced with.
@@ -75,39 +78,84 @@ func URLSecrets(s string) []string {
 	return out
 }
 
-// Redactor replaces each of a fixed set of secret strings with Mask. The zero
-// value and nil replace nothing. It is safe for concurrent use.
+// Redactor replaces each secret string it was given with Mask. New secrets
+// may be added at any time (a command loads its config after its logger is
+// made); nil replaces nothing. It is safe for concurrent use.
 type Redactor struct {
-	r *strings.Replacer
+	mu      sync.Mutex
+	secrets map[string]bool
+	r       atomic.Pointer[strings.Replacer]
 }
 
-// New returns a Redactor of secrets; empty strings and those shorter than
-// MinLen are ignored. Longer secrets are replaced first, so a secret holding
-// another is hidden whole.
+// New returns a Redactor of secrets.
 func New(secrets ...string) *Redactor {
-	seen := map[string]bool{}
-	var list []string
+	r := &Redactor{}
+	r.Add(secrets...)
+	return r
+}
+
+// Add adds secrets; empty strings and those shorter than MinLen are ignored.
+// Longer secrets are replaced first, so a secret holding another is hidden
+// whole.
+func (r *Redactor) Add(secrets ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.secrets == nil {
+		r.secrets = map[string]bool{}
+	}
+	added := false
 	for _, s := range secrets {
-		if len(s) >= MinLen && !seen[s] {
-			seen[s] = true
-			list = append(list, s)
+		if len(s) >= MinLen && !r.secrets[s] {
+			r.secrets[s], added = true, true
 		}
 	}
-	if len(list) == 0 {
-		return &Redactor{}
+	if !added {
+		return
 	}
-	sort.Slice(list, func(i, j int) bool { return len(list[i]) > len(list[j]) })
+	list := make([]string, 0, len(r.secrets))
+	for s := range r.secrets {
+		list = append(list, s)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if len(list[i]) != len(list[j]) {
+			return len(list[i]) > len(list[j])
+		}
+		return list[i] < list[j]
+	})
 	pairs := make([]string, 0, 2*len(list))
 	for _, s := range list {
 		pairs = append(pairs, s, Mask)
 	}
-	return &Redactor{r: strings.NewReplacer(pairs...)}
+	r.r.Store(strings.NewReplacer(pairs...))
 }
 
 // String returns s with every secret replaced by Mask.
 func (r *Redactor) String(s string) string {
-	if r == nil || r.r == nil || s == "" {
+	if r == nil || s == "" {
 		return s
 	}
-	return r.r.Replace(s)
+	if rep := r.r.Load(); rep != nil {
+		return rep.Replace(s)
+	}
+	return s
+}
+
+// Writer returns w with every secret replaced in each Write. A secret split
+// over two Writes is not seen: it suits writers that get whole lines (slog
+// handlers, fmt.Fprint of a message).
+func (r *Redactor) Writer(w io.Writer) io.Writer { return writer{w: w, r: r} }
+
+type writer struct {
+	w io.Writer
+	r *Redactor
+}
+
+func (w writer) Write(p []byte) (int, error) {
+	if w.r.r.Load() == nil {
+		return w.w.Write(p)
+	}
+	if _, err := io.WriteString(w.w, w.r.String(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -1,6 +1,10 @@
 package redact
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestURL(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -35,6 +39,18 @@ func TestRedactor(t *testing.T) {
 func TestURLSecrets(t *testing.T) {
 	got := New(URLSecrets("https://user:p%40ssword@h/x?token=QUERY%2FTOKEN")...).String("p@ssword p%40ssword QUERY/TOKEN QUERY%2FTOKEN user")
 	if want := "*** *** *** *** user"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestWriterAndAdd(t *testing.T) {
+	r := New()
+	var b strings.Builder
+	w := r.Writer(&b)
+	fmt.Fprintln(w, "before LATESECRET")
+	r.Add("LATESECRET")
+	fmt.Fprintln(w, "after LATESECRET")
+	if got, want := b.String(), "before LATESECRET\nafter ***\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

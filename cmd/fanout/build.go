@@ -255,6 +255,7 @@ func buildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withD
 		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: withDedupe,
 		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
 		MaxEventBytes: s.MaxEventBytes, MaxEventAge: s.MaxEventAge,
+		Redact: secrets.String,
 	}
 	if keyOrder {
 		pc.KeyOrder, pc.Tiers, pc.BarrierTTL = s.Ordering == config.OrderKey, len(s.Retry.Tiers), barrierTTL(s)

@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"encoding/base64"
 	"io"
 	"net/url"
 	"regexp"
@@ -60,7 +61,8 @@ func maskLoose(s string) string {
 }
 
 // URLSecrets returns the strings of s that URL hides: the password and each
-// query value (and their escaped and unescaped forms), for a Redactor.
+// query value (and their escaped and unescaped forms, and the Basic
+// credentials the userinfo becomes), for a Redactor.
 func URLSecrets(s string) []string {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -68,7 +70,10 @@ func URLSecrets(s string) []string {
 	}
 	var out []string
 	if p, ok := u.User.Password(); ok {
-		out = append(out, p, url.PathEscape(p), url.QueryEscape(p))
+		// Go's client sends the userinfo as Basic base64(user:password),
+		// which an API may echo.
+		out = append(out, p, url.PathEscape(p), url.QueryEscape(p),
+			base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+p)))
 	}
 	for _, vs := range u.Query() {
 		for _, v := range vs {

@@ -37,8 +37,8 @@ func TestRedactor(t *testing.T) {
 }
 
 func TestURLSecrets(t *testing.T) {
-	got := New(URLSecrets("https://user:p%40ssword@h/x?token=QUERY%2FTOKEN")...).String("p@ssword p%40ssword QUERY/TOKEN QUERY%2FTOKEN user")
-	if want := "*** *** *** *** user"; got != want {
+	got := New(URLSecrets("https://user:p%40ssword@h/x?token=QUERY%2FTOKEN")...).String("p@ssword p%40ssword QUERY/TOKEN QUERY%2FTOKEN user Basic dXNlcjpwQHNzd29yZA==")
+	if want := "*** *** *** *** user Basic ***"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -75,6 +75,9 @@ var auditFields = []auditField{
 		return "htps://otel:AuditOtelPw-1b2c3d@" + w.otlp + "/?token=AuditOtelQuery-4d5e6f"
 	}},
 	{"redis.db", []string{"AuditMistyped-6f7a8b"}, nil, func(auditWorld) string { return "${AUDIT_MISTYPED}" }},
+	{"schemas.registry_url", []string{"AuditRegistryPw-2c3d4e", "AuditRegistryQuery-5f6a7b"}, nil, func(auditWorld) string {
+		return "http://sr:AuditRegistryPw-2c3d4e@127.0.0.1:1/?token=AuditRegistryQuery-5f6a7b"
+	}},
 }
 
 // setPath sets a dotted path (sinks[0].headers.Authorization) in a YAML tree.
@@ -296,6 +299,7 @@ sinks:
 		label := f.path + " wrong"
 		cmd(label, time.Minute, "validate", "-c", p)
 		cmd(label, 30*time.Second, "status", "-c", p)
+		cmd(label, 30*time.Second, "emit", "-c", p, "--type", "user.registered", "--json", string(s.docs[0]))
 		cmd(label, 30*time.Second, "run", "-c", p)
 	}
 	down := base()

@@ -155,6 +155,10 @@ type writer struct {
 	r *Redactor
 }
 
+// Unwrap returns the writer written to, for a caller that asks what it is
+// (a terminal check).
+func (w writer) Unwrap() io.Writer { return w.w }
+
 func (w writer) Write(p []byte) (int, error) {
 	if w.r.r.Load() == nil {
 		return w.w.Write(p)

@@ -7,13 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fanout-dev/fanout/redact"
 )
 
 // Config is one fanout.yaml. Every field's comment states its default.
@@ -26,7 +30,8 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing"`
 	Sinks   []Sink  `yaml:"sinks"`
 
-	lines map[string]int
+	lines    map[string]int
+	expanded map[string]string // path → value that ${VAR} or ${file:PATH} gave it
 }
 
 // Kafka is the cluster and the topic fanout reads.
@@ -103,6 +108,12 @@ type Run struct {
 	DrainTimeout  time.Duration `yaml:"drain_timeout"`  // default 30s: how long SIGTERM waits for in-flight deliveries
 	RevokeTimeout time.Duration `yaml:"revoke_timeout"` // default 20s: in-flight deadline of revoked partitions (below the rebalance timeout)
 	AdminAddr     string        `yaml:"admin_addr"`     // default "": no admin HTTP listener
+	// AdminToken, when set, is the bearer token the admin endpoint requires
+	// for everything but /healthz and /readyz; default "" (no token, only a
+	// loopback admin_addr is allowed). Give it as ${ADMIN_TOKEN} or
+	// ${file:/run/secrets/admin-token}; at least 16 characters.
+	AdminToken string `yaml:"admin_token"`
+	AdminPprof bool   `yaml:"admin_pprof"` // default false: /debug/pprof is not served
 }
 
 // Tracing is where fanout's spans go: a consume span per record and a client
@@ -249,10 +260,11 @@ func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, 
 		}
 		return nil, fileErr(line, "holds more than one YAML document (a second ---): want one mapping")
 	}
-	d := &decoder{lines: map[string]int{}, env: env}
+	d := &decoder{lines: map[string]int{}, env: env, readFile: os.ReadFile, expanded: map[string]string{}}
 	cfg := &Config{}
 	d.decode("", root.Content[0], reflectValue(cfg))
 	cfg.lines = d.lines
+	cfg.expanded = d.expanded
 	cfg.applyDefaults()
 	problems := d.problems
 	for _, p := range cfg.validate() {
@@ -261,6 +273,11 @@ func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, 
 		}
 	}
 	if len(problems) > 0 {
+		// No value that came from ${...}, and no secret, is ever shown.
+		hide := redact.New(append(cfg.Secrets(), slices.Collect(maps.Values(d.expanded))...)...)
+		for i := range problems {
+			problems[i].Msg = hide.String(problems[i].Msg)
+		}
 		return cfg, &Error{File: name, Problems: problems}
 	}
 	return cfg, nil
@@ -514,7 +531,7 @@ func (c *Config) validate() []Problem {
 	}
 	if c.Schemas.RegistryURL != "" {
 		if !absoluteHTTP(c.Schemas.RegistryURL) {
-			add("schemas.registry_url", "%q is not an absolute http(s) URL", c.Schemas.RegistryURL)
+			add("schemas.registry_url", "%q is not an absolute http(s) URL", redact.URL(c.Schemas.RegistryURL))
 		}
 	} else if c.Schemas.Dir != "" && len(c.Schemas.Subjects) == 0 {
 		add("schemas.subjects", "required with schemas.dir: map each subject (file <subject>.avsc) to its schema id")
@@ -529,7 +546,7 @@ func (c *Config) validate() []Problem {
 		}
 	}
 	if e := c.Tracing.OTLPEndpoint; e != "" && !absoluteHTTP(e) {
-		add("tracing.otlp_endpoint", "%q is not an absolute http(s) URL", e)
+		add("tracing.otlp_endpoint", "%q is not an absolute http(s) URL", redact.URL(e))
 	}
 	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		add("tracing.sample_ratio", "%g is not within 0..1", *r)
@@ -540,6 +557,7 @@ func (c *Config) validate() []Problem {
 	if c.Redis.DB < 0 {
 		add("redis.db", "%d must not be negative", c.Redis.DB)
 	}
+	ps = append(ps, c.validateAdmin()...)
 	names := map[string]int{}
 	for i := range c.Sinks {
 		ps = append(ps, c.validateSink(i, names)...)
@@ -619,7 +637,7 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 	if s.URL == "" {
 		add("url", "required")
 	} else if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add("url", "%q is not an absolute http(s) URL", s.URL)
+		add("url", "%q is not an absolute http(s) URL", redact.URL(s.URL))
 	} else if strings.Contains(u.Host, "{{") {
 		add("url", "the host may not be a template: event data never chooses the destination")
 	}

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"reflect"
@@ -49,6 +51,11 @@ type decoder struct {
 	lines    map[string]int
 	problems []Problem
 	env      func(string) (string, bool)
+	readFile func(string) ([]byte, error)
+	// expanded holds every value that ${VAR} or ${file:PATH} put into the
+	// config, by path: such values are never shown in a Problem, and header
+	// values among them are secrets (see Config.Secrets).
+	expanded map[string]string
 }
 
 func (d *decoder) problem(path string, line int, format string, args ...any) {
@@ -57,24 +64,61 @@ func (d *decoder) problem(path string, line int, format string, args ...any) {
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+var envRef = regexp.MustCompile(`\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?)\}`)
 
-// expand replaces ${VAR} and ${VAR:-default}; an unset VAR without default is a problem.
+// expand replaces ${VAR}, ${VAR:-default} and ${file:PATH} (the file's
+// contents, one trailing newline trimmed) in any scalar. An unset VAR without
+// default, or a file that cannot be read, is a problem naming the variable or
+// the path, never a value.
 func (d *decoder) expand(path string, n *yaml.Node) string {
 	if !strings.Contains(n.Value, "${") {
 		return n.Value
 	}
-	return envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+	changed := false
+	out := envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 		sub := envRef.FindStringSubmatch(m)
-		if v, ok := d.env(sub[1]); ok && v != "" {
+		changed = true
+		if file := sub[1]; file != "" {
+			b, err := d.readFile(file)
+			if err != nil {
+				d.problem(path, n.Line, "${file:%s} cannot be read: %s", file, fileReason(err))
+				return ""
+			}
+			s := strings.TrimSuffix(string(b), "\n")
+			return strings.TrimSuffix(s, "\r")
+		}
+		if v, ok := d.env(sub[2]); ok && v != "" {
 			return v
 		}
-		if sub[2] != "" {
-			return sub[3]
+		if sub[3] != "" {
+			return sub[4]
 		}
-		d.problem(path, n.Line, "environment variable %s is not set", sub[1])
+		d.problem(path, n.Line, "environment variable %s is not set", sub[2])
 		return ""
 	})
+	if changed {
+		d.expanded[path] = out
+	}
+	return out
+}
+
+// fileReason says why a file could not be read without the path twice (the
+// problem names it) and without anything read from it.
+func fileReason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// quote is how a problem shows the value s read at n: quoted as written in
+// the file when it came from ${...}, which may hold a secret.
+func (d *decoder) quote(path string, n *yaml.Node, s string) string {
+	if _, ok := d.expanded[path]; ok {
+		return fmt.Sprintf("%q (expanded)", n.Value)
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 func join(path, key string) string {
@@ -119,7 +163,7 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		s := d.expand(path, n)
 		dur, err := time.ParseDuration(s)
 		if err != nil || dur < 0 {
-			d.problem(path, n.Line, "%q is not a duration (like 250ms, 10s, 1m)", s)
+			d.problem(path, n.Line, "%s is not a duration (like 250ms, 10s, 1m)", d.quote(path, n, s))
 			return
 		}
 		v.SetInt(int64(dur))
@@ -204,21 +248,21 @@ func (d *decoder) decodeScalar(path string, n *yaml.Node, v reflect.Value) {
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		i, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			d.problem(path, n.Line, "%q is not an integer", s)
+			d.problem(path, n.Line, "%s is not an integer", d.quote(path, n, s))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Float64:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			d.problem(path, n.Line, "%q is not a number", s)
+			d.problem(path, n.Line, "%s is not a number", d.quote(path, n, s))
 			return
 		}
 		v.SetFloat(f)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			d.problem(path, n.Line, "%q is not true or false", s)
+			d.problem(path, n.Line, "%s is not true or false", d.quote(path, n, s))
 			return
 		}
 		v.SetBool(b)

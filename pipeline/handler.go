@@ -49,6 +49,11 @@ type Config struct {
 	// a record still in its tier past it may be overtaken. Default 1h;
 	// fanout sets twice the time through every tier plus 10 minutes.
 	BarrierTTL time.Duration
+	// Redact hides secrets in the error text and response excerpt of an
+	// outcome before anything records them (a parked record's headers, the
+	// process span, a log line): an API may echo the request's credentials.
+	// Default nil: nothing hidden.
+	Redact func(string) string
 }
 
 // Stats are a sink's running counts.
@@ -151,7 +156,7 @@ func (h *Handler) WithBarriers(b dedupe.Barriers) *Handler {
 // key-ordered sink it first parks the record behind an earlier one of its key.
 func (h *Handler) Handle(ctx context.Context, r *kgo.Record) (out consumer.Outcome) {
 	ctx, span := tracing.StartProcess(ctx, h.cfg.Sink, r)
-	defer func() { endProcess(span, out) }()
+	defer func() { out = h.scrub(out); endProcess(span, out) }()
 	if !h.cfg.KeyOrder || h.cfg.Tiers == 0 || h.barriers == nil || len(r.Key) == 0 {
 		return h.handle(ctx, r)
 	}
@@ -173,6 +178,30 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) (out consumer.Outco
 	}
 	return h.account(ctx, key, consumer.Origin(r), tier, out)
 }
+
+// scrub applies cfg.Redact to out's error text and excerpt. The error keeps
+// its chain (errors.Is/As still classify it); only its text changes.
+func (h *Handler) scrub(out consumer.Outcome) consumer.Outcome {
+	if h.cfg.Redact == nil {
+		return out
+	}
+	out.Excerpt = h.cfg.Redact(out.Excerpt)
+	if out.Err != nil {
+		if msg := h.cfg.Redact(out.Err.Error()); msg != out.Err.Error() {
+			out.Err = redacted{msg: msg, err: out.Err}
+		}
+	}
+	return out
+}
+
+// redacted is an error whose text had secrets hidden.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r redacted) Error() string { return r.msg }
+func (r redacted) Unwrap() error { return r.err }
 
 // endProcess records a record's outcome on its process span and ends it. A
 // record handed back to be parked (a retry tier or the DLQ) marks the span

@@ -80,6 +80,21 @@ type Config struct {
 	// OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, else
 	// "fanout". The other OTEL_RESOURCE_ATTRIBUTES are always added.
 	ServiceName string
+	// Redact hides secrets in the error texts spans record (their status
+	// messages); default nil: none hidden. The process span's message comes
+	// from the pipeline, which hides them itself (pipeline.Config.Redact).
+	Redact func(string) string
+}
+
+// redactStatus is Config.Redact of the running provider.
+var redactStatus atomic.Pointer[func(string) string]
+
+// statusText is err's text for a span status, with secrets hidden.
+func statusText(err error) string {
+	if f := redactStatus.Load(); f != nil {
+		return (*f)(err.Error())
+	}
+	return err.Error()
 }
 
 // endpoint returns the traces URL to export to, "" for none.
@@ -201,6 +216,10 @@ func Start(cfg Config) (shutdown func(context.Context) error, endpoint string, e
 	sampler, err := cfg.sampler(os.Getenv)
 	if err != nil {
 		return noop, "", err
+	}
+	redactStatus.Store(nil)
+	if cfg.Redact != nil {
+		redactStatus.Store(&cfg.Redact)
 	}
 	endpoint = cfg.endpoint(os.Getenv)
 	if endpoint == "" {

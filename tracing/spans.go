@@ -72,7 +72,7 @@ func StartSend(ctx context.Context, r *kgo.Record) (context.Context, trace.Span)
 func EndSend(span trace.Span, r *kgo.Record, err error) {
 	if err != nil {
 		span.SetAttributes(attribute.String("error.type", "_OTHER"))
-		span.SetStatus(codes.Error, err.Error())
+		span.SetStatus(codes.Error, statusText(err))
 	} else {
 		span.SetAttributes(attribute.String("messaging.destination.partition.id", strconv.Itoa(int(r.Partition))),
 			attribute.Int64("messaging.kafka.offset", r.Offset))
@@ -139,7 +139,7 @@ func EndHTTP(span trace.Span, status int, err error) {
 		span.SetStatus(codes.Error, "")
 	case status == 0 && err != nil:
 		span.SetAttributes(attribute.String("error.type", errorType(err)))
-		span.SetStatus(codes.Error, err.Error())
+		span.SetStatus(codes.Error, statusText(err))
 	}
 	span.End()
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/sink"
 )
 
@@ -23,14 +26,18 @@ import (
 //	GET /readyz        200 while consuming, 503 once draining (readiness)
 //	GET /metrics       Prometheus text format, one series per sink (and tier)
 //	GET /api/sinks     the same counts as JSON
-//	    /debug/pprof/  Go's profiler (CPU, heap, goroutines)
+//	    /debug/pprof/  Go's profiler (CPU, heap, goroutines), only with run.admin_pprof
 //
-// It binds loopback or whatever address the operator gives; it has no
-// authentication, so it belongs on a private interface.
+// With run.admin_token set, everything but /healthz and /readyz needs
+// "Authorization: Bearer <token>" (compared in constant time); without one it
+// only binds a loopback address (serveAdmin refuses any other). Every body
+// it writes passes through the secrets Redactor.
 type admin struct {
 	runners  []*runner
 	started  time.Time
 	draining atomic.Bool
+	token    string // run.admin_token; "" = none (loopback only)
+	pprof    bool   // run.admin_pprof
 }
 
 func (a *admin) handler() http.Handler {
@@ -45,19 +52,50 @@ func (a *admin) handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /metrics", a.metrics)
-	mux.HandleFunc("GET /api/sinks", a.sinks)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /metrics", a.auth(a.metrics))
+	mux.HandleFunc("GET /api/sinks", a.auth(a.sinks))
+	if a.pprof {
+		mux.HandleFunc("/debug/pprof/", a.auth(pprof.Index))
+		mux.HandleFunc("/debug/pprof/cmdline", a.auth(pprof.Cmdline))
+		mux.HandleFunc("/debug/pprof/profile", a.auth(pprof.Profile))
+		mux.HandleFunc("/debug/pprof/symbol", a.auth(pprof.Symbol))
+		mux.HandleFunc("/debug/pprof/trace", a.auth(pprof.Trace))
+	}
 	return mux
 }
+
+// auth lets a request through to h when no token is configured or it
+// carries "Authorization: Bearer <token>"; else 401, the same answer for a
+// missing and a wrong token. h's body is written through the secrets
+// Redactor.
+func (a *admin) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.token != "" {
+			scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="fanout admin"`)
+				http.Error(w, "unauthorized: send Authorization: Bearer <run.admin_token>", http.StatusUnauthorized)
+				return
+			}
+		}
+		h(redactedResponse{ResponseWriter: w, w: secrets.Writer(w)}, r)
+	}
+}
+
+// redactedResponse writes its body through a Redactor.
+type redactedResponse struct {
+	http.ResponseWriter
+	w io.Writer
+}
+
+func (r redactedResponse) Write(p []byte) (int, error) { return r.w.Write(p) }
 
 // serveAdmin listens on addr and serves a until the returned stop is called.
 // A bad or busy address fails fanout run at start, naming it.
 func serveAdmin(addr string, a *admin, log *slog.Logger) (stop func(), err error) {
+	if err := config.AdminExposed(addr, a.token); err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener on %s: %w", addr, err)

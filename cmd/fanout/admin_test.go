@@ -38,7 +38,7 @@ sinks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &admin{runners: runners, started: time.Now()}
+	a := &admin{runners: runners, started: time.Now(), pprof: true}
 	srv := httptest.NewServer(a.handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {

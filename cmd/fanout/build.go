@@ -258,6 +258,7 @@ func buildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withD
 		Sink: s.Name, IDField: s.IDField, Types: s.Types, Dedupe: withDedupe,
 		FailOpen: s.Dedupe.Policy == config.FailOpen, DoneTTL: s.Dedupe.TTL, Lease: s.Dedupe.Lease,
 		MaxEventBytes: s.MaxEventBytes, MaxEventAge: s.MaxEventAge,
+		Redact: secrets.String,
 	}
 	if keyOrder {
 		pc.KeyOrder, pc.Tiers, pc.BarrierTTL = s.Ordering == config.OrderKey, len(s.Retry.Tiers), barrierTTL(s)
@@ -336,6 +337,7 @@ func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 func startTracing(cfg *config.Config, log *slog.Logger) (func(), error) {
 	shutdown, endpoint, err := tracing.Start(tracing.Config{
 		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio, ServiceName: cfg.Tracing.ServiceName,
+		Redact: secrets.String,
 	})
 	if err != nil {
 		return nil, usagef("%v", err)

@@ -30,7 +30,7 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 			file := fs.String("c", "", "config `FILE` (required)")
 			sinks := fs.String("sinks", "", "comma-separated sink names to run (default all)")
 			statsEvery := fs.Duration("stats-interval", 30*time.Second, "how often to log each sink's counts (0: never)")
-			adminAddr := fs.String("admin", "", "serve /healthz, /readyz, /metrics, /api/sinks and /debug/pprof on `ADDR` (default run.admin_addr; none if both are empty)")
+			adminAddr := fs.String("admin", "", "serve /healthz, /readyz, /metrics, /api/sinks (and /debug/pprof with run.admin_pprof) on `ADDR` (default run.admin_addr; none if both are empty; not loopback only with run.admin_token)")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q", args)
@@ -38,6 +38,10 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				cfg, err := loadConfig(*file)
 				if err != nil {
 					return err
+				}
+				// An unsafe admin address fails before anything connects.
+				if err := config.AdminExposed(cmp.Or(*adminAddr, cfg.Run.AdminAddr), cfg.Run.AdminToken); err != nil {
+					return usagef("admin listener: %v", err)
 				}
 				names, err := selectSinks(cfg, *sinks)
 				if err != nil {
@@ -72,7 +76,7 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err != nil {
 					return err
 				}
-				adm := &admin{runners: runners, started: time.Now()}
+				adm := &admin{runners: runners, started: time.Now(), token: cfg.Run.AdminToken, pprof: cfg.Run.AdminPprof}
 				if addr := cmp.Or(*adminAddr, cfg.Run.AdminAddr); addr != "" {
 					stop, err := serveAdmin(addr, adm, e.log)
 					if err != nil {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/redact"
 )
 
 // command is one subcommand.
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("FANOUT_LOG_LEVEL") == "debug" {
 		level = slog.LevelDebug
 	}
+	stdout, stderr = secrets.Writer(stdout), secrets.Writer(stderr)
 	e := &env{stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		topUsage(stdout)
@@ -150,5 +152,13 @@ func loadConfig(path string) (*config.Config, error) {
 		}
 		return nil, usagef("%v", err)
 	}
+	secrets.Add(cfg.Secrets()...)
 	return cfg, nil
 }
+
+// secrets hides every secret of the loaded config in everything fanout
+// writes to stdout and stderr (each line: logs, errors, listings), in the
+// error texts and excerpts of parked records and spans (pipeline.Config.Redact)
+// and on the admin endpoint. Package-wide because a process loads one config;
+// tests that call run several times only add to it.
+var secrets = redact.New()

@@ -38,6 +38,9 @@ func newReplayDisplay(w io.Writer, id, sink string, every int) *replayDisplay {
 
 // isTerminal reports whether w is a character device (a terminal).
 func isTerminal(w io.Writer) bool {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok { // the secrets filter on stdout
+		w = u.Unwrap()
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestFileReference(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "redis-password")
+	if err := os.WriteFile(pw, []byte("FILEPASSWORD-42\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(good, "redis:\n", "redis:\n  password: ${file:"+pw+"}\n", 1)
+	cfg, err := Parse("f.yaml", []byte(y), env(map[string]string{"BROKER": "127.0.0.1:9092"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Redis.Password != "FILEPASSWORD-42" {
+		t.Errorf("password = %q, want the file's contents without the trailing newline", cfg.Redis.Password)
+	}
+
+	missing := filepath.Join(dir, "nope")
+	y = strings.Replace(good, "redis:\n", "redis:\n  password: ${file:"+missing+"}\n", 1)
+	_, err = Parse("f.yaml", []byte(y), env(map[string]string{"BROKER": "127.0.0.1:9092"}))
+	if err == nil || !strings.Contains(err.Error(), "redis.password: ${file:"+missing+"} cannot be read: no such file or directory") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestProblemsHideSecrets: no config error shows a secret or a value that
+// came from ${...}: the issue's examples.
+func TestProblemsHideSecrets(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "tok")
+	if err := os.WriteFile(tok, []byte("FILETOKENVALUE\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := `
+kafka: {brokers: ["127.0.0.1:9092"], topic: events}
+redis: {db: "${REDIS_PASSWORD}", password: "LITERALREDISPW"}
+run: {revoke_timeout: "${file:` + tok + `}", admin_token: short}
+tracing: {otlp_endpoint: "htps://oteluser:OTELSECRET@127.0.0.1:4318?token=OTELQUERYTOKEN"}
+sinks:
+  - name: a
+    url: "htps://user:SINKSECRET@127.0.0.1:5/x?token=SINKQUERYTOKEN"
+    headers: {Authorization: "Bearer SINKBEARER"}
+    max_in_flight: ${FLIGHT}
+`
+	_, err := Parse("s.yaml", []byte(y), env(map[string]string{"REDIS_PASSWORD": "ENVREDISPASSWORD", "FLIGHT": "ENVFLIGHTSECRET"}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, s := range []string{"ENVREDISPASSWORD", "FILETOKENVALUE", "OTELSECRET", "OTELQUERYTOKEN", "SINKSECRET", "SINKQUERYTOKEN", "ENVFLIGHTSECRET", "short"} {
+		if strings.Contains(msg, s) {
+			t.Errorf("the error shows %s:\n%s", s, msg)
+		}
+	}
+	for _, want := range []string{
+		`sinks[0].url: "htps://user:***@127.0.0.1:5/x?token=***" is not an absolute http(s) URL`,
+		`redis.db: "${REDIS_PASSWORD}" (expanded) is not an integer`,
+		`run.revoke_timeout: "${file:` + tok + `}" (expanded) is not a duration`,
+		`run.admin_token: must be at least 16 characters`,
+		`tracing.otlp_endpoint: "htps://oteluser:***@127.0.0.1:4318?token=***"`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+// TestSecretsListsEveryField: each secret field's value is among
+// Config.Secrets. A new secret field is one row here and one line in Secrets.
+func TestSecretsListsEveryField(t *testing.T) {
+	y := `
+kafka: {brokers: ["127.0.0.1:9092"], topic: events}
+redis: {password: REDISPASSWORD1}
+run: {admin_token: ADMINTOKEN0123456789}
+schemas: {registry_url: "https://sr:REGISTRYPW@127.0.0.1:8081?key=REGISTRYQUERY"}
+tracing: {otlp_endpoint: "https://u:OTELPASSWORD@127.0.0.1:4318?token=OTELQUERY"}
+sinks:
+  - name: a
+    url: "https://user:SINKPASSWORD@127.0.0.1:5/x?token=SINKQUERY"
+    headers: {Authorization: "Bearer SINKBEARER", X-Api-Key: SINKAPIKEY, X-Tenant: "${TENANT}", X-Plan: "{{ .Record.plan }}", X-Trace: plain}
+`
+	cfg, err := Parse("s.yaml", []byte(y), env(map[string]string{"TENANT": "EXPANDEDHEADER"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Secrets()
+	for _, want := range []string{"REDISPASSWORD1", "ADMINTOKEN0123456789", "REGISTRYPW", "REGISTRYQUERY", "OTELPASSWORD", "OTELQUERY",
+		"SINKPASSWORD", "SINKQUERY", "Bearer SINKBEARER", "SINKBEARER", "SINKAPIKEY", "EXPANDEDHEADER"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Secrets() lacks %s: %q", want, got)
+		}
+	}
+	for _, not := range []string{"plain", "{{ .Record.plan }}"} {
+		if slices.Contains(got, not) {
+			t.Errorf("Secrets() holds %q, no secret", not)
+		}
+	}
+}
+
+func TestAdminExposed(t *testing.T) {
+	for _, tc := range []struct {
+		addr, token string
+		refused     bool
+	}{
+		{"", "", false}, {"127.0.0.1:9090", "", false}, {"localhost:9090", "", false}, {"[::1]:9090", "", false},
+		{":9090", "", true}, {"0.0.0.0:9090", "", true}, {"10.1.2.3:9090", "", true}, {"0.0.0.0:9090", "ADMINTOKEN0123456789", false},
+	} {
+		if err := AdminExposed(tc.addr, tc.token); (err != nil) != tc.refused {
+			t.Errorf("AdminExposed(%q, token %v) = %v, want refused %v", tc.addr, tc.token != "", err, tc.refused)
+		}
+	}
+}

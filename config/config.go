@@ -57,6 +57,9 @@ type Redis struct {
 	DB          int           `yaml:"db"`           // default 0
 	KeyPrefix   string        `yaml:"key_prefix"`   // default "fanout:dedupe:"
 	DialTimeout time.Duration `yaml:"dial_timeout"` // default 2s
+	Mode        string        `yaml:"mode"`         // default "" (auto): sentinel when sentinel.master_name is set, cluster when addr lists several addresses, else single
+	TLS         RedisTLS      `yaml:"tls"`          // default off
+	Sentinel    Sentinel      `yaml:"sentinel"`     // default none
 }
 
 // Schemas says where writer schemas are found by id.
@@ -456,6 +459,7 @@ func (c *Config) validate() []Problem {
 	if c.Redis.DB < 0 {
 		add("redis.db", "%d must not be negative", c.Redis.DB)
 	}
+	ps = append(ps, c.validateRedis()...)
 	names := map[string]int{}
 	for i := range c.Sinks {
 		ps = append(ps, c.validateSink(i, names)...)

@@ -54,24 +54,14 @@ func buildCodec(cfg *config.Config) (*schemas.Codec, error) {
 // buildStore returns the dedupe store and its closer: Redis when redis.addr is
 // set (comma-separated addresses make a cluster client), else in-memory.
 func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), error) {
-	if cfg.Redis.Addr == "" {
+	if !cfg.Redis.Enabled() {
 		log.Warn("redis.addr is empty: using the in-memory dedupe store, which protects one process only and forgets on restart")
 		return memoryStore{dedupe.NewMemory(), dedupe.NewMemoryBarriers()}, func() {}, nil
 	}
-	redis.SetLogger(redisLog{log})
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        strings.Split(cfg.Redis.Addr, ","),
-		Username:     cfg.Redis.Username,
-		Password:     cfg.Redis.Password,
-		DB:           cfg.Redis.DB,
-		DialTimeout:  cfg.Redis.DialTimeout,
-		ReadTimeout:  2 * time.Second,
-		WriteTimeout: 2 * time.Second,
-		MaxRetries:   2,
-		// A record's context (revoke, drain) interrupts a blocked call
-		// instead of waiting out ReadTimeout.
-		ContextTimeoutEnabled: true,
-	})
+	client, err := redisClient(cfg.Redis, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	// Concurrent records share claim and done round trips (pipelines).
 	store := dedupe.NewCoalescer(dedupe.NewRedis(client, cfg.Redis.KeyPrefix), dedupe.CoalescerConfig{})
 	return redisStore{store, dedupe.NewRedisBarriers(client, cfg.Redis.KeyPrefix+"order.v2:")},
@@ -90,6 +80,41 @@ type (
 		*dedupe.RedisBarriers
 	}
 )
+
+// redisClient is go-redis's universal client for r: a failover client
+// (through the sentinels) in sentinel mode, a cluster client in cluster mode,
+// else a plain client.
+func redisClient(r config.Redis, log *slog.Logger) (redis.UniversalClient, error) {
+	tlsCfg, err := r.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("redis.tls: %w", err)
+	}
+	redis.SetLogger(redisLog{log})
+	opts := &redis.UniversalOptions{
+		Addrs:        r.Addrs(),
+		Username:     r.Username,
+		Password:     r.Password,
+		DB:           r.DB,
+		TLSConfig:    tlsCfg,
+		DialTimeout:  r.DialTimeout,
+		ReadTimeout:  2 * time.Second,
+		WriteTimeout: 2 * time.Second,
+		MaxRetries:   2,
+		// A record's context (revoke, drain) interrupts a blocked call
+		// instead of waiting out ReadTimeout.
+		ContextTimeoutEnabled: true,
+	}
+	switch r.EffectiveMode() {
+	case config.RedisSentinel:
+		opts.Addrs = r.Sentinel.Addrs
+		opts.MasterName = r.Sentinel.MasterName
+		opts.SentinelUsername = r.Sentinel.Username
+		opts.SentinelPassword = r.Sentinel.Password
+	case config.RedisCluster:
+		opts.IsClusterMode = true // also for one configuration endpoint
+	}
+	return redis.NewUniversalClient(opts), nil
+}
 
 func barriersOf(s dedupe.Store) dedupe.Barriers {
 	b, _ := s.(dedupe.Barriers)

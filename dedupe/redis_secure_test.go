@@ -1,0 +1,152 @@
+package dedupe_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/e2e/services"
+)
+
+// The contract and barrier suites, plain and coalesced, on the deployments
+// fanout supports besides one plain server: TLS with a least-privilege ACL
+// user, a 3-master Redis Cluster, a Sentinel-managed primary/replica pair.
+func runAll(t *testing.T, client redis.UniversalClient, prefix string) {
+	t.Run("Contract", func(t *testing.T) {
+		runContract(t, func(t *testing.T) dedupe.Store { return dedupe.NewRedis(client, prefix+uniquePrefix(t)) })
+	})
+	t.Run("Coalesced", func(t *testing.T) {
+		runContract(t, func(t *testing.T) dedupe.Store {
+			c := dedupe.NewCoalescer(dedupe.NewRedis(client, prefix+uniquePrefix(t)), dedupe.CoalescerConfig{})
+			t.Cleanup(c.Close)
+			return c
+		})
+	})
+	t.Run("Barriers", func(t *testing.T) {
+		runBarriers(t, func(t *testing.T) dedupe.Barriers { return dedupe.NewRedisBarriers(client, prefix+uniquePrefix(t)) })
+	})
+}
+
+func secureOpts(o *redis.UniversalOptions) *redis.UniversalOptions {
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = time.Second, time.Second, time.Second
+	o.MaxRetries = 2
+	return o
+}
+
+// TestRedisTLSACL: the suites pass over TLS (client certificate required) as
+// fanout's least-privilege user, and that user is refused a key outside its
+// prefix and a command fanout does not send.
+func TestRedisTLSACL(t *testing.T) {
+	srv := services.NewRedisTLS(t)
+	tlsCfg, err := srv.Files.ClientTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewUniversalClient(secureOpts(&redis.UniversalOptions{
+		Addrs: []string{srv.Addr}, Username: srv.User, Password: srv.Password, TLSConfig: tlsCfg,
+	}))
+	t.Cleanup(func() { client.Close() })
+	runAll(t, client, services.FanoutACLPrefix)
+
+	ctx := t.Context()
+	if err := client.Set(ctx, "elsewhere", "x", time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("SET outside the prefix: %v, want NOPERM", err)
+	}
+	if err := client.Keys(ctx, services.FanoutACLPrefix+"*").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("KEYS: %v, want NOPERM", err)
+	}
+	// Without a client certificate the server refuses the handshake.
+	noCert := tlsCfg.Clone()
+	noCert.Certificates = nil
+	c2 := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: srv.User, Password: srv.Password, TLSConfig: noCert, MaxRetries: -1})
+	defer c2.Close()
+	if err := c2.Ping(ctx).Err(); err == nil {
+		t.Error("PING without a client certificate succeeded")
+	}
+	// Plaintext is not served.
+	c3 := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: srv.User, Password: srv.Password, MaxRetries: -1, ReadTimeout: time.Second})
+	defer c3.Close()
+	if err := c3.Ping(ctx).Err(); err == nil {
+		t.Error("plaintext PING on the TLS port succeeded")
+	}
+}
+
+// TestRedisCluster: the suites pass on a real 3-master cluster; the
+// coalescer's pipelines span keys of all three masters (go-redis splits a
+// pipeline per node), which the test checks by counting keys per master.
+func TestRedisCluster(t *testing.T) {
+	cl := services.NewRedisCluster(t)
+	client := redis.NewUniversalClient(secureOpts(&redis.UniversalOptions{Addrs: cl.Addrs(), IsClusterMode: true}))
+	t.Cleanup(func() { client.Close() })
+	if _, ok := client.(*redis.ClusterClient); !ok {
+		t.Fatalf("client is %T, want *redis.ClusterClient", client)
+	}
+	runAll(t, client, "")
+
+	// One ClaimBatch and one DoneBatch over 64 keys: one pipeline each,
+	// keys on every master.
+	prefix := uniquePrefix(t)
+	s := dedupe.NewRedis(client, prefix)
+	var reqs []dedupe.ClaimRequest
+	var keys []string
+	for i := range 64 {
+		k := "k" + string(rune('A'+i%26)) + strings.Repeat("x", i/26)
+		keys = append(keys, k)
+		reqs = append(reqs, dedupe.ClaimRequest{Key: k, Token: "a", Lease: longLease})
+	}
+	out, err := s.ClaimBatch(t.Context(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if o != dedupe.Claimed {
+			t.Errorf("key %s: %v, want Claimed", keys[i], o)
+		}
+	}
+	if err := s.DoneBatch(t.Context(), keys, longTTL); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range cl.Nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.Addr})
+		ks, err := c.Keys(t.Context(), prefix+"*").Result()
+		c.Close()
+		size := len(ks)
+		if err != nil || size == 0 {
+			t.Errorf("master %s holds %d keys (%v): the batch did not reach every master", n.Addr, size, err)
+		}
+		t.Logf("master %s: %d of the batch's %d keys", n.Addr, size, len(keys))
+	}
+	out, err = s.ClaimBatch(t.Context(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range out {
+		if o != dedupe.Duplicate {
+			t.Errorf("key %s after DoneBatch: %v, want Duplicate", keys[i], o)
+		}
+	}
+}
+
+// TestRedisSentinel: the suites pass through a failover client that found
+// the primary by asking the sentinel.
+func TestRedisSentinel(t *testing.T) {
+	s := services.NewRedisSentinel(t)
+	client := redis.NewUniversalClient(secureOpts(&redis.UniversalOptions{
+		Addrs: []string{s.Sentinel.Addr}, MasterName: services.SentinelMaster,
+	}))
+	t.Cleanup(func() { client.Close() })
+	runAll(t, client, "")
+	// The keys are on the primary, and replicated.
+	admin := redis.NewClient(&redis.Options{Addr: s.Primary.Addr})
+	defer admin.Close()
+	if n, err := admin.DBSize(t.Context()).Result(); err != nil || n == 0 {
+		t.Errorf("primary holds %d keys (%v)", n, err)
+	}
+	if err := dedupe.NewRedis(client, "").Done(t.Context(), "x", longTTL); errors.Is(err, dedupe.ErrUnavailable) || err != nil {
+		t.Fatal(err)
+	}
+}

@@ -215,6 +215,22 @@ func (n *RedisNode) start(bin string, args []string) error {
 	}
 }
 
+// Freeze stops the process (SIGSTOP) until Thaw: it neither reads nor
+// answers, as a stalled replica.
+func (n *RedisNode) Freeze() error { return n.send(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen process (SIGCONT).
+func (n *RedisNode) Thaw() error { return n.send(syscall.SIGCONT) }
+
+func (n *RedisNode) send(sig syscall.Signal) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return errors.New("redis-server " + n.Addr + " is not running")
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
 // Kill sends SIGKILL (a crash: nothing is flushed or handed over) and waits.
 func (n *RedisNode) Kill() error { return n.signal(syscall.SIGKILL) }
 

@@ -180,11 +180,20 @@ func useSentinel(t *testing.T, s *scenario, sent *services.RedisSentinel) {
 	if !strings.Contains(string(b), old) {
 		t.Fatalf("config has no %q", old)
 	}
-	cfg := strings.Replace(string(b), old, fmt.Sprintf("  sentinel: {master_name: %s, addrs: [%s]}\n", services.SentinelMaster, sent.Sentinel.Addr), 1)
+	cfg := strings.Replace(string(b), old, fmt.Sprintf("  username: %s\n  password: %s\n  sentinel: {master_name: %s, addrs: [%s], password: %s}\n",
+		sent.User, sent.Password, services.SentinelMaster, sent.Sentinel.Addr, sent.SentinelPassword), 1)
+	// The least-privilege user owns keys under FanoutACLPrefix only.
+	oldPrefix := fmt.Sprintf("  key_prefix: \"%s:\"\n", s.topic)
+	if !strings.Contains(cfg, oldPrefix) {
+		t.Fatalf("config has no %q", oldPrefix)
+	}
+	cfg = strings.Replace(cfg, oldPrefix, fmt.Sprintf("  key_prefix: \"%s\"\n", sentinelKeyPrefix(s)), 1)
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
+
+func sentinelKeyPrefix(s *scenario) string { return services.FanoutACLPrefix + s.topic + ":" }
 
 // doneKeys reports which of ids have a done key of sink profile on c.
 func doneKeys(t *testing.T, c *redis.Client, s *scenario, ids []string) map[string]bool {
@@ -194,7 +203,7 @@ func doneKeys(t *testing.T, c *redis.Client, s *scenario, ids []string) map[stri
 	pipe := c.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.Get(ctx, s.topic+":"+dedupe.Key("profile", id))
+		cmds[i] = pipe.Get(ctx, sentinelKeyPrefix(s)+dedupe.Key("profile", id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		t.Fatalf("read done keys from %s: %v", c.Options().Addr, err)

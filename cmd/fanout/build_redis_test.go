@@ -16,13 +16,14 @@ import (
 // TestBuildStoreRedisModes: buildStore, from a parsed config, reaches each
 // deployment through the client its mode needs, and the store and barriers
 // work there: TLS with a client certificate as the least-privilege ACL user
-// (password from ${VAR}), a 3-master cluster, a primary found through
-// Sentinel.
+// (password from ${VAR}), a 3-master cluster and a primary found through a
+// password-protected Sentinel, each as the least-privilege user.
 func TestBuildStoreRedisModes(t *testing.T) {
 	tlsSrv := services.NewRedisTLS(t)
 	cluster := services.NewRedisCluster(t)
 	sent := services.NewRedisSentinel(t)
 	env := map[string]string{"REDIS_PASSWORD": tlsSrv.Password}
+	clusterUser := fmt.Sprintf("\n  username: %s\n  password: %s", cluster.User, cluster.Password)
 	for _, tc := range []struct {
 		name, redis string
 		client      string // the go-redis client type buildStore must make
@@ -33,9 +34,10 @@ func TestBuildStoreRedisModes(t *testing.T) {
   password: ${REDIS_PASSWORD}
   tls: {enabled: true, ca_file: %s, cert_file: %s, key_file: %s, server_name: localhost}`,
 			tlsSrv.Addr, tlsSrv.User, tlsSrv.Files.CA, tlsSrv.Files.ClientCert, tlsSrv.Files.ClientKey), "*redis.Client"},
-		{"cluster", "\n  addr: " + strings.Join(cluster.Addrs(), ","), "*redis.ClusterClient"},
-		{"cluster one seed", "\n  mode: cluster\n  addr: " + cluster.Addrs()[1], "*redis.ClusterClient"},
-		{"sentinel", fmt.Sprintf("\n  sentinel: {master_name: %s, addrs: [%s]}", services.SentinelMaster, sent.Sentinel.Addr), "*redis.Client"},
+		{"cluster", "\n  addr: " + strings.Join(cluster.Addrs(), ",") + clusterUser, "*redis.ClusterClient"},
+		{"cluster one seed", "\n  mode: cluster\n  addr: " + cluster.Addrs()[1] + clusterUser, "*redis.ClusterClient"},
+		{"sentinel", fmt.Sprintf("\n  username: %s\n  password: %s\n  sentinel: {master_name: %s, addrs: [%s], password: %s}",
+			sent.User, sent.Password, services.SentinelMaster, sent.Sentinel.Addr, sent.SentinelPassword), "*redis.Client"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			yaml := "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis:" + tc.redis + "\n"

@@ -41,6 +41,16 @@ const (
 	SentinelMaster = "fanout"
 )
 
+// fanoutUser is the config line of the least-privilege user, with extra
+// commands (cluster mode needs +cluster|slots).
+func fanoutUser(user, password, extra string) string {
+	return fmt.Sprintf("user %s on >%s resetchannels ~%s* %s%s\n", user, password, FanoutACLPrefix, FanoutACLCommands, extra)
+}
+
+// FanoutClusterACL is what cluster mode adds to FanoutACLCommands: go-redis
+// reads the slot map.
+const FanoutClusterACL = " +cluster|slots"
+
 // TLSFiles are PEM files of a test CA and a server and client certificate it
 // signed; the server's names are 127.0.0.1 and localhost.
 type TLSFiles struct {
@@ -330,8 +340,7 @@ tls-key-file %s
 tls-ca-cert-file %s
 tls-auth-clients yes
 user default on >%s ~* &* +@all
-user %s on >%s resetchannels ~%s* %s
-`, port, files.ServerCert, files.ServerKey, files.CA, r.AdminPassword, r.User, r.Password, FanoutACLPrefix, FanoutACLCommands)
+%s`, port, files.ServerCert, files.ServerKey, files.CA, r.AdminPassword, fanoutUser(r.User, r.Password, ""))
 	n, err := startNode(dir, port, false, conf, pingAs(redis.Options{TLSConfig: clientTLS, Password: r.AdminPassword}))
 	if err != nil {
 		t.Fatal(err)
@@ -341,9 +350,11 @@ user %s on >%s resetchannels ~%s* %s
 	return r
 }
 
-// RedisCluster is a Redis Cluster of three masters (no replicas).
+// RedisCluster is a Redis Cluster of three masters (no replicas); default
+// is the admin user without a password, User the least-privilege one.
 type RedisCluster struct {
-	Nodes []*RedisNode
+	Nodes          []*RedisNode
+	User, Password string
 }
 
 // Addrs returns the nodes' addresses.
@@ -361,13 +372,13 @@ func (c *RedisCluster) Addrs() []string {
 func NewRedisCluster(t testing.TB) *RedisCluster {
 	t.Helper()
 	dir := t.TempDir()
-	c := &RedisCluster{}
+	c := &RedisCluster{User: "fanout", Password: "fanout-" + randHex()}
 	for range 3 {
 		port, err := nodePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		conf := fmt.Sprintf("port %d\ncluster-enabled yes\ncluster-config-file nodes-%d.conf\ncluster-node-timeout 2000\n", port, port)
+		conf := fmt.Sprintf("port %d\ncluster-enabled yes\ncluster-config-file nodes-%d.conf\ncluster-node-timeout 2000\n%s", port, port, fanoutUser(c.User, c.Password, FanoutClusterACL))
 		n, err := startNode(dir, port, false, conf, pingAs(redis.Options{}))
 		if err != nil {
 			t.Fatal(err)
@@ -402,9 +413,14 @@ func NewRedisCluster(t testing.TB) *RedisCluster {
 
 // RedisSentinel is a primary, its replica and one sentinel (quorum 1) that
 // monitors the primary as SentinelMaster and fails over after DownAfter.
+// The data nodes have the least-privilege User besides the password-less
+// default (which replication and the sentinel use); the sentinel requires
+// SentinelPassword.
 type RedisSentinel struct {
 	Primary, Replica, Sentinel *RedisNode
 	DownAfter                  time.Duration
+	User, Password             string
+	SentinelPassword           string
 }
 
 // NewRedisSentinel starts the pair and the sentinel for t and returns once
@@ -412,7 +428,8 @@ type RedisSentinel struct {
 func NewRedisSentinel(t testing.TB) *RedisSentinel {
 	t.Helper()
 	dir := t.TempDir()
-	s := &RedisSentinel{DownAfter: time.Second}
+	s := &RedisSentinel{DownAfter: time.Second, User: "fanout", Password: "fanout-" + randHex(), SentinelPassword: "sentinel-" + randHex()}
+	user := fanoutUser(s.User, s.Password, "")
 	var ports [3]int
 	for i := range ports {
 		p, err := redisFreePort()
@@ -422,11 +439,11 @@ func NewRedisSentinel(t testing.TB) *RedisSentinel {
 		ports[i] = p
 	}
 	var err error
-	if s.Primary, err = startNode(dir, ports[0], false, fmt.Sprintf("port %d\n", ports[0]), pingAs(redis.Options{})); err != nil {
+	if s.Primary, err = startNode(dir, ports[0], false, fmt.Sprintf("port %d\n%s", ports[0], user), pingAs(redis.Options{})); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Primary)
-	if s.Replica, err = startNode(dir, ports[1], false, fmt.Sprintf("port %d\nreplicaof 127.0.0.1 %d\n", ports[1], ports[0]), pingAs(redis.Options{})); err != nil {
+	if s.Replica, err = startNode(dir, ports[1], false, fmt.Sprintf("port %d\nreplicaof 127.0.0.1 %d\n%s", ports[1], ports[0], user), pingAs(redis.Options{})); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Replica)
@@ -435,8 +452,9 @@ sentinel monitor %s 127.0.0.1 %d 1
 sentinel down-after-milliseconds %s %d
 sentinel failover-timeout %s 10000
 sentinel parallel-syncs %s 1
-`, ports[2], SentinelMaster, ports[0], SentinelMaster, s.DownAfter.Milliseconds(), SentinelMaster, SentinelMaster)
-	if s.Sentinel, err = startNode(dir, ports[2], true, sconf, pingAs(redis.Options{})); err != nil {
+requirepass %s
+`, ports[2], SentinelMaster, ports[0], SentinelMaster, s.DownAfter.Milliseconds(), SentinelMaster, SentinelMaster, s.SentinelPassword)
+	if s.Sentinel, err = startNode(dir, ports[2], true, sconf, pingAs(redis.Options{Password: s.SentinelPassword})); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Sentinel)
@@ -444,7 +462,7 @@ sentinel parallel-syncs %s 1
 	ctx := context.Background()
 	rc := redis.NewClient(&redis.Options{Addr: s.Replica.Addr})
 	defer rc.Close()
-	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel.Addr})
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel.Addr, Password: s.SentinelPassword})
 	defer sc.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -463,7 +481,7 @@ sentinel parallel-syncs %s 1
 
 // MasterAddr asks the sentinel which address is the primary now.
 func (s *RedisSentinel) MasterAddr(ctx context.Context) (string, error) {
-	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel.Addr})
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel.Addr, Password: s.SentinelPassword})
 	defer sc.Close()
 	a, err := sc.GetMasterAddrByName(ctx, SentinelMaster).Result()
 	if err != nil {

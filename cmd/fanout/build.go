@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -62,6 +65,10 @@ func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), err
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkRedis(client, cfg.Redis); err != nil {
+		client.Close()
+		return nil, nil, err
+	}
 	// Concurrent records share claim and done round trips (pipelines).
 	store := dedupe.NewCoalescer(dedupe.NewRedis(client, cfg.Redis.KeyPrefix), dedupe.CoalescerConfig{})
 	return redisStore{store, dedupe.NewRedisBarriers(client, cfg.Redis.KeyPrefix+"order.v2:")},
@@ -114,6 +121,51 @@ func redisClient(r config.Redis, log *slog.Logger) (redis.UniversalClient, error
 		opts.IsClusterMode = true // also for one configuration endpoint
 	}
 	return redis.NewUniversalClient(opts), nil
+}
+
+// checkRedis asks Redis once at start. A refused login, a missing ACL
+// permission or a certificate that does not verify will not heal by waiting,
+// so it ends the command naming the cause; an unreachable Redis is left to
+// the sinks' dedupe policy, as an outage later would be. go-redis's errors
+// name the server and the reason, never a password.
+func checkRedis(client redis.UniversalClient, r config.Redis) error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.DialTimeout+time.Second)
+	defer cancel()
+	err := client.Ping(ctx).Err()
+	if err == nil || !redisRefused(err) {
+		return nil
+	}
+	where := strings.Join(r.Addrs(), ",")
+	if r.EffectiveMode() == config.RedisSentinel {
+		where = "primary " + r.Sentinel.MasterName + " via sentinels " + strings.Join(r.Sentinel.Addrs, ",")
+	}
+	return fmt.Errorf("redis (%s mode, %s) refused fanout: %v", r.EffectiveMode(), where, err)
+}
+
+// redisRefused reports whether err is an authentication, permission or TLS
+// verification failure rather than an outage.
+func redisRefused(err error) bool {
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password"} {
+			if strings.HasPrefix(reply.Error(), p) {
+				return true
+			}
+		}
+		return false
+	}
+	var (
+		verify   *tls.CertificateVerificationError
+		alert    tls.AlertError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		header   tls.RecordHeaderError
+	)
+	// crypto/tls reports the peer's alert (certificate required, bad
+	// certificate) as a *net.OpError "remote error".
+	var op *net.OpError
+	return errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &unknown) ||
+		errors.As(err, &hostname) || errors.As(err, &header) || (errors.As(err, &op) && op.Op == "remote error")
 }
 
 func barriersOf(s dedupe.Store) dedupe.Barriers {

@@ -95,3 +95,52 @@ func TestBuildStoreRedisModes(t *testing.T) {
 		t.Errorf("PING with the system roots against the test CA: %v, want a certificate error", err)
 	}
 }
+
+// TestBuildStoreRedisRefused: a wrong password, a wrong sentinel password's
+// consequence, an untrusted certificate and a missing client certificate end
+// buildStore at once with the cause and without the password; an
+// unreachable Redis does not (the dedupe policy handles outages).
+func TestBuildStoreRedisRefused(t *testing.T) {
+	tlsSrv := services.NewRedisTLS(t)
+	sent := services.NewRedisSentinel(t)
+	const wrong = "WRONG-PASSWORD-d41d8cd9"
+	good := fmt.Sprintf("tls: {enabled: true, ca_file: %s, cert_file: %s, key_file: %s}", tlsSrv.Files.CA, tlsSrv.Files.ClientCert, tlsSrv.Files.ClientKey)
+	for _, tc := range []struct{ name, redis, want string }{
+		{"wrong password", fmt.Sprintf("{addr: %s, username: %s, password: %s, %s}", tlsSrv.Addr, tlsSrv.User, wrong, good), "WRONGPASS"},
+		{"untrusted server", fmt.Sprintf("{addr: %s, username: %s, password: %s, tls: {enabled: true}}", tlsSrv.Addr, tlsSrv.User, tlsSrv.Password), "certificate signed by unknown authority"},
+		{"no client certificate", fmt.Sprintf("{addr: %s, username: %s, password: %s, tls: {enabled: true, ca_file: %s}}", tlsSrv.Addr, tlsSrv.User, tlsSrv.Password, tlsSrv.Files.CA), "tls"},
+		{"sentinel, wrong data password", fmt.Sprintf("{username: %s, password: %s, sentinel: {master_name: %s, addrs: [%s], password: %s}}",
+			sent.User, wrong, services.SentinelMaster, sent.Sentinel.Addr, sent.SentinelPassword), "WRONGPASS"},
+		{"sentinel, wrong sentinel password", fmt.Sprintf("{username: %s, password: %s, sentinel: {master_name: %s, addrs: [%s], password: %s}}",
+			sent.User, sent.Password, services.SentinelMaster, sent.Sentinel.Addr, wrong), "WRONGPASS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			yaml := "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis: " + tc.redis + "\n"
+			cfg, err := config.Parse("f.yaml", []byte(yaml), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, _, err = buildStore(cfg, slog.New(slog.DiscardHandler))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "refused fanout") {
+				t.Fatalf("buildStore: %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), tlsSrv.Password) {
+				t.Errorf("the error holds a password: %v", err)
+			}
+			t.Logf("%v after %v", err, time.Since(start).Round(time.Millisecond))
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		yaml := fmt.Sprintf("kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis: {addr: 127.0.0.1:%d, dial_timeout: 200ms}\n", services.FreePort(t))
+		cfg, err := config.Parse("f.yaml", []byte(yaml), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, closeStore, err := buildStore(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("buildStore with Redis down: %v, want the store (outages are the dedupe policy's)", err)
+		}
+		closeStore()
+	})
+}

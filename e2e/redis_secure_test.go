@@ -122,6 +122,11 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Fatalf("fanout replay: %v\n%s", err, out)
 	}
 	after := a.snapshot()
+	for _, secret := range []string{sent.Password, sent.SentinelPassword} {
+		if strings.Contains(p.out.String(), secret) || strings.Contains(string(out), secret) {
+			t.Errorf("a Redis password appears in fanout's output")
+		}
+	}
 	isLost := map[string]bool{}
 	for _, id := range lost {
 		isLost[id] = true
@@ -180,8 +185,8 @@ func useSentinel(t *testing.T, s *scenario, sent *services.RedisSentinel) {
 	if !strings.Contains(string(b), old) {
 		t.Fatalf("config has no %q", old)
 	}
-	cfg := strings.Replace(string(b), old, fmt.Sprintf("  username: %s\n  password: %s\n  sentinel: {master_name: %s, addrs: [%s], password: %s}\n",
-		sent.User, sent.Password, services.SentinelMaster, sent.Sentinel.Addr, sent.SentinelPassword), 1)
+	cfg := strings.Replace(string(b), old, fmt.Sprintf("  username: %s\n  password: ${E2E_REDIS_PASSWORD}\n  sentinel: {master_name: %s, addrs: [%s], password: \"${E2E_SENTINEL_PASSWORD}\"}\n",
+		sent.User, services.SentinelMaster, sent.Sentinel.Addr), 1)
 	// The least-privilege user owns keys under FanoutACLPrefix only.
 	oldPrefix := fmt.Sprintf("  key_prefix: \"%s:\"\n", s.topic)
 	if !strings.Contains(cfg, oldPrefix) {
@@ -191,6 +196,8 @@ func useSentinel(t *testing.T, s *scenario, sent *services.RedisSentinel) {
 	if err := os.WriteFile(s.cfg, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("E2E_REDIS_PASSWORD", sent.Password)
+	t.Setenv("E2E_SENTINEL_PASSWORD", sent.SentinelPassword)
 }
 
 func sentinelKeyPrefix(s *scenario) string { return services.FanoutACLPrefix + s.topic + ":" }

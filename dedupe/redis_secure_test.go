@@ -1,6 +1,7 @@
 package dedupe_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -149,5 +150,40 @@ func TestRedisSentinel(t *testing.T) {
 	defer admin.Close()
 	if n, err := admin.DBSize(t.Context()).Result(); err != nil || n == 0 {
 		t.Errorf("primary holds %d keys (%v)", n, err)
+	}
+}
+
+// BenchmarkDoneBatchWait prices what WAIT would add to a done batch on a
+// primary/replica pair (loopback): a batch of 64 done keys as fanout sends
+// it, and the same followed by WAIT 1 (one replica acknowledged) in the same
+// pipeline. fanout does not send WAIT; README cites these numbers.
+func BenchmarkDoneBatchWait(b *testing.B) {
+	s := services.NewRedisSentinel(b)
+	c := redis.NewClient(&redis.Options{Addr: s.Primary.Addr})
+	defer c.Close()
+	keys := make([]string, 64)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench:%d", i)
+	}
+	for _, wait := range []bool{false, true} {
+		b.Run(fmt.Sprintf("wait=%v", wait), func(b *testing.B) {
+			for b.Loop() {
+				pipe := c.Pipeline()
+				for _, k := range keys {
+					pipe.Set(b.Context(), k, "done", time.Hour)
+				}
+				var w *redis.IntCmd
+				if wait {
+					w = redis.NewIntCmd(b.Context(), "wait", 1, 1000)
+					_ = pipe.Process(b.Context(), w)
+				}
+				if _, err := pipe.Exec(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+				if w != nil && w.Val() < 1 {
+					b.Fatalf("WAIT: %d replicas", w.Val())
+				}
+			}
+		})
 	}
 }

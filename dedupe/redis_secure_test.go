@@ -153,6 +153,24 @@ func TestRedisSentinel(t *testing.T) {
 	}
 }
 
+// TestRedisSentinelTLS: the same through TLS everywhere: the data nodes and
+// the sentinel listen on TLS only and require client certificates, and the
+// failover client uses one TLS setting for both.
+func TestRedisSentinelTLS(t *testing.T) {
+	s := services.NewRedisSentinelTLS(t)
+	client := redis.NewUniversalClient(secureOpts(&redis.UniversalOptions{
+		Addrs: []string{s.Sentinel.Addr}, MasterName: services.SentinelMaster, SentinelPassword: s.SentinelPassword,
+		Username: s.User, Password: s.Password, TLSConfig: s.ClientTLS(),
+	}))
+	t.Cleanup(func() { client.Close() })
+	runAll(t, client, services.FanoutACLPrefix)
+	plain := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel.Addr, Password: s.SentinelPassword, MaxRetries: -1, ReadTimeout: time.Second})
+	defer plain.Close()
+	if err := plain.Ping(t.Context()).Err(); err == nil {
+		t.Error("plaintext PING on the sentinel's TLS port succeeded")
+	}
+}
+
 // BenchmarkDoneBatchWait prices what WAIT would add to a done batch on a
 // primary/replica pair (loopback): a batch of 64 done keys as fanout sends
 // it, and the same followed by WAIT 1 (one replica acknowledged) in the same

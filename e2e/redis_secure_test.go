@@ -46,7 +46,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	// replica is frozen and its link cut, so what fanout marks done in the
 	// next moments reaches the primary only — as with a lagging replica or a
 	// partition between the two.
-	primary := redis.NewClient(&redis.Options{Addr: sent.Primary.Addr})
+	primary := sent.Admin(sent.Primary.Addr)
 	defer primary.Close()
 	if err := sent.Replica.Freeze(); err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if err := sent.Replica.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	replica := redis.NewClient(&redis.Options{Addr: sent.Replica.Addr})
+	replica := sent.Admin(sent.Replica.Addr)
 	defer replica.Close()
 	waitReplicaSettled(t, replica)
 	onReplica := doneKeys(t, replica, s, s.ids)
@@ -97,7 +97,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Fatalf("nothing delivered after the promotion: the test did not exercise the failover")
 	}
 
-	newPrimary := redis.NewClient(&redis.Options{Addr: sent.Replica.Addr})
+	newPrimary := sent.Admin(sent.Replica.Addr)
 	defer newPrimary.Close()
 	have := doneKeys(t, newPrimary, s, s.ids)
 	inBound := map[string]bool{}

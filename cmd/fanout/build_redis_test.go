@@ -22,6 +22,7 @@ func TestBuildStoreRedisModes(t *testing.T) {
 	tlsSrv := services.NewRedisTLS(t)
 	cluster := services.NewRedisCluster(t)
 	sent := services.NewRedisSentinel(t)
+	sentTLS := services.NewRedisSentinelTLS(t)
 	env := map[string]string{"REDIS_PASSWORD": tlsSrv.Password}
 	clusterUser := fmt.Sprintf("\n  username: %s\n  password: %s", cluster.User, cluster.Password)
 	for _, tc := range []struct {
@@ -38,6 +39,9 @@ func TestBuildStoreRedisModes(t *testing.T) {
 		{"cluster one seed", "\n  mode: cluster\n  addr: " + cluster.Addrs()[1] + clusterUser, "*redis.ClusterClient"},
 		{"sentinel", fmt.Sprintf("\n  username: %s\n  password: %s\n  sentinel: {master_name: %s, addrs: [%s], password: %s}",
 			sent.User, sent.Password, services.SentinelMaster, sent.Sentinel.Addr, sent.SentinelPassword), "*redis.Client"},
+		{"sentinel+tls", fmt.Sprintf("\n  username: %s\n  password: %s\n  sentinel: {master_name: %s, addrs: [%s], password: %s}\n  tls: {enabled: true, ca_file: %s, cert_file: %s, key_file: %s}",
+			sentTLS.User, sentTLS.Password, services.SentinelMaster, sentTLS.Sentinel.Addr, sentTLS.SentinelPassword,
+			sentTLS.TLS.CA, sentTLS.TLS.ClientCert, sentTLS.TLS.ClientKey), "*redis.Client"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			yaml := "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis:" + tc.redis + "\n"

@@ -89,10 +89,12 @@ func NewTLSFiles(dir string) (TLSFiles, error) {
 	for i, leaf := range []struct {
 		cert, key string
 		cn        string
-		usage     x509.ExtKeyUsage
+		usage     []x509.ExtKeyUsage
 	}{
-		{f.ServerCert, f.ServerKey, "redis", x509.ExtKeyUsageServerAuth},
-		{f.ClientCert, f.ClientKey, "fanout", x509.ExtKeyUsageClientAuth},
+		// redis-server presents its certificate as a client too (replication,
+		// a sentinel's links).
+		{f.ServerCert, f.ServerKey, "redis", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}},
+		{f.ClientCert, f.ClientKey, "fanout", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
 	} {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -101,7 +103,7 @@ func NewTLSFiles(dir string) (TLSFiles, error) {
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: leaf.cn},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{leaf.usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: leaf.usage,
 			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
@@ -415,20 +417,44 @@ func NewRedisCluster(t testing.TB) *RedisCluster {
 // monitors the primary as SentinelMaster and fails over after DownAfter.
 // The data nodes have the least-privilege User besides the password-less
 // default (which replication and the sentinel use); the sentinel requires
-// SentinelPassword.
+// SentinelPassword. With TLS every node listens on TLS only and requires
+// client certificates, replication and the sentinel's links included.
 type RedisSentinel struct {
 	Primary, Replica, Sentinel *RedisNode
 	DownAfter                  time.Duration
 	User, Password             string
 	SentinelPassword           string
+	TLS                        *TLSFiles
+
+	clientTLS *tls.Config
 }
 
 // NewRedisSentinel starts the pair and the sentinel for t and returns once
 // the replica is in sync and the sentinel knows it.
-func NewRedisSentinel(t testing.TB) *RedisSentinel {
+func NewRedisSentinel(t testing.TB) *RedisSentinel { return newRedisSentinel(t, false) }
+
+// NewRedisSentinelTLS is NewRedisSentinel with TLS everywhere.
+func NewRedisSentinelTLS(t testing.TB) *RedisSentinel { return newRedisSentinel(t, true) }
+
+func newRedisSentinel(t testing.TB, withTLS bool) *RedisSentinel {
 	t.Helper()
 	dir := t.TempDir()
 	s := &RedisSentinel{DownAfter: time.Second, User: "fanout", Password: "fanout-" + randHex(), SentinelPassword: "sentinel-" + randHex()}
+	listen := func(port int) string { return fmt.Sprintf("port %d\n", port) }
+	if withTLS {
+		files, err := NewTLSFiles(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.clientTLS, err = files.ClientTLS(); err != nil {
+			t.Fatal(err)
+		}
+		s.TLS = &files
+		listen = func(port int) string {
+			return fmt.Sprintf("port 0\ntls-port %d\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\ntls-auth-clients yes\ntls-replication yes\n",
+				port, files.ServerCert, files.ServerKey, files.CA)
+		}
+	}
 	user := fanoutUser(s.User, s.Password, "")
 	var ports [3]int
 	for i := range ports {
@@ -439,30 +465,29 @@ func NewRedisSentinel(t testing.TB) *RedisSentinel {
 		ports[i] = p
 	}
 	var err error
-	if s.Primary, err = startNode(dir, ports[0], false, fmt.Sprintf("port %d\n%s", ports[0], user), pingAs(redis.Options{})); err != nil {
+	if s.Primary, err = startNode(dir, ports[0], false, listen(ports[0])+user, pingAs(*s.options("", ""))); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Primary)
-	if s.Replica, err = startNode(dir, ports[1], false, fmt.Sprintf("port %d\nreplicaof 127.0.0.1 %d\n%s", ports[1], ports[0], user), pingAs(redis.Options{})); err != nil {
+	if s.Replica, err = startNode(dir, ports[1], false, listen(ports[1])+fmt.Sprintf("replicaof 127.0.0.1 %d\n%s", ports[0], user), pingAs(*s.options("", ""))); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Replica)
-	sconf := fmt.Sprintf(`port %d
-sentinel monitor %s 127.0.0.1 %d 1
+	sconf := listen(ports[2]) + fmt.Sprintf(`sentinel monitor %s 127.0.0.1 %d 1
 sentinel down-after-milliseconds %s %d
 sentinel failover-timeout %s 10000
 sentinel parallel-syncs %s 1
 requirepass %s
-`, ports[2], SentinelMaster, ports[0], SentinelMaster, s.DownAfter.Milliseconds(), SentinelMaster, SentinelMaster, s.SentinelPassword)
-	if s.Sentinel, err = startNode(dir, ports[2], true, sconf, pingAs(redis.Options{Password: s.SentinelPassword})); err != nil {
+`, SentinelMaster, ports[0], SentinelMaster, s.DownAfter.Milliseconds(), SentinelMaster, SentinelMaster, s.SentinelPassword)
+	if s.Sentinel, err = startNode(dir, ports[2], true, sconf, pingAs(*s.options("", s.SentinelPassword))); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Sentinel)
 
 	ctx := context.Background()
-	rc := redis.NewClient(&redis.Options{Addr: s.Replica.Addr})
+	rc := s.Admin(s.Replica.Addr)
 	defer rc.Close()
-	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel.Addr, Password: s.SentinelPassword})
+	sc := redis.NewSentinelClient(s.options(s.Sentinel.Addr, s.SentinelPassword))
 	defer sc.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -479,9 +504,21 @@ requirepass %s
 	return s
 }
 
+// ClientTLS is the client side of TLS (CA and client certificate), nil
+// without TLS.
+func (s *RedisSentinel) ClientTLS() *tls.Config { return s.clientTLS }
+
+func (s *RedisSentinel) options(addr, password string) *redis.Options {
+	return &redis.Options{Addr: addr, Password: password, TLSConfig: s.clientTLS}
+}
+
+// Admin is a client of the data node at addr as the password-less default
+// user (over TLS when the nodes use it).
+func (s *RedisSentinel) Admin(addr string) *redis.Client { return redis.NewClient(s.options(addr, "")) }
+
 // MasterAddr asks the sentinel which address is the primary now.
 func (s *RedisSentinel) MasterAddr(ctx context.Context) (string, error) {
-	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel.Addr, Password: s.SentinelPassword})
+	sc := redis.NewSentinelClient(s.options(s.Sentinel.Addr, s.SentinelPassword))
 	defer sc.Close()
 	a, err := sc.GetMasterAddrByName(ctx, SentinelMaster).Result()
 	if err != nil {

@@ -51,7 +51,7 @@ type Kafka struct {
 // Redis is the dedupe store. An empty addr means the in-memory store, which only
 // protects a single process and forgets everything on restart.
 type Redis struct {
-	Addr        string        `yaml:"addr"`         // default "" (in-memory store)
+	Addr        string        `yaml:"addr"`         // default "": the in-memory store, unless sentinel is set; comma-separated = cluster
 	Username    string        `yaml:"username"`     // default ""
 	Password    string        `yaml:"password"`     // default ""; use ${REDIS_PASSWORD}
 	DB          int           `yaml:"db"`           // default 0

@@ -54,8 +54,9 @@ func buildCodec(cfg *config.Config) (*schemas.Codec, error) {
 	return schemas.NewCodec(reg).WithEventTypes(eventTypes(cfg)), nil
 }
 
-// buildStore returns the dedupe store and its closer: Redis when redis.addr is
-// set (comma-separated addresses make a cluster client), else in-memory.
+// buildStore returns the dedupe store and its closer: Redis when redis.addr or
+// redis.sentinel is set (in the mode redis.mode says or detects), else
+// in-memory. A Redis that refuses fanout (login, ACL, TLS) is an error here.
 func buildStore(cfg *config.Config, log *slog.Logger) (dedupe.Store, func(), error) {
 	if !cfg.Redis.Enabled() {
 		log.Warn("redis.addr is empty: using the in-memory dedupe store, which protects one process only and forgets on restart")

@@ -172,7 +172,29 @@ func (n *RedisNode) Pid() int {
 // startNode writes conf (after "port" and the common lines) to dir and starts
 // redis-server on it, sentinel mode when sentinel is set, then waits for
 // ready.
-func startNode(dir string, port int, sentinel bool, conf string, ready func(ctx context.Context, addr string) error) (*RedisNode, error) {
+//
+// The port comes from pick (redisFreePort when nil); another process may
+// take it before the server binds it, and then startNode tries a new one.
+func startNode(dir string, pick func() (int, error), sentinel bool, confOf func(port int) string, ready func(ctx context.Context, addr string) error) (*RedisNode, error) {
+	if pick == nil {
+		pick = redisFreePort
+	}
+	var err error
+	for range redisStartTries {
+		var port int
+		if port, err = pick(); err != nil {
+			return nil, err
+		}
+		var n *RedisNode
+		n, err = startNodeOn(dir, port, sentinel, confOf(port), ready)
+		if !errors.Is(err, errRedisPortTaken) {
+			return n, err
+		}
+	}
+	return nil, err
+}
+
+func startNodeOn(dir string, port int, sentinel bool, conf string, ready func(ctx context.Context, addr string) error) (*RedisNode, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found: run e2e/install.sh (%w)", err)
@@ -218,7 +240,11 @@ func (n *RedisNode) start(bin string, args []string) error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("redis-server %s exited at start; log %s:\n%s", n.Addr, n.Log, redisLogTail(n.Log, 20))
+			log := redisLogTail(n.Log, 20)
+			if strings.Contains(log, "Address already in use") {
+				return fmt.Errorf("redis-server on %s: %w", n.Addr, errRedisPortTaken)
+			}
+			return fmt.Errorf("redis-server %s exited at start; log %s:\n%s", n.Addr, n.Log, log)
 		case <-ctx.Done():
 			_ = n.Kill()
 			return fmt.Errorf("redis-server %s not ready within %v: %v; log %s:\n%s", n.Addr, redisReadyTimeout, err, n.Log, redisLogTail(n.Log, 20))
@@ -331,11 +357,8 @@ func NewRedisTLS(t testing.TB) *RedisTLS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, err := redisFreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`port 0
+	conf := func(port int) string {
+		return fmt.Sprintf(`port 0
 tls-port %d
 tls-cert-file %s
 tls-key-file %s
@@ -343,7 +366,8 @@ tls-ca-cert-file %s
 tls-auth-clients yes
 user default on >%s ~* &* +@all
 %s`, port, files.ServerCert, files.ServerKey, files.CA, r.AdminPassword, fanoutUser(r.User, r.Password, ""))
-	n, err := startNode(dir, port, false, conf, pingAs(redis.Options{TLSConfig: clientTLS, Password: r.AdminPassword}))
+	}
+	n, err := startNode(dir, nil, false, conf, pingAs(redis.Options{TLSConfig: clientTLS, Password: r.AdminPassword}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,12 +400,10 @@ func NewRedisCluster(t testing.TB) *RedisCluster {
 	dir := t.TempDir()
 	c := &RedisCluster{User: "fanout", Password: "fanout-" + randHex()}
 	for range 3 {
-		port, err := nodePort()
-		if err != nil {
-			t.Fatal(err)
+		conf := func(port int) string {
+			return fmt.Sprintf("port %d\ncluster-enabled yes\ncluster-config-file nodes-%d.conf\ncluster-node-timeout 2000\n%s", port, port, fanoutUser(c.User, c.Password, FanoutClusterACL))
 		}
-		conf := fmt.Sprintf("port %d\ncluster-enabled yes\ncluster-config-file nodes-%d.conf\ncluster-node-timeout 2000\n%s", port, port, fanoutUser(c.User, c.Password, FanoutClusterACL))
-		n, err := startNode(dir, port, false, conf, pingAs(redis.Options{}))
+		n, err := startNode(dir, nodePort, false, conf, pingAs(redis.Options{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -456,30 +478,27 @@ func newRedisSentinel(t testing.TB, withTLS bool) *RedisSentinel {
 		}
 	}
 	user := fanoutUser(s.User, s.Password, "")
-	var ports [3]int
-	for i := range ports {
-		p, err := redisFreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = p
-	}
 	var err error
-	if s.Primary, err = startNode(dir, ports[0], false, listen(ports[0])+user, pingAs(*s.options("", ""))); err != nil {
+	if s.Primary, err = startNode(dir, nil, false, func(port int) string { return listen(port) + user }, pingAs(*s.options("", ""))); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Primary)
-	if s.Replica, err = startNode(dir, ports[1], false, listen(ports[1])+fmt.Sprintf("replicaof 127.0.0.1 %d\n%s", ports[0], user), pingAs(*s.options("", ""))); err != nil {
+	replicaConf := func(port int) string {
+		return listen(port) + fmt.Sprintf("replicaof 127.0.0.1 %d\n%s", s.Primary.Port, user)
+	}
+	if s.Replica, err = startNode(dir, nil, false, replicaConf, pingAs(*s.options("", ""))); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Replica)
-	sconf := listen(ports[2]) + fmt.Sprintf(`sentinel monitor %s 127.0.0.1 %d 1
+	sconf := func(port int) string {
+		return listen(port) + fmt.Sprintf(`sentinel monitor %s 127.0.0.1 %d 1
 sentinel down-after-milliseconds %s %d
 sentinel failover-timeout %s 10000
 sentinel parallel-syncs %s 1
 requirepass %s
-`, SentinelMaster, ports[0], SentinelMaster, s.DownAfter.Milliseconds(), SentinelMaster, SentinelMaster, s.SentinelPassword)
-	if s.Sentinel, err = startNode(dir, ports[2], true, sconf, pingAs(*s.options("", s.SentinelPassword))); err != nil {
+`, SentinelMaster, s.Primary.Port, SentinelMaster, s.DownAfter.Milliseconds(), SentinelMaster, SentinelMaster, s.SentinelPassword)
+	}
+	if s.Sentinel, err = startNode(dir, nil, true, sconf, pingAs(*s.options("", s.SentinelPassword))); err != nil {
 		t.Fatal(err)
 	}
 	cleanupNodes(t, s.Sentinel)

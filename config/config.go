@@ -58,12 +58,15 @@ type Kafka struct {
 // Redis is the dedupe store. An empty addr means the in-memory store, which only
 // protects a single process and forgets everything on restart.
 type Redis struct {
-	Addr        string        `yaml:"addr"`         // default "" (in-memory store)
+	Addr        string        `yaml:"addr"`         // default "": the in-memory store, unless sentinel is set; comma-separated = cluster
 	Username    string        `yaml:"username"`     // default ""
 	Password    string        `yaml:"password"`     // default ""; use ${REDIS_PASSWORD}
 	DB          int           `yaml:"db"`           // default 0
 	KeyPrefix   string        `yaml:"key_prefix"`   // default "fanout:dedupe:"
 	DialTimeout time.Duration `yaml:"dial_timeout"` // default 2s
+	Mode        string        `yaml:"mode"`         // default "" (auto): sentinel when sentinel.master_name is set, cluster when addr lists several addresses, else single
+	TLS         RedisTLS      `yaml:"tls"`          // default off
+	Sentinel    Sentinel      `yaml:"sentinel"`     // default none
 }
 
 // Schemas says where writer schemas are found by id.
@@ -558,6 +561,7 @@ func (c *Config) validate() []Problem {
 		add("redis.db", "%d must not be negative", c.Redis.DB)
 	}
 	ps = append(ps, c.validateAdmin()...)
+	ps = append(ps, c.validateRedis()...)
 	names := map[string]int{}
 	for i := range c.Sinks {
 		ps = append(ps, c.validateSink(i, names)...)

@@ -313,7 +313,7 @@ func checkDedupeMode(cfg *config.Config, s config.Sink, mode string) error {
 	switch {
 	case !*s.Dedupe.Enabled:
 		return usagef("sink %s has dedupe.enabled false, so --respect-dedupe cannot skip anything: pass --bypass-dedupe to send every event in range again", s.Name)
-	case cfg.Redis.Addr == "":
+	case !cfg.Redis.Enabled():
 		return usagef("--respect-dedupe needs the Redis dedupe store (redis.addr): the in-memory one does not know what was delivered; pass --bypass-dedupe to send every event in range again")
 	}
 	return nil

@@ -88,7 +88,7 @@ means every letter examined was dealt with, letters that failed again included.`
 				if o.fromStart && !o.dryRun {
 					// Examining letters again is safe only if the store
 					// remembers what earlier runs delivered.
-					if t.cfg.Redis.Addr == "" {
+					if !t.cfg.Redis.Enabled() {
 						return usagef("--from-start needs the Redis dedupe store (redis.addr): the in-memory one cannot know what earlier runs delivered")
 					}
 					if !*t.sink.Dedupe.Enabled {

@@ -17,7 +17,8 @@ import (
 func (c *Config) Secrets() []string {
 	var out []string
 	add := func(v ...string) { out = append(out, v...) }
-	add(c.Redis.Password)
+	add(c.Redis.Password, c.Redis.Sentinel.Password)
+	add(c.Schemas.RegistryAuth.Password, c.Schemas.RegistryAuth.Token)
 	add(c.Run.AdminToken)
 	add(redact.URLSecrets(c.Tracing.OTLPEndpoint)...)
 	add(redact.URLSecrets(c.Schemas.RegistryURL)...)

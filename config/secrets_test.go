@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -115,6 +117,59 @@ func TestAdminExposed(t *testing.T) {
 	} {
 		if err := AdminExposed(tc.addr, tc.token); (err != nil) != tc.refused {
 			t.Errorf("AdminExposed(%q, token %v) = %v, want refused %v", tc.addr, tc.token != "", err, tc.refused)
+		}
+	}
+}
+
+// TestSecretsCoversSecretFields walks Config: every string field whose YAML
+// name says it holds a credential (password, token, secret) must be listed
+// by Secrets(), so a secret field added later cannot be forgotten there.
+func TestSecretsCoversSecretFields(t *testing.T) {
+	cfg := &Config{Sinks: []Sink{{}}}
+	var set []string
+	n := 0
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if v.IsNil() && v.Type().Elem().Kind() == reflect.Struct {
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			if !v.IsNil() {
+				walk(v.Elem(), path)
+			}
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				f := v.Type().Field(i)
+				name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+				if !f.IsExported() || name == "" || name == "-" {
+					continue
+				}
+				walk(v.Field(i), path+"."+name)
+			}
+		case reflect.Slice:
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			}
+		case reflect.String:
+			leaf := path[strings.LastIndex(path, ".")+1:]
+			if strings.Contains(leaf, "password") || strings.Contains(leaf, "token") || strings.Contains(leaf, "secret") {
+				n++
+				val := fmt.Sprintf("FIELDSECRET%02d-%s", n, leaf)
+				v.SetString(val)
+				set = append(set, path+"="+val)
+			}
+		}
+	}
+	walk(reflect.ValueOf(cfg).Elem(), "")
+	if len(set) < 3 {
+		t.Fatalf("found only %v: the walk is broken", set)
+	}
+	got := cfg.Secrets()
+	for _, s := range set {
+		path, val, _ := strings.Cut(s, "=")
+		if !slices.Contains(got, val) {
+			t.Errorf("%s holds a secret, but Secrets() does not list it", path)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/config"
@@ -140,10 +142,17 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 		details, err := adm.ListTopics(tctx, want...)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
+			if err := kafkaError(cfg, err); consumer.Denied(err) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), kafkaError(cfg, err))
 		}
 		missing = missing[:0]
 		for _, t := range want {
+			if d, ok := details[t]; ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed) {
+				return nil, fmt.Errorf("kafka %s: user %q is not authorized for topic %s (a missing ACL; see the README's ACL list): %w",
+					strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.SASL.Username, t, d.Err)
+			}
 			if d, ok := details[t]; !ok || d.Err != nil {
 				missing = append(missing, t)
 			}
@@ -155,6 +164,18 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("missing topics %s: create them with fanout topics ensure -c FILE", strings.Join(missing, ", "))
+	}
+	var groups []string
+	for _, s := range cfg.Sinks {
+		if len(names) == 0 || slices.Contains(names, s.Name) {
+			groups = append(groups, cfg.Kafka.GroupPrefix+s.Name)
+			for n := range s.Retry.TierTopics {
+				groups = append(groups, fmt.Sprintf("%s%s.retry.%d", cfg.Kafka.GroupPrefix, s.Name, n+1))
+			}
+		}
+	}
+	if err := checkGroupAccess(ctx, cfg, adm, groups); err != nil {
+		return nil, err
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -106,7 +106,7 @@ func (s *scenario) runRefused(want string) {
 	if !errors.As(err, &ee) || ctx.Err() != nil {
 		s.t.Fatalf("fanout run: %v after %.1fs, want a non-zero exit saying %q:\n%s", err, took.Seconds(), want, tail(string(out), 30))
 	}
-	s.t.Logf("fanout run exited %d after %.1fs", ee.ExitCode(), took.Seconds())
+	s.t.Logf("fanout run exited %d after %.1fs: %s", ee.ExitCode(), took.Seconds(), tail(strings.TrimSpace(string(out)), 1))
 	if took > 30*time.Second {
 		s.t.Errorf("fanout run took %.1fs to give up, want within 30s", took.Seconds())
 	}
@@ -150,8 +150,25 @@ func TestKafkaSASLSSL(t *testing.T) {
 	acls := fanoutACLs(s)
 	createACLs(t, adm, acls)
 
-	s.secure(sk.SASLSSLAddr, scramSecurity(sk, "wrong-"+scramPassword))
-	s.runRefused(`SASL SCRAM-SHA-512 login as "fanout" refused`)
+	refusals := []struct{ name, addr, security, want string }{
+		{"wrong password", sk.SASLSSLAddr, scramSecurity(sk, "wrong-"+scramPassword),
+			`kafka ` + sk.SASLSSLAddr + `: SASL SCRAM-SHA-512 login as "fanout" refused (wrong username or password?)`},
+		{"untrusted certificate", sk.SASLSSLAddr, strings.Replace(scramSecurity(sk, scramPassword), "    ca_file: "+sk.CA.CAFile+"\n", "", 1),
+			`kafka ` + sk.SASLSSLAddr + `: TLS: the broker's certificate is signed by an authority fanout does not trust`},
+		{"mechanism not offered", sk.SASLSSLAddr, strings.Replace(scramSecurity(sk, scramPassword), "SCRAM-SHA-512", "SCRAM-SHA-256", 1),
+			`kafka ` + sk.SASLSSLAddr + `: the broker does not offer SASL mechanism SCRAM-SHA-256`},
+		{"plaintext client at the TLS port", sk.SASLSSLAddr, "",
+			`check topics (is Kafka at ` + sk.SASLSSLAddr + ` reachable?): ` + "invalid large response size 352518912 > limit 104857600; the first three bytes received appear to be a tls alert record for TLS v1.2; is this a plaintext connection speaking to a tls endpoint?"},
+	}
+	for _, r := range refusals {
+		t.Logf("%s:", r.name)
+		s.writeConfig(
+			sinkSpec{name: "profile", target: a, extra: "ordering: partition"},
+			sinkSpec{name: "analytics", target: b, extra: "ordering: unordered\nmax_in_flight: 32"},
+		)
+		s.secure(r.addr, r.security)
+		s.runRefused(r.want)
+	}
 
 	s.writeConfig(
 		sinkSpec{name: "profile", target: a, extra: "ordering: partition"},
@@ -170,4 +187,11 @@ func TestKafkaSASLSSL(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.runRefused(`is not authorized for consumer group ` + s.prefix + `profile`)
+
+	// Or the main topic's.
+	createACLs(t, adm, map[string]*kadm.ACLBuilder{"groups": acls["groups"]})
+	if _, err := adm.DeleteACLs(context.Background(), acls["read main topic"]); err != nil {
+		t.Fatal(err)
+	}
+	s.runRefused(`user "fanout" is not authorized for topic ` + s.topic + ` (a missing ACL`)
 }

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -159,9 +160,34 @@ func awsCredentials() func(context.Context) (aws.Auth, error) {
 // a missing ACL. Other errors come back as they are. It names the brokers,
 // the mechanism and the user, never a secret.
 func kafkaError(cfg *config.Config, err error) error {
-	if err == nil {
-		return nil
+	var done *kafkaRefusal
+	if err == nil || errors.As(err, &done) {
+		return err
 	}
+	if e := classifyKafka(cfg, err); e != err {
+		return &kafkaRefusal{e}
+	}
+	return err
+}
+
+// kafkaRefusal is an error kafkaError explained: it is not explained again.
+type kafkaRefusal struct{ error }
+
+func (r *kafkaRefusal) Unwrap() error { return r.error }
+
+// lastConfig is the config a command loaded, so that explainKafka can name
+// the brokers and the mechanism of an error no caller explained.
+var lastConfig atomic.Pointer[config.Config]
+
+// explainKafka is kafkaError for a command's final error.
+func explainKafka(err error) error {
+	if cfg := lastConfig.Load(); cfg != nil {
+		return kafkaError(cfg, err)
+	}
+	return err
+}
+
+func classifyKafka(cfg *config.Config, err error) error {
 	at := "kafka " + strings.Join(cfg.Kafka.Brokers, ",")
 	s := cfg.Kafka.SASL
 	var (

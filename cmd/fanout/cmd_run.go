@@ -141,6 +141,9 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		details, err := adm.ListTopics(tctx, want...)
 		cancel()
+		if errors.Is(err, kerr.TopicAuthorizationFailed) {
+			return nil, deniedTopic(ctx, cfg, adm, want, err)
+		}
 		if err != nil {
 			if err := kafkaError(cfg, err); consumer.Denied(err) {
 				return nil, err
@@ -150,8 +153,7 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 		missing = missing[:0]
 		for _, t := range want {
 			if d, ok := details[t]; ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed) {
-				return nil, fmt.Errorf("kafka %s: user %q is not authorized for topic %s (a missing ACL; see the README's ACL list): %w",
-					strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.SASL.Username, t, d.Err)
+				return nil, deniedTopic(ctx, cfg, adm, []string{t}, d.Err)
 			}
 			if d, ok := details[t]; !ok || d.Err != nil {
 				missing = append(missing, t)

@@ -247,3 +247,22 @@ func checkGroupAccess(ctx context.Context, cfg *config.Config, adm *kadm.Client,
 	}
 	return nil
 }
+
+// deniedTopic names the first of topics the user may not describe: kadm
+// reports a metadata request that names several without saying which.
+func deniedTopic(ctx context.Context, cfg *config.Config, adm *kadm.Client, topics []string, err error) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	name := strings.Join(topics, ", ")
+	if len(topics) > 1 {
+		for _, t := range topics {
+			d, terr := adm.ListTopics(ctx, t)
+			if errors.Is(terr, kerr.TopicAuthorizationFailed) || errors.Is(d[t].Err, kerr.TopicAuthorizationFailed) {
+				name = t
+				break
+			}
+		}
+	}
+	return fmt.Errorf("kafka %s: user %q is not authorized for topic %s (a missing ACL; see the README's ACL list): %w",
+		strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.SASL.Username, name, err)
+}

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -454,7 +455,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) (denied error) {
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			if Denied(err) && denied == nil {
-				denied = fmt.Errorf("Kafka refused (topic %q, group %s): %w", t, c.cfg.Group, err)
+				denied = fmt.Errorf("Kafka refused (group %s, topic %s): %w", c.cfg.Group, cmp.Or(t, c.cfg.Topic), err)
 			}
 			if !errors.Is(err, context.Canceled) {
 				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)

@@ -194,6 +194,16 @@ func TestKafkaSASLSSL(t *testing.T) {
 	}
 	s.runRefused(`is not authorized for consumer group ` + s.prefix + `profile`)
 
+	// DESCRIBE on the groups passes the start-up check, but joining needs
+	// READ: the consumer's refused join ends the run.
+	describeOnly := kadm.NewACLs().Allow("User:fanout").AllowHosts().Groups(s.prefix).
+		ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpDescribe)
+	createACLs(t, adm, map[string]*kadm.ACLBuilder{"describe groups": describeOnly})
+	s.runRefused(`Kafka refused (group ` + s.prefix)
+	if _, err := adm.DeleteACLs(context.Background(), describeOnly); err != nil {
+		t.Fatal(err)
+	}
+
 	// Or the main topic's.
 	createACLs(t, adm, map[string]*kadm.ACLBuilder{"groups": acls["groups"]})
 	if _, err := adm.DeleteACLs(context.Background(), acls["read main topic"]); err != nil {

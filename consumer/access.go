@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -28,5 +30,14 @@ func Denied(err error) bool {
 		ci  x509.CertificateInvalidError
 		cve *tls.CertificateVerificationError
 	)
-	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &cve)
+	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &cve) || TLSAlert(err)
+}
+
+// TLSAlert reports whether err is the broker ending the TLS handshake with
+// an alert ("remote error: tls: bad certificate"): most often a listener
+// that requires a client certificate fanout did not present or it does not
+// trust.
+func TLSAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil && strings.HasPrefix(oe.Err.Error(), "tls: ")
 }

@@ -211,3 +211,36 @@ func TestKafkaSASLSSL(t *testing.T) {
 	}
 	s.runRefused(`user "fanout" is not authorized for topic ` + s.topic + ` (a missing ACL`)
 }
+
+// TestKafkaMTLS: over an SSL listener that requires a client certificate
+// (ssl.client.auth=required; the certificate's CN is the principal), fanout
+// delivers every event to two sinks once with the documented ACLs; without
+// a client certificate the run ends, naming the broker.
+func TestKafkaMTLS(t *testing.T) {
+	sk := secureBroker(t)
+	adm := admin(t)
+	s := newScenario(t, "mtls", events)
+	a, b := newTarget(t, 0, nil), newTarget(t, 0, nil)
+	sinks := []sinkSpec{
+		{name: "profile", target: a, extra: "ordering: key"},
+		{name: "analytics", target: b, extra: "ordering: unordered\nmax_in_flight: 32"},
+	}
+	s.writeConfig(sinks...)
+	s.emitAll()
+	createACLs(t, adm, fanoutACLs(s))
+
+	s.secure(sk.SSLAddr, fmt.Sprintf("  tls: {enabled: true, ca_file: %s}\n", sk.CA.CAFile))
+	s.runRefused(`kafka ` + sk.SSLAddr + `: TLS: the broker refused the handshake; if it requires a client certificate (mTLS), set kafka.tls.cert_file and key_file to one it trusts (remote error: tls: `)
+
+	s.writeConfig(sinks...)
+	s.secure(sk.SSLAddr, fmt.Sprintf("  tls: {enabled: true, ca_file: %s, cert_file: %s, key_file: %s}\n", sk.CA.CAFile, sk.Client.CertFile, sk.Client.KeyFile))
+	p := s.start()
+	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
+	p.term(t)
+	for name, tg := range map[string]*target{"profile": a, "analytics": b} {
+		checkAccepted(t, name, tg, s.ids, 0)
+	}
+	if out := p.out.String(); strings.Contains(out, "AUTHORIZATION_FAILED") {
+		t.Errorf("fanout run was refused something with the documented ACLs:\n%s", tail(out, 30))
+	}
+}

@@ -211,6 +211,8 @@ func classifyKafka(cfg *config.Config, err error) error {
 		return fmt.Errorf("%s: TLS: the broker's certificate is invalid (%w)", at, err)
 	case errors.As(err, &rhe):
 		return fmt.Errorf("%s: TLS: the listener does not speak TLS: turn kafka.tls.enabled off or use its TLS port (%w)", at, err)
+	case consumer.TLSAlert(err):
+		return fmt.Errorf("%s: TLS: the broker refused the handshake; if it requires a client certificate (mTLS), set kafka.tls.cert_file and key_file to one it trusts (%w)", at, err)
 	case errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return fmt.Errorf("%s: not authorized on the cluster (missing ACL for user %q): %w", at, s.Username, err)
 	case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):

@@ -2,14 +2,22 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-oauth2/oauth2/v4"
+	"github.com/go-oauth2/oauth2/v4/manage"
+	"github.com/go-oauth2/oauth2/v4/models"
+	"github.com/go-oauth2/oauth2/v4/server"
+	"github.com/go-oauth2/oauth2/v4/store"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/fanout-dev/fanout/e2e/services"
@@ -234,6 +242,74 @@ func TestKafkaMTLS(t *testing.T) {
 
 	s.writeConfig(sinks...)
 	s.secure(sk.SSLAddr, fmt.Sprintf("  tls: {enabled: true, ca_file: %s, cert_file: %s, key_file: %s}\n", sk.CA.CAFile, sk.Client.CertFile, sk.Client.KeyFile))
+	p := s.start()
+	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
+	p.term(t)
+	for name, tg := range map[string]*target{"profile": a, "analytics": b} {
+		checkAccepted(t, name, tg, s.ids, 0)
+	}
+	if out := p.out.String(); strings.Contains(out, "AUTHORIZATION_FAILED") {
+		t.Errorf("fanout run was refused something with the documented ACLs:\n%s", tail(out, 30))
+	}
+}
+
+// unsecuredJWS is a go-oauth2 access-token generator issuing what Kafka's
+// unsecured validator accepts: an unsigned JWS ({"alg":"none"}) whose "sub"
+// is the client id, with the token's own issue and expiry times.
+type unsecuredJWS struct{}
+
+func (unsecuredJWS) Token(_ context.Context, data *oauth2.GenerateBasic, _ bool) (string, string, error) {
+	enc := base64.RawURLEncoding.EncodeToString
+	iat := data.CreateAt
+	exp := iat.Add(data.TokenInfo.GetAccessExpiresIn())
+	claims := fmt.Sprintf(`{"sub":%q,"iat":%d,"exp":%d}`, data.Client.GetID(), iat.Unix(), exp.Unix())
+	return enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(claims)) + ".", "", nil
+}
+
+// oauthEndpoint runs go-oauth2's token endpoint for client fanout on
+// loopback: client credentials, tokens valid for an hour.
+func oauthEndpoint(t *testing.T, secret string) string {
+	t.Helper()
+	m := manage.NewDefaultManager()
+	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: time.Hour})
+	m.MustTokenStorage(store.NewMemoryTokenStore())
+	m.MapAccessGenerate(unsecuredJWS{})
+	cs := store.NewClientStore()
+	cs.Set("fanout", &models.Client{ID: "fanout", Secret: secret, Domain: "http://localhost"})
+	m.MapClientStorage(cs)
+	srv := server.NewDefaultServer(m)
+	srv.SetClientInfoHandler(server.ClientFormHandler)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = srv.HandleTokenRequest(w, r) }))
+	t.Cleanup(hs.Close)
+	return hs.URL + "/token"
+}
+
+// TestKafkaOAuthBearer: over SASL_PLAINTEXT with OAUTHBEARER, tokens from a
+// client-credentials endpoint the test runs (go-oauth2's server; Kafka's
+// unsecured validator on the broker), fanout delivers every event to two
+// sinks once with the documented ACLs; a wrong client secret ends the run.
+func TestKafkaOAuthBearer(t *testing.T) {
+	sk := secureBroker(t)
+	adm := admin(t)
+	tokenURL := oauthEndpoint(t, "oauth-client-Secret")
+	s := newScenario(t, "oauth", events)
+	a, b := newTarget(t, 0, nil), newTarget(t, 0, nil)
+	sinks := []sinkSpec{
+		{name: "profile", target: a, extra: "ordering: partition"},
+		{name: "analytics", target: b, extra: "ordering: unordered\nmax_in_flight: 32"},
+	}
+	s.writeConfig(sinks...)
+	s.emitAll()
+	createACLs(t, adm, fanoutACLs(s))
+	security := func(secret string) string {
+		return fmt.Sprintf("  sasl: {mechanism: OAUTHBEARER, token_url: %q, client_id: fanout, client_secret: %q}\n", tokenURL, secret)
+	}
+
+	s.secure(sk.OAuthAddr, security("wrong-secret"))
+	s.runRefused(`kafka.sasl: OAUTHBEARER token from kafka.sasl.token_url: the token endpoint refused: invalid_client`)
+
+	s.writeConfig(sinks...)
+	s.secure(sk.OAuthAddr, security("oauth-client-Secret"))
 	p := s.start()
 	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
 	p.term(t)

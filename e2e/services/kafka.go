@@ -72,7 +72,11 @@ type Kafka struct {
 	// certificate, CA the authority that signed the broker's certificate
 	// (CA.CAFile), and Client a certificate for CN=fanout (User:fanout).
 	SASLSSLAddr, SSLAddr string
-	CA                   *TestCA
+	// OAuthAddr is a SASL_PLAINTEXT listener taking OAUTHBEARER tokens
+	// that Kafka's unsecured validator checks: unsigned JWS ({"alg":"none"})
+	// whose "sub" claim is the principal.
+	OAuthAddr string
+	CA        *TestCA
 	Client               *Issued
 
 	secure *KafkaSecure
@@ -192,6 +196,11 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 			}
 			k.SASLSSLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sport))
 			k.SSLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tport))
+			oport, _, err := freePortPair()
+			if err != nil {
+				return nil, err
+			}
+			k.OAuthAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(oport))
 		}
 		if err := k.writeProps(opts.Partitions, port, cport, sport, tport); err != nil {
 			return nil, err
@@ -403,8 +412,8 @@ func (k *Kafka) writeProps(partitions, port, cport, sport, tport int) error {
 	listeners := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port)
 	protocols := "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
 	if k.secure != nil {
-		listeners += fmt.Sprintf(",SASL_SSL://127.0.0.1:%d,SSL://127.0.0.1:%d", sport, tport)
-		protocols += ",SASL_SSL:SASL_SSL,SSL:SSL"
+		listeners += fmt.Sprintf(",SASL_SSL://127.0.0.1:%d,SSL://127.0.0.1:%d,SASL_PLAINTEXT://%s", sport, tport, k.OAuthAddr)
+		protocols += ",SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
 	}
 	p := fmt.Sprintf(`# Written by fanout e2e/services/kafka.go: one KRaft node, broker and controller.
 process.roles=broker,controller

@@ -133,5 +133,10 @@ ssl.truststore.certificates=%[3]s
 listener.name.ssl.ssl.client.auth=required
 # An mTLS client's principal is its certificate's CN: CN=fanout is User:fanout.
 ssl.principal.mapping.rules=RULE:^CN=([^,]+).*$/$1/,DEFAULT
+# OAUTHBEARER on SASL_PLAINTEXT, checked by Kafka's unsecured validator (unsigned
+# JWS; the "sub" claim is the principal). Not for production: it checks no signature.
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";
+listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler
 `, propPEM(broker.CertPEM), propPEM(broker.KeyPEM), propPEM(ca.PEM))
 }

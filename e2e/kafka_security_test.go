@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,26 +104,33 @@ func (s *scenario) secure(addr, security string) {
 // with a line that says want.
 func (s *scenario) runRefused(want string) {
 	s.t.Helper()
+	s.refused(want, "run", "-c", s.cfg)
+}
+
+// refused runs a fanout command and wants it to exit non-zero within 30s
+// with a line that says want, and no stack trace.
+func (s *scenario) refused(want string, args ...string) {
+	s.t.Helper()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, fanoutBin, "run", "-c", s.cfg)
+	cmd := exec.CommandContext(ctx, fanoutBin, args...)
 	cmd.SysProcAttr = services.ChildProcAttr()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ctx.Err() != nil {
-		s.t.Fatalf("fanout run: %v after %.1fs, want a non-zero exit saying %q:\n%s", err, took.Seconds(), want, tail(string(out), 30))
+		s.t.Fatalf("fanout %s: %v after %.1fs, want a non-zero exit saying %q:\n%s", args[0], err, took.Seconds(), want, tail(string(out), 30))
 	}
-	s.t.Logf("fanout run exited %d after %.1fs: %s", ee.ExitCode(), took.Seconds(), tail(strings.TrimSpace(string(out)), 1))
+	s.t.Logf("fanout %s exited %d after %.1fs: %s", args[0], ee.ExitCode(), took.Seconds(), tail(strings.TrimSpace(string(out)), 1))
 	if took > 30*time.Second {
-		s.t.Errorf("fanout run took %.1fs to give up, want within 30s", took.Seconds())
+		s.t.Errorf("fanout %s took %.1fs to give up, want within 30s", args[0], took.Seconds())
 	}
 	if !strings.Contains(string(out), want) {
-		s.t.Errorf("fanout run output does not say %q:\n%s", want, tail(string(out), 30))
+		s.t.Errorf("fanout %s output does not say %q:\n%s", args[0], want, tail(string(out), 30))
 	}
 	if strings.Contains(string(out), "goroutine ") || strings.Contains(string(out), "panic:") {
-		s.t.Errorf("fanout run printed a stack trace:\n%s", tail(string(out), 30))
+		s.t.Errorf("fanout %s printed a stack trace:\n%s", args[0], tail(string(out), 30))
 	}
 }
 
@@ -177,6 +185,28 @@ func TestKafkaSASLSSL(t *testing.T) {
 		s.secure(r.addr, r.security)
 		s.runRefused(r.want)
 	}
+	// The other commands that talk to Kafka say the same.
+	s.writeConfig(
+		sinkSpec{name: "profile", target: a, extra: "ordering: partition"},
+		sinkSpec{name: "analytics", target: b, extra: "ordering: unordered\nmax_in_flight: 32"},
+	)
+	s.secure(sk.SASLSSLAddr, refusals[2].security)
+	events := filepath.Join(s.dir, "events.jsonl")
+	for _, args := range [][]string{
+		{"status", "-c", s.cfg},
+		{"topics", "ensure", "-c", s.cfg},
+		{"emit", "-c", s.cfg, "--type", "user.registered", "--file", events},
+		{"dlq", "list", "-c", s.cfg, "--sink", "profile"},
+		{"replay", "-c", s.cfg, "--sink", "profile", "--from-time", "2026-01-01T00:00:00Z", "--dry-run"},
+	} {
+		s.refused(`kafka `+sk.SASLSSLAddr+`: the broker does not offer SASL mechanism SCRAM-SHA-256`, args...)
+	}
+	s.writeConfig(
+		sinkSpec{name: "profile", target: a, extra: "ordering: partition"},
+		sinkSpec{name: "analytics", target: b, extra: "ordering: unordered\nmax_in_flight: 32"},
+	)
+	s.secure(sk.SASLSSLAddr, "") // the plaintext client at the TLS port: emit's producer would retry it
+	s.refused("is this a plaintext connection speaking to a tls endpoint?", "emit", "-c", s.cfg, "--type", "user.registered", "--file", events)
 
 	s.writeConfig(
 		sinkSpec{name: "profile", target: a, extra: "ordering: partition"},

@@ -268,3 +268,30 @@ func deniedTopic(ctx context.Context, cfg *config.Config, adm *kadm.Client, topi
 	return fmt.Errorf("kafka %s: user %q is not authorized for topic %s (a missing ACL; see the README's ACL list): %w",
 		strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.SASL.Username, name, err)
 }
+
+// probeKafka asks the brokers for the metadata of topics with a 15s
+// deadline: a refused login, an untrusted certificate or a missing topic ACL
+// comes back as kafkaError words it, before a producer would retry it
+// until its records time out.
+func probeKafka(ctx context.Context, cfg *config.Config, cl *kgo.Client, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	details, err := adm.ListTopics(ctx, topics...)
+	if errors.Is(err, kerr.TopicAuthorizationFailed) {
+		return deniedTopic(ctx, cfg, adm, topics, err)
+	}
+	if err != nil {
+		var done *kafkaRefusal
+		if err := kafkaError(cfg, err); errors.As(err, &done) {
+			return err
+		}
+		return fmt.Errorf("kafka %s: %w", strings.Join(cfg.Kafka.Brokers, ","), err)
+	}
+	for _, t := range topics {
+		if d, ok := details[t]; ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed) {
+			return deniedTopic(ctx, cfg, adm, []string{t}, d.Err)
+		}
+	}
+	return nil
+}

@@ -77,7 +77,7 @@ type Kafka struct {
 	// whose "sub" claim is the principal.
 	OAuthAddr string
 	CA        *TestCA
-	Client               *Issued
+	Client    *Issued
 
 	secure *KafkaSecure
 	broker *Issued

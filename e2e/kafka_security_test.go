@@ -232,6 +232,20 @@ func TestKafkaSASLSSL(t *testing.T) {
 	}
 	s.runRefused(`is not authorized for consumer group ` + s.prefix + `profile`)
 
+	// WRITE on the tier and DLQ topics missing: named at start, not at the
+	// first park.
+	createACLs(t, adm, map[string]*kadm.ACLBuilder{"groups": acls["groups"]})
+	noWrite := kadm.NewACLs().Allow("User:fanout").AllowHosts().Topics(s.topic + ".").
+		ResourcePatternType(kadm.ACLPatternPrefixed).Operations(kadm.OpWrite)
+	if _, err := adm.DeleteACLs(context.Background(), noWrite); err != nil {
+		t.Fatal(err)
+	}
+	s.runRefused(`user "fanout" may not WRITE topic ` + s.topic + `.analytics.dlq`)
+	createACLs(t, adm, map[string]*kadm.ACLBuilder{"write": noWrite})
+	if _, err := adm.DeleteACLs(context.Background(), acls["groups"]); err != nil {
+		t.Fatal(err)
+	}
+
 	// DESCRIBE on the groups passes the start-up check, but joining needs
 	// READ: the consumer's refused join ends the run.
 	describeOnly := kadm.NewACLs().Allow("User:fanout").AllowHosts().Groups(s.prefix).

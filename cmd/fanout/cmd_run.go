@@ -179,6 +179,18 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 	if err := checkGroupAccess(ctx, cfg, adm, groups); err != nil {
 		return nil, err
 	}
+	need := map[string][]kadm.ACLOperation{cfg.Kafka.Topic: {kadm.OpRead}}
+	for _, s := range cfg.Sinks {
+		if len(names) == 0 || slices.Contains(names, s.Name) {
+			need[s.DLQTopic] = append(need[s.DLQTopic], kadm.OpWrite)
+			for _, t := range s.Retry.TierTopics {
+				need[t] = append(need[t], kadm.OpRead, kadm.OpWrite)
+			}
+		}
+	}
+	if err := checkTopicOps(ctx, cfg, cl, need); err != nil {
+		return nil, err
+	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return topicLimits(tctx, adm, want, log), nil

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/aws"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
@@ -291,6 +295,47 @@ func probeKafka(ctx context.Context, cfg *config.Config, cl *kgo.Client, topics 
 	for _, t := range topics {
 		if d, ok := details[t]; ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed) {
 			return deniedTopic(ctx, cfg, adm, []string{t}, d.Err)
+		}
+	}
+	return nil
+}
+
+// checkTopicOps asks the brokers which operations the user may perform on
+// each topic (Metadata with IncludeTopicAuthorizedOperations, KIP-430) and
+// names the first that lacks one it needs: a missing WRITE on a DLQ would
+// otherwise show only at the first park, which then retries until fixed.
+// A broker that does not report operations is not checked.
+func checkTopicOps(ctx context.Context, cfg *config.Config, cl *kgo.Client, need map[string][]kadm.ACLOperation) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	req.IncludeTopicAuthorizedOperations = true
+	topics := slices.Sorted(maps.Keys(need))
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return kafkaError(cfg, err)
+	}
+	have := map[string][]kadm.ACLOperation{}
+	reported := map[string]bool{}
+	for _, t := range resp.Topics {
+		if t.Topic != nil && t.AuthorizedOperations != math.MinInt32 {
+			have[*t.Topic], reported[*t.Topic] = kadm.DecodeACLOperations(t.AuthorizedOperations), true
+		}
+	}
+	for _, t := range topics {
+		if !reported[t] {
+			continue
+		}
+		for _, op := range need[t] {
+			if !slices.Contains(have[t], op) && !slices.Contains(have[t], kadm.OpAll) {
+				return fmt.Errorf("kafka %s: user %q may not %s topic %s (a missing ACL; see the README's ACL list)",
+					strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.SASL.Username, op, t)
+			}
 		}
 	}
 	return nil

@@ -132,6 +132,20 @@ func (s *scenario) refused(want string, args ...string) {
 	if strings.Contains(string(out), "goroutine ") || strings.Contains(string(out), "panic:") {
 		s.t.Errorf("fanout %s printed a stack trace:\n%s", args[0], tail(string(out), 30))
 	}
+	noSecrets(s.t, "fanout "+args[0], string(out))
+}
+
+// kafkaSecrets are the secrets the security tests configure.
+var kafkaSecrets = []string{scramPassword, "oauth-client-Secret", "wrong-secret"}
+
+// noSecrets fails the test if out holds one of kafkaSecrets.
+func noSecrets(t *testing.T, what, out string) {
+	t.Helper()
+	for _, sec := range kafkaSecrets {
+		if strings.Contains(out, sec) {
+			t.Errorf("%s printed the secret %q", what, sec)
+		}
+	}
 }
 
 const scramPassword = "fanout-scram-Pa55word"
@@ -225,6 +239,7 @@ func TestKafkaSASLSSL(t *testing.T) {
 			t.Errorf("fanout run said %s with the documented ACLs:\n%s", w, tail(out, 30))
 		}
 	}
+	noSecrets(t, "fanout run", p.out.String())
 
 	// One ACL less: the groups'.
 	if _, err := adm.DeleteACLs(context.Background(), acls["groups"]); err != nil {
@@ -295,6 +310,7 @@ func TestKafkaMTLS(t *testing.T) {
 	if out := p.out.String(); strings.Contains(out, "AUTHORIZATION_FAILED") {
 		t.Errorf("fanout run was refused something with the documented ACLs:\n%s", tail(out, 30))
 	}
+	noSecrets(t, "fanout run", p.out.String())
 }
 
 // unsecuredJWS is a go-oauth2 access-token generator issuing what Kafka's
@@ -363,4 +379,5 @@ func TestKafkaOAuthBearer(t *testing.T) {
 	if out := p.out.String(); strings.Contains(out, "AUTHORIZATION_FAILED") {
 		t.Errorf("fanout run was refused something with the documented ACLs:\n%s", tail(out, 30))
 	}
+	noSecrets(t, "fanout run", p.out.String())
 }

@@ -287,7 +287,8 @@ func TestKafkaSASLSSL(t *testing.T) {
 // TestKafkaMTLS: over an SSL listener that requires a client certificate
 // (ssl.client.auth=required; the certificate's CN is the principal), fanout
 // delivers every event to two sinks once with the documented ACLs; without
-// a client certificate the run ends, naming the broker.
+// a client certificate the run ends, naming the broker; and a group ACL
+// removed while it runs ends it too.
 func TestKafkaMTLS(t *testing.T) {
 	sk := secureBroker(t)
 	adm := admin(t)
@@ -308,11 +309,28 @@ func TestKafkaMTLS(t *testing.T) {
 	s.secure(sk.SSLAddr, fmt.Sprintf("  tls: {enabled: true, ca_file: %s, cert_file: %s, key_file: %s}\n", sk.CA.CAFile, sk.Client.CertFile, sk.Client.KeyFile))
 	p := s.start()
 	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
-	p.term(t)
+	// The group ACL removed while it runs: the next heartbeat is refused,
+	// and the run ends saying so instead of warning forever.
+	before := p.out.String()
+	acls := fanoutACLs(s)
+	if _, err := adm.DeleteACLs(context.Background(), acls["groups"]); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	select {
+	case err := <-p.done:
+		t.Logf("fanout run exited %.1fs after the group ACL was removed: %v: %s", time.Since(removed).Seconds(), err,
+			tail(strings.TrimSpace(p.out.String()), 1))
+		if err == nil || !strings.Contains(p.out.String(), "fanout run: consumer ") || !strings.Contains(p.out.String(), "GROUP_AUTHORIZATION_FAILED") {
+			t.Errorf("fanout run ended with %v, want a non-zero exit naming the refused group:\n%s", err, tail(p.out.String(), 20))
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("fanout run still running 60s after its group ACL was removed:\n%s", tail(p.out.String(), 20))
+	}
 	for name, tg := range map[string]*target{"profile": a, "analytics": b} {
 		checkAccepted(t, name, tg, s.ids, 0)
 	}
-	if out := p.out.String(); strings.Contains(out, "AUTHORIZATION_FAILED") {
+	if out := before; strings.Contains(out, "AUTHORIZATION_FAILED") {
 		t.Errorf("fanout run was refused something with the documented ACLs:\n%s", tail(out, 30))
 	}
 	noSecrets(t, "fanout run", p.out.String())

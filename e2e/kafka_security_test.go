@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,11 +352,12 @@ func (unsecuredJWS) Token(_ context.Context, data *oauth2.GenerateBasic, _ bool)
 }
 
 // oauthEndpoint runs go-oauth2's token endpoint for client fanout on
-// loopback: client credentials, tokens valid for an hour.
-func oauthEndpoint(t *testing.T, secret string) string {
+// loopback: client credentials, tokens valid for exp; issued counts the
+// requests it answered without error.
+func oauthEndpoint(t *testing.T, secret string, exp time.Duration, issued *atomic.Int64) string {
 	t.Helper()
 	m := manage.NewDefaultManager()
-	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: time.Hour})
+	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: exp})
 	m.MustTokenStorage(store.NewMemoryTokenStore())
 	m.MapAccessGenerate(unsecuredJWS{})
 	cs := store.NewClientStore()
@@ -362,7 +365,11 @@ func oauthEndpoint(t *testing.T, secret string) string {
 	m.MapClientStorage(cs)
 	srv := server.NewDefaultServer(m)
 	srv.SetClientInfoHandler(server.ClientFormHandler)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = srv.HandleTokenRequest(w, r) }))
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv.HandleTokenRequest(w, r) == nil {
+			issued.Add(1)
+		}
+	}))
 	t.Cleanup(hs.Close)
 	return hs.URL + "/token"
 }
@@ -374,7 +381,12 @@ func oauthEndpoint(t *testing.T, secret string) string {
 func TestKafkaOAuthBearer(t *testing.T) {
 	sk := secureBroker(t)
 	adm := admin(t)
-	tokenURL := oauthEndpoint(t, "oauth-client-Secret")
+	// Tokens live 15s; x/oauth2 takes one as expired 10s early, and the
+	// broker ends a session when its token expires (KIP-368, with
+	// connections.max.reauth.ms set): the run must fetch and present new
+	// tokens while it runs.
+	var issued atomic.Int64
+	tokenURL := oauthEndpoint(t, "oauth-client-Secret", 15*time.Second, &issued)
 	s := newScenario(t, "oauth", events)
 	a, b := newTarget(t, 0, nil), newTarget(t, 0, nil)
 	sinks := []sinkSpec{
@@ -395,11 +407,35 @@ func TestKafkaOAuthBearer(t *testing.T) {
 	s.secure(sk.OAuthAddr, security("oauth-client-Secret"))
 	p := s.start()
 	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
+
+	// Outlive several tokens, then deliver a second batch over the same run.
+	first := issued.Load()
+	time.Sleep(40 * time.Second)
+	var more []string
+	var docs [][]byte
+	for i := events; i < events+500; i++ {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		more, docs = append(more, id), append(docs, userRegistered(i, id))
+	}
+	path := filepath.Join(s.dir, "more.jsonl")
+	if err := os.WriteFile(path, append(bytes.Join(docs, []byte("\n")), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	running := s.cfg
+	s.writeConfig(sinks...) // the admin listener's config, for emit
+	s.fanout("emit", "-c", s.cfg, "--type", "user.registered", "--file", path)
+	s.cfg = running
+	s.ids = append(s.ids, more...)
+	s.waitDone(2*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
+	t.Logf("token endpoint issued %d tokens before the first batch was done, %d in all", first, issued.Load())
+	if issued.Load() <= first {
+		t.Errorf("no token fetched in the 40s after the first batch (%d in all): the run did not refresh its 15s tokens", issued.Load())
+	}
 	p.term(t)
 	for name, tg := range map[string]*target{"profile": a, "analytics": b} {
 		checkAccepted(t, name, tg, s.ids, 0)
 	}
-	if out := p.out.String(); strings.Contains(out, "AUTHORIZATION_FAILED") {
+	if out := p.out.String(); strings.Contains(out, "AUTHORIZATION_FAILED") || strings.Contains(out, "SASL") {
 		t.Errorf("fanout run was refused something with the documented ACLs:\n%s", tail(out, 30))
 	}
 	noSecrets(t, "fanout run", p.out.String())

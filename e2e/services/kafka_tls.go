@@ -138,5 +138,8 @@ ssl.principal.mapping.rules=RULE:^CN=([^,]+).*$/$1/,DEFAULT
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=OAUTHBEARER
 listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";
 listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler
+# Re-authentication (KIP-368): a session ends when its token expires, at the
+# latest after 10s; clients must log in again with a current token.
+listener.name.sasl_plaintext.oauthbearer.connections.max.reauth.ms=10000
 `, propPEM(broker.CertPEM), propPEM(broker.KeyPEM), propPEM(ca.PEM))
 }

@@ -53,6 +53,54 @@ type Kafka struct {
 	// unique among the processes sharing a config, e.g. ${HOSTNAME};
 	// characters [a-zA-Z0-9._-], at most 249.
 	InstanceID string `yaml:"instance_id"`
+	// TLS and SASL secure the connection to every broker (see KafkaTLS and
+	// KafkaSASL); both default to off: a plaintext, unauthenticated cluster.
+	TLS  KafkaTLS  `yaml:"tls"`
+	SASL KafkaSASL `yaml:"sasl"`
+}
+
+// KafkaTLS is TLS to the brokers. File paths are relative to the working
+// directory; the files are read when the config is loaded.
+type KafkaTLS struct {
+	Enabled    bool   `yaml:"enabled"`     // default false
+	CAFile     string `yaml:"ca_file"`     // default "": the system roots
+	CertFile   string `yaml:"cert_file"`   // default "": no client certificate; with key_file for mTLS
+	KeyFile    string `yaml:"key_file"`    // default "": with cert_file
+	ServerName string `yaml:"server_name"` // default "": the host of the broker address dialed
+}
+
+// SASL mechanisms kafka.sasl.mechanism accepts.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScram256    = "SCRAM-SHA-256"
+	SASLScram512    = "SCRAM-SHA-512"
+	SASLOAuthBearer = "OAUTHBEARER"
+	SASLAWSMSKIAM   = "AWS_MSK_IAM"
+)
+
+// KafkaSASL is SASL authentication to the brokers. Secret fields take
+// ${VAR}; no error or log line ever holds their values.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or
+	// AWS_MSK_IAM; default "": no SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"` // PLAIN, SCRAM: required
+	Password  string `yaml:"password"` // PLAIN, SCRAM: required; secret
+	// OAUTHBEARER takes either a static Token or client credentials
+	// (TokenURL, ClientID, ClientSecret, Scopes) that fetch a token from
+	// the endpoint and fetch the next one before it expires.
+	Token        string   `yaml:"token"`         // secret
+	TokenURL     string   `yaml:"token_url"`     // an absolute http(s) URL
+	ClientID     string   `yaml:"client_id"`     // with token_url
+	ClientSecret string   `yaml:"client_secret"` // with token_url; secret
+	Scopes       []string `yaml:"scopes"`        // default none
+	// Extensions are OAUTHBEARER SASL extensions (KIP-342), e.g.
+	// logicalCluster and identityPoolId for Confluent Cloud; default none.
+	Extensions map[string]string `yaml:"extensions"`
+	// AWS_MSK_IAM takes its credentials from the AWS default chain
+	// (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, the
+	// shared config and credentials files with AWS_PROFILE, web identity,
+	// the ECS and EC2 instance roles) and needs kafka.tls.enabled.
 }
 
 // Redis is the dedupe store. An empty addr means the in-memory store, which only
@@ -529,6 +577,7 @@ func (c *Config) validate() []Problem {
 	if id := c.Kafka.InstanceID; id != "" && (!topicRE.MatchString(id) || id == "." || id == "..") {
 		add("kafka.instance_id", "%q is not a valid group instance id: use [a-zA-Z0-9._-], at most 249 characters, not \".\" or \"..\"", id)
 	}
+	ps = append(ps, c.validateKafkaSecurity()...)
 	if c.Run.RevokeTimeout >= c.Kafka.RebalanceTimeout {
 		add("run.revoke_timeout", "%s must be below kafka.rebalance_timeout %s: a slow API must not hold a rebalance hostage", c.Run.RevokeTimeout, c.Kafka.RebalanceTimeout)
 	}

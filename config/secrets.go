@@ -17,6 +17,8 @@ import (
 func (c *Config) Secrets() []string {
 	var out []string
 	add := func(v ...string) { out = append(out, v...) }
+	add(c.Kafka.SASL.Password, c.Kafka.SASL.Token, c.Kafka.SASL.ClientSecret)
+	add(redact.URLSecrets(c.Kafka.SASL.TokenURL)...)
 	add(c.Redis.Password, c.Redis.Sentinel.Password)
 	add(c.Schemas.RegistryAuth.Password, c.Schemas.RegistryAuth.Token)
 	add(c.Run.AdminToken)

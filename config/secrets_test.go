@@ -123,7 +123,8 @@ func TestAdminExposed(t *testing.T) {
 
 // TestSecretsCoversSecretFields walks Config: every string field whose YAML
 // name says it holds a credential (password, token, secret) must be listed
-// by Secrets(), so a secret field added later cannot be forgotten there.
+// by Secrets(), and so must the password and query values of every URL field
+// (…url, …endpoint), so a secret field added later cannot be forgotten there.
 func TestSecretsCoversSecretFields(t *testing.T) {
 	cfg := &Config{Sinks: []Sink{{}}}
 	var set []string
@@ -153,7 +154,14 @@ func TestSecretsCoversSecretFields(t *testing.T) {
 			}
 		case reflect.String:
 			leaf := path[strings.LastIndex(path, ".")+1:]
-			if strings.Contains(leaf, "password") || strings.Contains(leaf, "token") || strings.Contains(leaf, "secret") {
+			switch {
+			case strings.HasSuffix(leaf, "url") || strings.HasSuffix(leaf, "endpoint"):
+				// A URL's password and query values are its secrets.
+				n++
+				pw, q := fmt.Sprintf("FIELDSECRET%02d-pw", n), fmt.Sprintf("FIELDSECRET%02d-q", n)
+				v.SetString("https://u:" + pw + "@127.0.0.1:1/x?k=" + q)
+				set = append(set, path+"="+pw, path+"="+q)
+			case strings.Contains(leaf, "password") || strings.Contains(leaf, "token") || strings.Contains(leaf, "secret"):
 				n++
 				val := fmt.Sprintf("FIELDSECRET%02d-%s", n, leaf)
 				v.SetString(val)

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -393,7 +394,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.commitLoop(work, cl, stopCommits)
 	}()
 
-	c.poll(ctx, cl)
+	denied := c.poll(ctx, cl)
 	stopStart := time.Now()
 
 	// Stage 1: fetching has stopped; start nothing new (queued records stay
@@ -427,6 +428,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.log.Debug("final commit", "took", time.Since(stopStart), "err", err)
 	cl.Close() // leaves the group; the revoke callback finds nothing to do
 	c.log.Info("consumer stopped", "handled", c.handled.Load(), "parked", c.parked.Load(), "abandoned", c.abandoned.Load())
+	if denied != nil {
+		return fmt.Errorf("consumer %s: %w", c.cfg.Sink, denied)
+	}
 	if err != nil {
 		return fmt.Errorf("consumer %s: final commit: %w", c.cfg.Sink, err)
 	}
@@ -438,14 +442,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 // partition never waits behind another's records; backpressure is per
 // partition: one at its share of the buffer is paused (see accept), which
 // then drops nothing buffered, since nothing is left there.
-func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
-	for ctx.Err() == nil {
+//
+// A fetch error that is Kafka refusing fanout (Denied: a missing ACL, a
+// failed login) ends the poll and is returned, after the records of that
+// poll are accepted: retrying cannot help, and an operator sees it at once.
+func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) (denied error) {
+	for ctx.Err() == nil && denied == nil {
 		fs := cl.PollFetches(ctx)
 		if fs.IsClientClosed() {
 			cl.AllowRebalance()
-			return
+			return nil
 		}
 		fs.EachError(func(t string, p int32, err error) {
+			if Denied(err) && denied == nil {
+				denied = fmt.Errorf("Kafka refused (group %s, topic %s): %w", c.cfg.Group, cmp.Or(t, c.cfg.Topic), err)
+			}
 			if !errors.Is(err, context.Canceled) {
 				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
@@ -465,6 +476,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 		c.mu.Unlock()
 		cl.AllowRebalance()
 	}
+	return denied
 }
 
 // share is how many records one partition may have buffered before its

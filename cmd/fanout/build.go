@@ -27,13 +27,13 @@ import (
 
 // kafkaOpts are the client options every Kafka client of fanout shares.
 func kafkaOpts(cfg *config.Config) []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Kafka.Brokers...),
 		kgo.ClientID(cfg.Kafka.ClientID),
 		// Read the main topic, tiers and DLQs as committed data only: an
 		// upstream's aborted transaction is never delivered or replayed.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	}
+	}, kafkaSecurityOpts(cfg)...)
 }
 
 // buildCodec returns the schema codec: a Schema Registry when configured, else

@@ -60,6 +60,11 @@ line is reported with its number and nothing after it is sent.`,
 					return err
 				}
 				defer cl.Close()
+				// A producer retries a broker that refuses it until the
+				// record times out: ask first, and say why at once.
+				if err := probeKafka(ctx, cfg, cl, cfg.Kafka.Topic); err != nil {
+					return err
+				}
 				em := &emitter{cfg: cfg, codec: codec, cl: cl, typ: *typ}
 				if *doc != "" {
 					err = em.one(ctx, []byte(*doc), 0)

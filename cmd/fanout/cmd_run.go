@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/config"
@@ -143,11 +145,20 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		details, err := adm.ListTopics(tctx, want...)
 		cancel()
+		if errors.Is(err, kerr.TopicAuthorizationFailed) {
+			return nil, deniedTopic(ctx, cfg, adm, want, err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
+			if err := kafkaError(cfg, err); consumer.Denied(err) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), kafkaError(cfg, err))
 		}
 		missing = missing[:0]
 		for _, t := range want {
+			if d, ok := details[t]; ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed) {
+				return nil, deniedTopic(ctx, cfg, adm, []string{t}, d.Err)
+			}
 			if d, ok := details[t]; !ok || d.Err != nil {
 				missing = append(missing, t)
 			}
@@ -159,6 +170,30 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("missing topics %s: create them with fanout topics ensure -c FILE", strings.Join(missing, ", "))
+	}
+	var groups []string
+	for _, s := range cfg.Sinks {
+		if len(names) == 0 || slices.Contains(names, s.Name) {
+			groups = append(groups, cfg.Kafka.GroupPrefix+s.Name)
+			for n := range s.Retry.TierTopics {
+				groups = append(groups, fmt.Sprintf("%s%s.retry.%d", cfg.Kafka.GroupPrefix, s.Name, n+1))
+			}
+		}
+	}
+	if err := checkGroupAccess(ctx, cfg, adm, groups); err != nil {
+		return nil, err
+	}
+	need := map[string][]kadm.ACLOperation{cfg.Kafka.Topic: {kadm.OpRead}}
+	for _, s := range cfg.Sinks {
+		if len(names) == 0 || slices.Contains(names, s.Name) {
+			need[s.DLQTopic] = append(need[s.DLQTopic], kadm.OpWrite)
+			for _, t := range s.Retry.TierTopics {
+				need[t] = append(need[t], kadm.OpRead, kadm.OpWrite)
+			}
+		}
+	}
+	if err := checkTopicOps(ctx, cfg, cl, need); err != nil {
+		return nil, err
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -125,7 +125,7 @@ func exec(ctx context.Context, e *env, c *command, args []string) int {
 		fmt.Fprintln(e.stderr, err)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, err)
+		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, explainKafka(err))
 		return 1
 	}
 }
@@ -153,6 +153,7 @@ func loadConfig(path string) (*config.Config, error) {
 		return nil, usagef("%v", err)
 	}
 	secrets.Add(cfg.Secrets()...)
+	lastConfig.Store(cfg) // for explainKafka
 	return cfg, nil
 }
 

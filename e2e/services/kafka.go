@@ -45,7 +45,18 @@ type KafkaOptions struct {
 	// LogDir/data first. Default: a new directory under os.TempDir(), which
 	// StartKafka leaves in place and NewKafka removes when the test passed.
 	LogDir string
+	// Secure, when set, adds a SASL_SSL listener (SCRAM-SHA-512) and an SSL
+	// listener that requires client certificates, with certificates from a
+	// CA made for the broker, and turns on the StandardAuthorizer. The
+	// PLAINTEXT listener (Addr) stays, for the harness and the test's
+	// admin client: its User:ANONYMOUS is the one super user.
+	Secure *KafkaSecure
 }
+
+// KafkaSecure is what the secured listeners of KafkaOptions.Secure start
+// with. Users and ACLs are added after start through Addr (kadm
+// AlterUserSCRAMs, CreateACLs).
+type KafkaSecure struct{}
 
 // Kafka is one Apache Kafka 4.x broker in KRaft mode — a single node that is
 // both broker and controller (node.id 1) — running as a child process of the
@@ -56,6 +67,20 @@ type Kafka struct {
 	// Addr is the broker's PLAINTEXT listener, "127.0.0.1:port": the only
 	// bootstrap address a client needs. It stays the same across Restart.
 	Addr string
+	// With KafkaOptions.Secure: SASLSSLAddr is the SASL_SSL listener
+	// (SCRAM-SHA-512), SSLAddr the SSL listener that requires a client
+	// certificate, CA the authority that signed the broker's certificate
+	// (CA.CAFile), and Client a certificate for CN=fanout (User:fanout).
+	SASLSSLAddr, SSLAddr string
+	// OAuthAddr is a SASL_PLAINTEXT listener taking OAUTHBEARER tokens
+	// that Kafka's unsecured validator checks: unsigned JWS ({"alg":"none"})
+	// whose "sub" claim is the principal.
+	OAuthAddr string
+	CA        *TestCA
+	Client    *Issued
+
+	secure *KafkaSecure
+	broker *Issued
 
 	java, lib, version string
 	dir, props, log4j  string
@@ -133,6 +158,18 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 		dir:     opts.LogDir,
 		props:   filepath.Join(opts.LogDir, "server.properties"),
 		log4j:   filepath.Join(opts.LogDir, "log4j2.properties"),
+		secure:  opts.Secure,
+	}
+	if k.secure != nil {
+		if k.CA, err = NewTestCA(opts.LogDir); err != nil {
+			return nil, fmt.Errorf("kafka test CA: %w", err)
+		}
+		if k.broker, err = k.CA.Issue("broker"); err != nil {
+			return nil, fmt.Errorf("kafka broker certificate: %w", err)
+		}
+		if k.Client, err = k.CA.Issue("fanout"); err != nil {
+			return nil, fmt.Errorf("kafka client certificate: %w", err)
+		}
 	}
 	if err := os.WriteFile(k.log4j, []byte(kafkaLog4j), 0o644); err != nil {
 		return nil, fmt.Errorf("kafka log4j config: %w", err)
@@ -152,7 +189,20 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 			return nil, err
 		}
 		k.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := k.writeProps(opts.Partitions, port, cport); err != nil {
+		var sport, tport int
+		if k.secure != nil {
+			if sport, tport, err = freePortPair(); err != nil {
+				return nil, err
+			}
+			k.SASLSSLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(sport))
+			k.SSLAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tport))
+			oport, _, err := freePortPair()
+			if err != nil {
+				return nil, err
+			}
+			k.OAuthAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(oport))
+		}
+		if err := k.writeProps(opts.Partitions, port, cport, sport, tport); err != nil {
 			return nil, err
 		}
 		if err := k.format(clusterID); err != nil {
@@ -358,15 +408,21 @@ func probeKafka(ctx context.Context, cl *kgo.Client, adm *kadm.Client, name stri
 }
 
 // writeProps writes server.properties for one combined broker+controller.
-func (k *Kafka) writeProps(partitions, port, cport int) error {
+func (k *Kafka) writeProps(partitions, port, cport, sport, tport int) error {
+	listeners := fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", port)
+	protocols := "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+	if k.secure != nil {
+		listeners += fmt.Sprintf(",SASL_SSL://127.0.0.1:%d,SSL://127.0.0.1:%d,SASL_PLAINTEXT://%s", sport, tport, k.OAuthAddr)
+		protocols += ",SASL_SSL:SASL_SSL,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"
+	}
 	p := fmt.Sprintf(`# Written by fanout e2e/services/kafka.go: one KRaft node, broker and controller.
 process.roles=broker,controller
 node.id=1
 # A static quorum of this node; Kafka 4.x formats and starts with it (no --standalone).
 controller.quorum.voters=1@127.0.0.1:%[2]d
-listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=%[5]s,CONTROLLER://127.0.0.1:%[2]d
+advertised.listeners=%[5]s
+listener.security.protocol.map=%[6]s
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=%[3]s
@@ -392,7 +448,10 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 share.coordinator.state.topic.num.partitions=4
-`, port, cport, filepath.Join(k.dir, "data"), partitions)
+`, port, cport, filepath.Join(k.dir, "data"), partitions, listeners, protocols)
+	if k.secure != nil {
+		p += secureProps(k.secure, k.broker, k.CA)
+	}
 	if err := os.WriteFile(k.props, []byte(p), 0o644); err != nil {
 		return fmt.Errorf("kafka server.properties: %w", err)
 	}

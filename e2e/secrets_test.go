@@ -51,6 +51,7 @@ type auditField struct {
 	path        string
 	secrets     []string
 	good, wrong func(w auditWorld) string
+	with        map[string]string // other (non-secret) paths the wrong value needs, e.g. a SASL mechanism
 }
 
 // auditEnv is the environment every fanout command of the audit gets: the
@@ -58,26 +59,38 @@ type auditField struct {
 var auditEnv = []string{"AUDIT_ADMIN_TOKEN=AuditAdminToken-9a8b7c6d5e4f", "AUDIT_MISTYPED=AuditMistyped-6f7a8b"}
 
 // auditFields lists every secret field. ADDING A SECRET FIELD IS ONE ROW
-// HERE (e.g. kafka.sasl.password, schemas.registry password, redis TLS key
-// passphrase): the good config, the wrong-value runs and the grep follow.
+// HERE: the good config, the wrong-value runs and the grep follow. The SASL
+// and registry_auth rows are wrong-only (the shared broker is plaintext and
+// has no registry); their good paths are the security e2e tests', which grep
+// their own secrets (kafka_security_test.go, registry_refs_test.go).
 var auditFields = []auditField{
-	{"redis.password", []string{"AuditRedisPw-5d1c2b"}, func(w auditWorld) string { return w.file("redis-pw", "AuditRedisPw-5d1c2b") }, func(w auditWorld) string { return w.file("redis-pw-wrong", "AuditRedisPw-5d1c2b-WRONG") }},
-	{"run.admin_token", []string{"AuditAdminToken-9a8b7c6d5e4f"}, func(auditWorld) string { return "${AUDIT_ADMIN_TOKEN}" }, func(auditWorld) string { return "${AUDIT_ADMIN_TOKEN} x" }},
-	{"sinks[0].headers.Authorization", []string{"AuditBearer-3e4f5a6b"}, func(auditWorld) string { return "Bearer AuditBearer-3e4f5a6b" }, func(auditWorld) string { return "Bearer AuditBearer-3e4f5a6b-OLD" }},
+	{"redis.password", []string{"AuditRedisPw-5d1c2b"}, func(w auditWorld) string { return w.file("redis-pw", "AuditRedisPw-5d1c2b") }, func(w auditWorld) string { return w.file("redis-pw-wrong", "AuditRedisPw-5d1c2b-WRONG") }, nil},
+	{"run.admin_token", []string{"AuditAdminToken-9a8b7c6d5e4f"}, func(auditWorld) string { return "${AUDIT_ADMIN_TOKEN}" }, func(auditWorld) string { return "${AUDIT_ADMIN_TOKEN} x" }, nil},
+	{"sinks[0].headers.Authorization", []string{"AuditBearer-3e4f5a6b"}, func(auditWorld) string { return "Bearer AuditBearer-3e4f5a6b" }, func(auditWorld) string { return "Bearer AuditBearer-3e4f5a6b-OLD" }, nil},
 	{"sinks[0].url", []string{"AuditUrlPw-77aa88", "AuditUrlQuery-99bb00"}, func(w auditWorld) string {
 		return "http://audit:AuditUrlPw-77aa88@" + w.target + "/x?token=AuditUrlQuery-99bb00"
 	}, func(w auditWorld) string {
 		return "htps://audit:AuditUrlPw-77aa88@" + w.target + "/x?token=AuditUrlQuery-99bb00"
-	}},
+	}, nil},
 	{"tracing.otlp_endpoint", []string{"AuditOtelPw-1b2c3d", "AuditOtelQuery-4d5e6f"}, func(w auditWorld) string {
 		return "http://otel:AuditOtelPw-1b2c3d@" + w.otlp + "/?token=AuditOtelQuery-4d5e6f"
 	}, func(w auditWorld) string {
 		return "htps://otel:AuditOtelPw-1b2c3d@" + w.otlp + "/?token=AuditOtelQuery-4d5e6f"
-	}},
-	{"redis.db", []string{"AuditMistyped-6f7a8b"}, nil, func(auditWorld) string { return "${AUDIT_MISTYPED}" }},
+	}, nil},
+	{"redis.db", []string{"AuditMistyped-6f7a8b"}, nil, func(auditWorld) string { return "${AUDIT_MISTYPED}" }, nil},
 	{"schemas.registry_url", []string{"AuditRegistryPw-2c3d4e", "AuditRegistryQuery-5f6a7b"}, nil, func(auditWorld) string {
 		return "http://sr:AuditRegistryPw-2c3d4e@127.0.0.1:1/?token=AuditRegistryQuery-5f6a7b"
-	}},
+	}, nil},
+	{"kafka.sasl.password", []string{"AuditSaslPw-8c9d0e"}, nil, func(auditWorld) string { return "AuditSaslPw-8c9d0e" },
+		map[string]string{"kafka.sasl.mechanism": "SCRAM-SHA-512", "kafka.sasl.username": "audit"}},
+	{"kafka.sasl.token", []string{"AuditSaslToken-5e6f7a"}, nil, func(auditWorld) string { return "AuditSaslToken-5e6f7a" },
+		map[string]string{"kafka.sasl.mechanism": "OAUTHBEARER"}},
+	{"kafka.sasl.client_secret", []string{"AuditOAuthSecret-1a2b3c"}, nil, func(auditWorld) string { return "AuditOAuthSecret-1a2b3c" },
+		map[string]string{"kafka.sasl.mechanism": "OAUTHBEARER", "kafka.sasl.token_url": "http://127.0.0.1:1/token", "kafka.sasl.client_id": "audit"}},
+	{"schemas.registry_auth.password", []string{"AuditRegistryAuthPw-7a8b9c"}, nil, func(auditWorld) string { return "AuditRegistryAuthPw-7a8b9c" },
+		map[string]string{"schemas.registry_url": "http://127.0.0.1:1", "schemas.registry_auth.username": "audit"}},
+	{"schemas.registry_auth.token", []string{"AuditRegistryToken-0d1e2f"}, nil, func(auditWorld) string { return "AuditRegistryToken-0d1e2f" },
+		map[string]string{"schemas.registry_url": "http://127.0.0.1:1"}},
 }
 
 // setPath sets a dotted path (sinks[0].headers.Authorization) in a YAML tree.
@@ -295,6 +308,9 @@ sinks:
 			}
 		}
 		setPath(tree, f.path, f.wrong(w))
+		for path, v := range f.with {
+			setPath(tree, path, v)
+		}
 		p := write(fmt.Sprintf("wrong-%d.yaml", i), tree)
 		label := f.path + " wrong"
 		cmd(label, time.Minute, "validate", "-c", p)

@@ -173,6 +173,10 @@ type Tracing struct {
 	OTLPEndpoint string   `yaml:"otlp_endpoint"` // default "": OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT, else no spans exported; e.g. http://127.0.0.1:4318 (OTLP/HTTP)
 	SampleRatio  *float64 `yaml:"sample_ratio"`  // default OTEL_TRACES_SAMPLER/_ARG, else 1: share of new traces sampled; an event's own sampling decision is always followed
 	ServiceName  string   `yaml:"service_name"`  // default OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES), else "fanout"
+	// Headers go with every export, e.g. {Authorization: "Bearer ${OTLP_TOKEN}"}
+	// or a vendor's API-key header; default none (OTEL_EXPORTER_OTLP_HEADERS
+	// applies then). Every value is treated as a secret.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Sink is one downstream API.
@@ -602,6 +606,15 @@ func (c *Config) validate() []Problem {
 	}
 	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		add("tracing.sample_ratio", "%g is not within 0..1", *r)
+	}
+	for k, v := range c.Tracing.Headers {
+		path := "tracing.headers." + k
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) }) {
+			add(path, "is not a valid header name")
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			add(path, "holds a control character (a header value cannot)") // never the value: it is a secret
+		}
 	}
 	if len(c.Sinks) == 0 {
 		add("sinks", "required: at least one sink")

@@ -23,6 +23,9 @@ func (c *Config) Secrets() []string {
 	add(c.Schemas.RegistryAuth.Password, c.Schemas.RegistryAuth.Token)
 	add(c.Run.AdminToken)
 	add(redact.URLSecrets(c.Tracing.OTLPEndpoint)...)
+	for _, v := range c.Tracing.Headers {
+		add(headerSecrets(v)...)
+	}
 	add(redact.URLSecrets(c.Schemas.RegistryURL)...)
 	for i, s := range c.Sinks {
 		add(redact.URLSecrets(s.URL)...)

@@ -83,7 +83,7 @@ kafka: {brokers: ["127.0.0.1:9092"], topic: events}
 redis: {password: REDISPASSWORD1}
 run: {admin_token: ADMINTOKEN0123456789}
 schemas: {registry_url: "https://sr:REGISTRYPW@127.0.0.1:8081?key=REGISTRYQUERY"}
-tracing: {otlp_endpoint: "https://u:OTELPASSWORD@127.0.0.1:4318?token=OTELQUERY"}
+tracing: {otlp_endpoint: "https://u:OTELPASSWORD@127.0.0.1:4318?token=OTELQUERY", headers: {x-honeycomb-team: OTELHEADERKEY, Authorization: "Bearer OTELBEARER"}}
 sinks:
   - name: a
     url: "https://user:SINKPASSWORD@127.0.0.1:5/x?token=SINKQUERY"
@@ -95,7 +95,7 @@ sinks:
 	}
 	got := cfg.Secrets()
 	for _, want := range []string{"REDISPASSWORD1", "ADMINTOKEN0123456789", "REGISTRYPW", "REGISTRYQUERY", "OTELPASSWORD", "OTELQUERY",
-		"SINKPASSWORD", "SINKQUERY", "Bearer SINKBEARER", "SINKBEARER", "SINKAPIKEY", "EXPANDEDHEADER"} {
+		"OTELHEADERKEY", "OTELBEARER", "SINKPASSWORD", "SINKQUERY", "Bearer SINKBEARER", "SINKBEARER", "SINKAPIKEY", "EXPANDEDHEADER"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("Secrets() lacks %s: %q", want, got)
 		}
@@ -179,5 +179,26 @@ func TestSecretsCoversSecretFields(t *testing.T) {
 		if !slices.Contains(got, val) {
 			t.Errorf("%s holds a secret, but Secrets() does not list it", path)
 		}
+	}
+}
+
+// tracing.headers: a bad name or a value with CR/LF is named by path, never
+// with the value (every value is a secret).
+func TestTracingHeadersProblems(t *testing.T) {
+	y := "kafka: {brokers: [\"127.0.0.1:9092\"], topic: events}\n" +
+		"tracing: {otlp_endpoint: \"http://127.0.0.1:4318\", headers: {\"bad name\": x, Authorization: \"Bearer OTELSECRET\\r\\nX: y\"}}\n" +
+		"sinks: [{name: a, url: \"http://127.0.0.1:5/x\"}]\n"
+	_, err := Parse("t.yaml", []byte(y), env(nil))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"tracing.headers.bad name: is not a valid header name", "tracing.headers.Authorization: holds a control character"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "OTELSECRET") {
+		t.Errorf("the error shows the header's value:\n%s", msg)
 	}
 }

@@ -77,6 +77,8 @@ var auditFields = []auditField{
 	}, func(w auditWorld) string {
 		return "htps://otel:AuditOtelPw-1b2c3d@" + w.otlp + "/?token=AuditOtelQuery-4d5e6f"
 	}, nil},
+	{"tracing.headers.Authorization", []string{"AuditOtlpHeader-3c4d5e"}, func(auditWorld) string { return "Bearer AuditOtlpHeader-3c4d5e" },
+		func(auditWorld) string { return "Bearer AuditOtlpHeader-3c4d5e\nX-Injected: 1" }, nil},
 	{"redis.db", []string{"AuditMistyped-6f7a8b"}, nil, func(auditWorld) string { return "${AUDIT_MISTYPED}" }, nil},
 	{"schemas.registry_url", []string{"AuditRegistryPw-2c3d4e", "AuditRegistryQuery-5f6a7b"}, nil, func(auditWorld) string {
 		return "http://sr:AuditRegistryPw-2c3d4e@127.0.0.1:1/?token=AuditRegistryQuery-5f6a7b"

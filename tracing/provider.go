@@ -80,6 +80,10 @@ type Config struct {
 	// OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, else
 	// "fanout". The other OTEL_RESOURCE_ATTRIBUTES are always added.
 	ServiceName string
+	// Headers are sent with every export (an API key, an Authorization
+	// header); default none. When set they replace OTEL_EXPORTER_OTLP_HEADERS
+	// and OTEL_EXPORTER_OTLP_TRACES_HEADERS.
+	Headers map[string]string
 	// Redact hides secrets in the error texts spans record (their status
 	// messages); default nil: none hidden. The process span's message comes
 	// from the pipeline, which hides them itself (pipeline.Config.Redact).
@@ -234,6 +238,9 @@ func Start(cfg Config) (shutdown func(context.Context) error, endpoint string, e
 		return noop, "", err
 	}
 	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(endpoint)}
+	if len(cfg.Headers) > 0 {
+		opts = append(opts, otlptracehttp.WithHeaders(cfg.Headers))
+	}
 	if u.Scheme == "http" {
 		opts = append(opts, otlptracehttp.WithInsecure())
 	}

@@ -163,6 +163,35 @@ func TestStartKeepsTheEndpointQuery(t *testing.T) {
 	}
 }
 
+// Configured headers go with every export (an API key the collector checks).
+func TestStartSendsHeaders(t *testing.T) {
+	got := make(chan http.Header, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	defer srv.Close()
+	shutdown, _, err := Start(Config{Endpoint: srv.URL, Headers: map[string]string{"Authorization": "Bearer K1", "X-Tenant": "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Use(noop.NewTracerProvider()) })
+	_, span := StartProcess(context.Background(), "s", &kgo.Record{Topic: "events"})
+	span.End()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	select {
+	case h := <-got:
+		if h.Get("Authorization") != "Bearer K1" || h.Get("X-Tenant") != "acme" {
+			t.Errorf("collector got headers %v", h)
+		}
+	default:
+		t.Fatal("no export reached the collector")
+	}
+}
+
 // The sampler: sample_ratio from the config wins, else OTEL_TRACES_SAMPLER
 // and its argument, else parentbased_traceidratio 1; an unknown sampler or
 // a bad argument is an error.

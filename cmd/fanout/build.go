@@ -415,7 +415,7 @@ func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 func startTracing(cfg *config.Config, log *slog.Logger) (func(), error) {
 	shutdown, endpoint, err := tracing.Start(tracing.Config{
 		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio, ServiceName: cfg.Tracing.ServiceName,
-		Redact: secrets.String,
+		Headers: cfg.Tracing.Headers, Redact: secrets.String,
 	})
 	if err != nil {
 		return nil, usagef("%v", err)

@@ -297,6 +297,10 @@ sinks:
 		t.Error("fanout run did not stop within a minute of SIGINT")
 	}
 	corpus["output of fanout run (good)"] = runOut.String()
+	// The commands that deliver again: their failures (the echoing API) are
+	// parked again and so grepped with the records below.
+	cmd("good", 2*time.Minute, "dlq", "redrive", "-c", goodCfg, "--sink", "audit", "--limit", "5", "--max-redrives", "3")
+	cmd("good", 2*time.Minute, "replay", "-c", goodCfg, "--sink", "audit", "--from-time", "1h", "--bypass-dedupe")
 
 	// Bad inputs: each field wrong, then an unreachable broker.
 	for i, f := range auditFields {

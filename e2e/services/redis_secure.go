@@ -2,16 +2,11 @@ package services
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -58,74 +53,24 @@ type TLSFiles struct {
 }
 
 // NewTLSFiles generates a CA, a server and a client certificate into dir
-// (crypto/x509, ECDSA P-256, valid for a day).
+// (TestCA: ECDSA P-256, valid for a day). Both leaves serve either way:
+// redis-server presents its certificate as a client too (replication, a
+// sentinel's links).
 func NewTLSFiles(dir string) (TLSFiles, error) {
-	f := TLSFiles{
-		CA:         filepath.Join(dir, "ca.pem"),
-		ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
-		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client-key.pem"),
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := NewTestCA(dir)
 	if err != nil {
-		return f, err
+		return TLSFiles{}, err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fanout test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	server, err := ca.Issue("server")
 	if err != nil {
-		return f, err
+		return TLSFiles{}, err
 	}
-	caCert, err := x509.ParseCertificate(caDER)
+	client, err := ca.Issue("client")
 	if err != nil {
-		return f, err
+		return TLSFiles{}, err
 	}
-	if err := writePEM(f.CA, "CERTIFICATE", caDER); err != nil {
-		return f, err
-	}
-	for i, leaf := range []struct {
-		cert, key string
-		cn        string
-		usage     []x509.ExtKeyUsage
-	}{
-		// redis-server presents its certificate as a client too (replication,
-		// a sentinel's links).
-		{f.ServerCert, f.ServerKey, "redis", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}},
-		{f.ClientCert, f.ClientKey, "fanout", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
-	} {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return f, err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 2)), Subject: pkix.Name{CommonName: leaf.cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: leaf.usage,
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			return f, err
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return f, err
-		}
-		if err := writePEM(leaf.cert, "CERTIFICATE", der); err != nil {
-			return f, err
-		}
-		if err := writePEM(leaf.key, "EC PRIVATE KEY", keyDER); err != nil {
-			return f, err
-		}
-	}
-	return f, nil
-}
-
-func writePEM(path, typ string, der []byte) error {
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
+	return TLSFiles{CA: ca.CAFile, ServerCert: server.CertFile, ServerKey: server.KeyFile,
+		ClientCert: client.CertFile, ClientKey: client.KeyFile}, nil
 }
 
 // ClientTLS is the tls.Config of a client that trusts the CA and presents the

@@ -349,7 +349,14 @@ func (fr *faultRun) kill(slot string) {
 // pendingOf reads, per sink, the dedupe keys of the events inc's requests
 // the API accepted from 30s before at until now, and returns those still
 // holding a pending claim. Called right after inc was reaped: well within
-// the lease, so a claim it held has not expired yet.
+// the lease, so a claim it held has not expired yet. A key that holds
+// nothing at all counts too when a Redis restart lost the data after the
+// request's claim (at most 30s before it arrived) and was back before its
+// answer:
+// the claim went with the data, "done" could only go to the new Redis, and
+// it is not there — the event was as unfinished as a pending one, provided
+// no later restart (after the answer, before the kill) could have taken a
+// "done" written meanwhile (that is Redis data loss, judged by its rule).
 func (fr *faultRun) pendingOf(inc string, at time.Time) map[string]map[string]bool {
 	cl := redis.NewClient(&redis.Options{Addr: redisSrv.Addr})
 	defer cl.Close()
@@ -357,11 +364,33 @@ func (fr *faultRun) pendingOf(inc string, at time.Time) map[string]map[string]bo
 	for _, sk := range fr.sinks {
 		seen := map[string]bool{}
 		var ids, keys []string
+		claimLost := map[string]bool{}
 		for _, r := range sk.target.requests() {
 			if r.Instance == inc && r.Accepted && !seen[r.Key] && r.Arrived.After(at.Add(-30*time.Second)) {
 				seen[r.Key] = true
 				ids = append(ids, r.Key)
 				keys = append(keys, fr.topic+":"+dedupe.Key(sk.name, r.Key))
+				fr.fmu.Lock()
+				answered := r.Answered
+				if answered.IsZero() {
+					answered = r.Arrived
+				}
+				// Lost after the claim was taken and back before the answer,
+				// and no loss overlapping or after the answer that could have
+				// taken a "done" written meanwhile: "done" could only be in
+				// the new Redis.
+				before, after := false, false
+				for _, rs := range fr.restarts {
+					switch {
+					case !rs.Lost || !rs.Stop.Before(at) || !rs.Stop.After(r.Arrived.Add(-30*time.Second)):
+					case !rs.Ready.After(answered):
+						before = true
+					default:
+						after = true
+					}
+				}
+				claimLost[r.Key] = before && !after
+				fr.fmu.Unlock()
 			}
 		}
 		out[sk.name] = map[string]bool{}
@@ -375,7 +404,7 @@ func (fr *faultRun) pendingOf(inc string, at time.Time) map[string]map[string]bo
 				break
 			}
 			for i, v := range vals {
-				if s, ok := v.(string); ok && strings.HasPrefix(s, "pending:") {
+				if s, ok := v.(string); ok && strings.HasPrefix(s, "pending:") || v == nil && claimLost[ids[i]] {
 					out[sk.name][ids[i]] = true
 				}
 			}

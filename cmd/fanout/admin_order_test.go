@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,24 +15,7 @@ func TestAdminClaimAndOrderMetrics(t *testing.T) {
 sinks:
   - {name: profile, url: "http://127.0.0.1:8081/users", ordering: key, retry: {tiers: [1s]}}
 `)
-	cfg, err := loadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	codec, err := buildCodec(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, closeStore, err := buildStore(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeStore()
-	runners, err := buildSinks(cfg, nil, codec, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runners := testRunners(t, path)
 	srv := httptest.NewServer((&admin{runners: runners, started: time.Now()}).handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")

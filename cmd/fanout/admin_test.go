@@ -20,24 +20,7 @@ sinks:
   - {name: profile, url: "http://127.0.0.1:8081/users", retry: {tiers: [1s, 5s]}, breaker: {enabled: true}}
   - {name: email, url: "http://127.0.0.1:8082/welcome", retry: {tiers: []}, breaker: {enabled: false}}
 `)
-	cfg, err := loadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	codec, err := buildCodec(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, closeStore, err := buildStore(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeStore()
-	runners, err := buildSinks(cfg, nil, codec, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runners := testRunners(t, path)
 	a := &admin{runners: runners, started: time.Now(), pprof: true}
 	srv := httptest.NewServer(a.handler())
 	defer srv.Close()
@@ -116,4 +99,29 @@ func TestAdminAddressInUse(t *testing.T) {
 	if _, err := serveAdmin(addr, &admin{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("serveAdmin on a busy address: %v, want an error naming %s", err, addr)
 	}
+}
+
+// testRunners builds the sinks of the config at path (in-memory store), as
+// fanout run does, for admin endpoint tests.
+func testRunners(t *testing.T, path string) []*runner {
+	t.Helper()
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	codec, err := buildCodec(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, closeStore, err := buildStore(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeStore)
+	runners, err := buildSinks(cfg, nil, codec, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runners
 }

@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -178,7 +179,11 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 	s.cfg.URL = s.safeURL
 	s.cfg.Headers = nil
 
-	s.transport = newTransport(cfg.MaxConns)
+	tc, err := cfg.TLS.build(cfg.Name, "tls.")
+	if err != nil {
+		return nil, err
+	}
+	s.transport = newTransport(cfg.MaxConns, tc)
 	s.client = &http.Client{
 		Transport: s.transport,
 		// An API that redirects is misconfigured: hand back the 3xx, which
@@ -213,7 +218,7 @@ func toSet(codes []int) map[int]bool {
 // newTransport clones http.DefaultTransport (proxy from the environment,
 // dial and TLS handshake timeouts, HTTP/2 attempted) and sizes its pool for
 // one host.
-func newTransport(maxConns int) *http.Transport {
+func newTransport(maxConns int, tc *tls.Config) *http.Transport {
 	var t *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = dt.Clone()
@@ -224,6 +229,9 @@ func newTransport(maxConns int) *http.Transport {
 			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,
 		}
+	}
+	if tc != nil {
+		t.TLSClientConfig = tc
 	}
 	t.ForceAttemptHTTP2 = true
 	t.MaxConnsPerHost = maxConns
@@ -354,7 +362,7 @@ func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte, n int) (
 	s.requests.Add(1)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		err = s.redact(err)
+		err = s.explainTLS(s.redact(err))
 		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("attempt timed out after %s: %w", s.cfg.Timeout, err)
 		}

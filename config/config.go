@@ -201,6 +201,11 @@ type Sink struct {
 	Breaker       Breaker           `yaml:"breaker"`         // circuit breaker
 	RateLimit     RateLimit         `yaml:"rate_limit"`      // flow control
 	Batch         Batch             `yaml:"batch"`           // several events per request (CloudEvents batch)
+	// PropagateHeaders forwards these Kafka record headers (case-insensitive
+	// names) as request headers, e.g. [authorization, x-tenant-id]; default
+	// none. Header templates read record headers as {{ index .Headers "k" }}.
+	PropagateHeaders []string `yaml:"propagate_headers"`
+	MaxBodyBytes     int      `yaml:"max_body_bytes"` // default 8 MiB (at most 64 MiB): a larger rendered body is parked (render-failed)
 }
 
 // Batch sends a sink's concurrent deliveries together: one request carries up

@@ -31,6 +31,8 @@ type Sink struct {
 	static      map[string]string // canonical name → value
 	headerTmpls []headerTemplate  // sorted by name
 	bodyTmpl    *template.Template
+	jsonBody    bool              // content_type is JSON: a templated body must be valid JSON
+	propagated  map[string]string // lower-case record header key → canonical request header
 
 	retry     map[int]bool
 	permanent map[int]bool
@@ -164,6 +166,13 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 			return nil, configError(cfg.Name, "body", "%s", err)
 		}
 	}
+	s.jsonBody = isJSONType(cfg.ContentType)
+	if len(cfg.PropagateHeaders) > 0 {
+		s.propagated = make(map[string]string, len(cfg.PropagateHeaders))
+		for _, name := range cfg.PropagateHeaders {
+			s.propagated[strings.ToLower(name)] = http.CanonicalHeaderKey(name)
+		}
+	}
 	s.span = tracing.NewTarget(cfg.Method, &safe)
 	// Redact the configured copy: only s.url holds credentials.
 	s.cfg.URL = s.safeURL
@@ -275,6 +284,9 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		case class == Permanent:
 			s.logAttempt(ctx, ev.ID, n, a.status, class, a.err, 0)
 			res.Class = Permanent
+			if a.status == http.StatusUnauthorized && h != nil && s.propagated["authorization"] != "" && h.Get("Authorization") != "" {
+				res.Err = fmt.Errorf("%w (expired or revoked by the time of delivery): %w", ErrPropagatedAuthRejected, res.Err)
+			}
 			return res
 		case class == Canceled || ctx.Err() != nil:
 			return canceled(ctx, res)

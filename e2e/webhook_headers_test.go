@@ -140,6 +140,13 @@ headers:
 	p := s.start()
 	s.waitSettled(p, 3*time.Minute, "tenants")
 	p.term(t)
+	// The forwarded tokens and the internal header are secrets: fanout's
+	// output holds none of them.
+	for _, sec := range []string{"tok-", "expired-", "internal-only-"} {
+		if strings.Contains(p.out.String(), sec) {
+			t.Errorf("fanout's output holds a record header value (%s…)", sec)
+		}
+	}
 
 	var good []string
 	for _, id := range s.ids {

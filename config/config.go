@@ -423,6 +423,10 @@ func yamlMsg(err error) string {
 // Line returns the line a path was read from, 0 if it was not in the file.
 func (c *Config) Line(path string) int { return c.lines[path] }
 
+// LineNear returns the line of path or, when path was not in the file (a
+// required field left out), of its nearest parent that was.
+func (c *Config) LineNear(path string) int { return c.lineOf(path) }
+
 func (c *Config) applyDefaults() {
 	if c.Kafka.GroupPrefix == "" {
 		c.Kafka.GroupPrefix = "fanout."

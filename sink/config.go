@@ -138,10 +138,17 @@ var reserved = map[string]string{
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// configError names the sink and the field at fault:
-// sink "email": url: must be absolute http(s).
+// ConfigError is a config problem New found: the sink and the field at
+// fault (as the YAML names it: "auth.oauth2.client_secret"), and what is
+// wrong. Its text is `sink "email": url: must be absolute http(s)`.
+type ConfigError struct {
+	Sink, Field, Msg string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("sink %q: %s: %s", e.Sink, e.Field, e.Msg) }
+
 func configError(name, field, format string, args ...any) error {
-	return fmt.Errorf("sink %q: %s: %s", name, field, fmt.Sprintf(format, args...))
+	return &ConfigError{Sink: name, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // withDefaults returns cfg with zero values replaced by defaults.

@@ -273,7 +273,9 @@ type oauth2Auth struct {
 	expiry   time.Time // zero: none given, good until a 401
 	renewAt  time.Time // when to fetch the next one in the background
 	fetching chan struct{}
-	lastErr  error
+	lastErr  error        // the last fetch's, nil once one succeeds
+	fails    int          // fetches failed in a row
+	retryAt  time.Time    // no fetch before this after a failure
 	waits    atomic.Int64 // deliveries that waited for a fetch (no good token)
 }
 
@@ -336,19 +338,31 @@ func (o *oauth2Auth) refresh(ctx context.Context, gen uint64) bool {
 }
 
 // get returns a good token. With force, a token of generation gen is not
-// good (the API refused it).
+// good (the API refused it). Without a good token it waits for one fetch;
+// after a failed fetch it fails at once (retryable) until the fetch backoff
+// has passed, so a token endpoint that is down is asked a few times a
+// second at most, not once per delivery.
 func (o *oauth2Auth) get(ctx context.Context, gen uint64, force bool) (string, uint64, error) {
+	waited := false
 	for {
 		o.mu.Lock()
 		now := o.now()
-		valid := o.token != "" && (o.expiry.IsZero() || now.Before(o.expiry)) && !(force && o.gen == gen)
-		if valid {
-			if !o.expiry.IsZero() && !now.Before(o.renewAt) {
+		good := o.token != "" && (o.expiry.IsZero() || now.Before(o.expiry)) && !(force && o.gen == gen)
+		if good {
+			if !o.expiry.IsZero() && !now.Before(o.renewAt) && !now.Before(o.retryAt) {
 				o.startFetch() // renew ahead, keep using this one meanwhile
 			}
 			tok, g := o.token, o.gen
 			o.mu.Unlock()
 			return tok, g, nil
+		}
+		if waited || (o.lastErr != nil && now.Before(o.retryAt)) {
+			err := o.lastErr
+			o.mu.Unlock()
+			if err == nil {
+				err = errors.New("the token endpoint gave no token that is still valid")
+			}
+			return "", 0, &tokenError{fmt.Errorf("oauth2 token endpoint: %w", err)}
 		}
 		ch := o.startFetch()
 		o.mu.Unlock()
@@ -358,14 +372,14 @@ func (o *oauth2Auth) get(ctx context.Context, gen uint64, force bool) (string, u
 		case <-ctx.Done():
 			return "", 0, ctx.Err()
 		}
-		o.mu.Lock()
-		err, stillBad := o.lastErr, o.token == "" || (force && o.gen == gen)
-		o.mu.Unlock()
-		if err != nil && stillBad {
-			return "", 0, &tokenError{fmt.Errorf("oauth2 token endpoint: %w", err)}
-		}
-		force = force && stillBad
+		waited = true
 	}
+}
+
+// fetchBackoff is the wait after the n-th failed fetch in a row before the
+// next: 100ms doubling to 5s.
+func fetchBackoff(n int) time.Duration {
+	return min(100*time.Millisecond<<min(n-1, 6), 5*time.Second)
 }
 
 // startFetch starts a fetch unless one runs, and returns its done channel.
@@ -392,11 +406,13 @@ func (o *oauth2Auth) startFetch() chan struct{} {
 		}
 		if err != nil {
 			o.lastErr = err
+			o.fails++
+			o.retryAt = o.now().Add(fetchBackoff(o.fails))
 			o.st.errors.Add(1)
 			return
 		}
 		o.st.refreshes.Add(1)
-		o.lastErr = nil
+		o.lastErr, o.fails, o.retryAt = nil, 0, time.Time{}
 		o.token, o.gen, o.expiry = tok.AccessToken, o.gen+1, tok.Expiry
 		if !o.expiry.IsZero() {
 			// Renew when a quarter of the lifetime is left, at most 10s

@@ -160,6 +160,7 @@ func TestOAuth2EndpointDownIsRetryable(t *testing.T) {
 		t.Fatalf("token errors %d", st.TokenErrors)
 	}
 	a.down.Store(false)
+	time.Sleep(fetchBackoff(1) + 50*time.Millisecond) // no fetch before the backoff has passed
 	if res := s.Deliver(context.Background(), Event{ID: "e", Body: []byte(`{}`)}); res.Class != Done {
 		t.Fatalf("endpoint back: %v %v", res.Class, res.Err)
 	}
@@ -285,5 +286,43 @@ func TestAuthConfigErrors(t *testing.T) {
 				t.Fatal("a config error is not a render error")
 			}
 		})
+	}
+}
+
+// The token endpoint down after the token expired: deliveries fail at once
+// (retryable), and the endpoint is asked with a backoff, not once per
+// delivery (e2e TestSinkOAuth2ClientCredentials saw 2,470 asks a second).
+func TestOAuth2EndpointDownAfterExpiry(t *testing.T) {
+	a := newAuthServer(t, "s3cret-client", time.Hour)
+	s := oauthSink(t, a, "s3cret-client")
+	if res := s.Deliver(context.Background(), Event{ID: "e", Body: []byte(`{}`)}); res.Class != Done {
+		t.Fatalf("%v %v", res.Class, res.Err)
+	}
+	o := s.auth.(*oauth2Auth)
+	o.mu.Lock()
+	o.expiry = time.Now().Add(-time.Second) // the token expired meanwhile
+	o.mu.Unlock()
+	a.down.Store(true)
+	var asked atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < time.Second {
+				res := s.Deliver(context.Background(), Event{ID: "e", Body: []byte(`{}`)})
+				if res.Class != Retryable {
+					t.Errorf("endpoint down, token expired: %v %v", res.Class, res.Err)
+					return
+				}
+				asked.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	// 100ms, 200ms, 400ms backoff: about 4 fetches in the second.
+	if errs := s.Stats().TokenErrors; errs > 10 || errs < 2 || asked.Load() < 8 {
+		t.Fatalf("%d deliveries in 1s asked the endpoint %d times, want a handful (backoff)", asked.Load(), errs)
 	}
 }

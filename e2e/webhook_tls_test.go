@@ -184,8 +184,11 @@ func TestSinkMutualTLS(t *testing.T) {
 		"ordering: unordered\ntls: {cert_file: %q, key_file: %q}", client.CertFile, client.KeyFile)})
 	s2.emitAll()
 	p2 := s2.start()
-	for _, r := range s2.waitParked("api", few, 3*time.Minute) {
+	for i, r := range s2.waitParked("api", few, 3*time.Minute) {
 		id := header(r, "event-id")
+		if i == 0 {
+			t.Logf("phase 2: e.g. %s %q", consumer.HeaderError, header(r, consumer.HeaderError))
+		}
 		if class := header(r, consumer.HeaderErrorClass); class != "permanent" {
 			t.Errorf("event %s parked with %s %q, want permanent", id, consumer.HeaderErrorClass, class)
 		}
@@ -204,9 +207,11 @@ func TestSinkMutualTLS(t *testing.T) {
 		t.Logf("phase 2: the API logged %d refused handshakes, e.g. %q", len(hs)-before, hs[before])
 	}
 
-	// 3. No client certificate: the API refuses the handshake. Retries are
-	// short and there are no tiers, so whatever the class the events end on
-	// the DLQ quickly; none may be delivered.
+	// 3. No client certificate: the API refuses the handshake. fanout takes
+	// that as retryable (seen: "remote error: tls: certificate required"):
+	// with two attempts and no tiers every event is parked as
+	// retries-exhausted after both failed, its error naming tls.cert_file;
+	// none is delivered.
 	before = len(hs)
 	s3 := newScenario(t, "mtls-nocert", few)
 	noCert := api.routes["nocert"]
@@ -214,20 +219,21 @@ func TestSinkMutualTLS(t *testing.T) {
 		"ordering: unordered\nbreaker: {enabled: false}\nretry: {attempts: 2, backoff_base: 10ms, backoff_cap: 50ms, tiers: []}\ntls: {ca_file: %q}", ca.CAFile)})
 	s3.emitAll()
 	p3 := s3.start()
-	classes := map[string]int{}
 	var sample string
 	for _, r := range s3.waitParked("api", few, 3*time.Minute) {
-		classes[header(r, consumer.HeaderErrorClass)]++
-		msg := header(r, consumer.HeaderError)
+		id, msg := header(r, "event-id"), header(r, consumer.HeaderError)
 		if sample == "" {
 			sample = msg
 		}
-		if !strings.Contains(msg, "certificate") {
-			t.Errorf("event %s parked with %s %q: it does not say the certificate was refused", header(r, "event-id"), consumer.HeaderError, msg)
+		if class, n := header(r, consumer.HeaderErrorClass), header(r, consumer.HeaderAttempts); class != "retries-exhausted" || n != "2" {
+			t.Errorf("event %s parked with %s %q after %s attempts, want retries-exhausted after 2", id, consumer.HeaderErrorClass, class, n)
+		}
+		if !strings.Contains(msg, "certificate required") || !strings.Contains(msg, "tls.cert_file") {
+			t.Errorf("event %s parked with %s %q: it does not say the API required a certificate, naming tls.cert_file", id, consumer.HeaderError, msg)
 		}
 	}
 	p3.term(t)
-	t.Logf("phase 3: parked by class %v; e.g. %s %q", classes, consumer.HeaderError, sample)
+	t.Logf("phase 3: e.g. %s %q", consumer.HeaderError, sample)
 	if n := noCert.requests.Load(); n != 0 {
 		t.Errorf("the API received %d requests from the sink without a client certificate, want none", n)
 	}

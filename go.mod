@@ -7,6 +7,7 @@ require (
 	github.com/go-oauth2/oauth2/v4 v4.5.4
 	github.com/hamba/avro/v2 v2.31.0
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.20.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c

@@ -87,6 +87,10 @@ type Config struct {
 	// Batch (one request, many records), not a header the sink sets, not a
 	// configured header, and not Authorization together with Auth.
 	PropagateHeaders []string
+	// Auth is the sink's own credentials (see AuthConfig). Default none.
+	Auth AuthConfig
+	// Signing, when it has secrets, signs every request (see SigningConfig).
+	Signing SigningConfig
 	// TLS is the sink's TLS to an https URL: a private CA, mutual TLS.
 	// Default: the system roots, no client certificate.
 	TLS TLSConfig
@@ -218,6 +222,9 @@ func (cfg Config) validate() (*url.URL, error) {
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.MaxBodyBytes > MaxBodyBytesLimit {
 		return nil, configError(n, "max_body_bytes", "must be between 1 and %d, got %d", MaxBodyBytesLimit, cfg.MaxBodyBytes)
+	}
+	if ah := cfg.Auth.header(); ah != "" && (hasHeader(cfg.Headers, ah) || slices.ContainsFunc(cfg.PropagateHeaders, func(p string) bool { return http.CanonicalHeaderKey(p) == ah })) {
+		return nil, configError(n, "auth", "sets %s, which headers or propagate_headers set too: one source per header", ah)
 	}
 	if cfg.TLS.set() && u.Scheme != "https" {
 		return nil, configError(n, "tls", "set, but url is not https")

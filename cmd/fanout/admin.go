@@ -127,6 +127,9 @@ type sinkState struct {
 	ClaimBusy    int64           `json:"claim_busy_waits"`
 	Requests     int64           `json:"http_requests"`
 	BatchedEvent int64           `json:"batched_events"`
+	TokenRefresh int64           `json:"token_refreshes"`
+	TokenErrors  int64           `json:"token_errors"`
+	AuthRetries  int64           `json:"auth_retries"`
 	Consumers    []consumerState `json:"consumers"`
 }
 
@@ -148,7 +151,7 @@ func (a *admin) states() []sinkState {
 		h := r.handler.Stats()
 		ss := r.sink.Stats()
 		st := sinkState{summary: r.summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind,
-			Requests: ss.Requests, BatchedEvent: ss.BatchedEvents}
+			Requests: ss.Requests, BatchedEvent: ss.BatchedEvents, TokenRefresh: ss.TokenRefreshes, TokenErrors: ss.TokenErrors, AuthRetries: ss.AuthRetries}
 		st.Unordered, st.ClaimBusy = h.Unordered, h.ClaimBusyWaits
 		for tier, c := range r.consumers {
 			s := c.Stats()
@@ -205,6 +208,9 @@ func (a *admin) metrics(w http.ResponseWriter, _ *http.Request) {
 	perSink("fanout_dedupe_store_errors_total", "Dedupe or order-barrier store calls that failed.", func(s sinkState) int64 { return s.StoreErrors })
 	perSink("fanout_http_requests_total", "HTTP requests sent to the API: one per attempt, or one per batch.", func(s sinkState) int64 { return s.Requests })
 	perSink("fanout_batch_events_total", "Event attempts carried in batch requests (batch.max_events > 1).", func(s sinkState) int64 { return s.BatchedEvent })
+	perSink("fanout_auth_token_refreshes_total", "Credentials renewed: OAuth2 tokens fetched, a bearer token file read again after it changed.", func(s sinkState) int64 { return s.TokenRefresh })
+	perSink("fanout_auth_token_errors_total", "Token fetches that failed (endpoint down, slow or refusing); the events waiting are retried, never dead-lettered for it.", func(s sinkState) int64 { return s.TokenErrors })
+	perSink("fanout_auth_retries_total", "401 answers followed by newer credentials and one more request.", func(s sinkState) int64 { return s.AuthRetries })
 	perSink("fanout_breaker_waits_total", "Times an event waited for the circuit breaker.", func(s sinkState) int64 { return s.BreakerWaits })
 	perSink("fanout_dedupe_claim_busy_waits_total", "Events that waited for another owner's live dedupe claim.", func(s sinkState) int64 { return s.ClaimBusy })
 	perSink("fanout_events_unordered_total", "Events handled without key order across tiers (fail-open, order store down).", func(s sinkState) int64 { return s.Unordered })

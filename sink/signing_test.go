@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
@@ -127,5 +128,41 @@ func TestSigningConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), tc.secret) {
 			t.Errorf("%q: got %v, want %q without the secret", tc.secret, err, tc.want)
 		}
+	}
+}
+
+// webhook-timestamp is per attempt, and each attempt's signature covers its
+// own timestamp: a retry a minute later still verifies within the
+// receiver's 5-minute tolerance.
+func TestSigningPerAttempt(t *testing.T) {
+	secret := newSecret(t)
+	wh, _ := standardwebhooks.NewWebhook(secret)
+	var mu sync.Mutex
+	var stamps []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		stamps = append(stamps, r.Header.Get("webhook-timestamp"))
+		if err := wh.VerifyIgnoringTimestamp(body, r.Header); err != nil {
+			t.Errorf("attempt %d: %v", len(stamps), err)
+		}
+		if len(stamps) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	s := newTestSink(t, Config{URL: srv.URL, Attempts: 2, Signing: SigningConfig{Secrets: []string{secret}}}, WithSleep(noWait))
+	clock := time.Unix(1_800_000_000, 0)
+	s.now = func() time.Time { clock = clock.Add(time.Minute); return clock }
+	if res := s.Deliver(context.Background(), Event{ID: "e", Body: []byte(`{}`)}); res.Class != Done {
+		t.Fatalf("%v %v", res.Class, res.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stamps) != 2 || stamps[0] == stamps[1] {
+		t.Fatalf("timestamps %v: want one per attempt", stamps)
 	}
 }

@@ -326,3 +326,23 @@ func TestOAuth2EndpointDownAfterExpiry(t *testing.T) {
 		t.Fatalf("%d deliveries in 1s asked the endpoint %d times, want a handful (backoff)", asked.Load(), errs)
 	}
 }
+
+// A token endpoint slower than the attempt's timeout: retryable, and the
+// error says the token is what was missing.
+func TestOAuth2EndpointSlow(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); slow.Close() })
+	api := newRecorder(t)
+	s := newTestSink(t, Config{URL: api.srv.URL, Attempts: 1, Timeout: 200 * time.Millisecond,
+		Auth: AuthConfig{Type: "oauth2", OAuth2: OAuth2Config{TokenURL: slow.URL, ClientID: "c", ClientSecret: "s"}}})
+	res := s.Deliver(context.Background(), Event{ID: "e", Body: []byte(`{}`)})
+	if res.Class != Retryable || !strings.Contains(res.Err.Error(), "no token within the attempt's timeout") || api.hits.Load() != 0 {
+		t.Fatalf("slow endpoint: %v %v, %d API requests", res.Class, res.Err, api.hits.Load())
+	}
+}

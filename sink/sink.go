@@ -436,8 +436,12 @@ func (s *Sink) authorize(ctx context.Context, h http.Header) (gen uint64, secret
 		return 0, "", nil
 	}
 	gen, secret, err = s.auth.apply(ctx, h)
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err == nil:
+	case errors.Is(ctx.Err(), context.Canceled):
 		err = ctx.Err() // the caller gave up; not the endpoint's fault
+	case ctx.Err() != nil: // the attempt's timeout ran out waiting for a token
+		err = &tokenError{fmt.Errorf("no token within the attempt's timeout %s (the token endpoint is slow or down)", s.cfg.Timeout)}
 	}
 	return gen, secret, err
 }

@@ -369,8 +369,10 @@ func buildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withD
 	return sk, h, nil
 }
 
-// barrierTTL is how long a key's order barrier lives without an update:
-// twice the time through every tier, plus 10 minutes.
+// barrierTTL is pipeline.Config.BarrierTTL for s: how long one record's
+// membership in a tier of its key lasts after it entered (per member; other
+// records' entries never extend it): twice the sum of the tier delays, plus
+// 10 minutes.
 func barrierTTL(s config.Sink) time.Duration {
 	var sum time.Duration
 	for _, d := range s.Retry.Tiers {

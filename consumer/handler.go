@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fanout-dev/fanout/letter"
 )
 
 // Handler decides what becomes of one record. It is called concurrently, at
@@ -51,9 +53,9 @@ func (v Verdict) String() string {
 // Outcome is a Handler's answer for one record.
 type Outcome struct {
 	Verdict Verdict
-	// Reason classifies a dead letter: permanent, retries-exhausted,
-	// undecodable, too-large, template. It becomes the fanout-error-class header.
-	Reason   string
+	// Reason classifies a dead letter (one of letter.Reasons). It becomes
+	// the fanout-error-class header.
+	Reason   letter.Reason
 	Err      error // the last error, for a dead letter's fanout-error header
 	Status   int   // the last HTTP status, 0 if none
 	Attempts int   // delivery attempts made

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -439,13 +438,7 @@ func (rd *redriver) summary() {
 // higher.
 func reparked(l deadLetter, sink string, out consumer.Outcome, now time.Time) *kgo.Record {
 	r := consumer.ParkedRecord(l.rec.Topic, sink, l.rec, out, now, nil)
-	count := []byte(strconv.Itoa(l.redrives + 1))
-	for i, h := range r.Headers {
-		if h.Key == letter.HeaderRedriveCount {
-			r.Headers[i].Value = count
-			return r
-		}
-	}
-	r.Headers = append(r.Headers, kgo.RecordHeader{Key: letter.HeaderRedriveCount, Value: count})
-	return r
+	pl, _ := letter.Parse(r)
+	pl.RedriveCount = l.redrives + 1
+	return pl.Encode(r.Topic, r)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -245,9 +246,9 @@ func TestDeadLetterParkedWithHeaders(t *testing.T) {
 				h[x.Key] = string(x.Value)
 			}
 			got[string(r.Value)] = true
-			if h[HeaderSink] != "s" || h[HeaderTopic] != topic || h[HeaderStatus] != "400" ||
-				h[HeaderErrorClass] != "permanent" || h[HeaderAttempts] != "1" || h[HeaderOffset] == "" ||
-				h[HeaderPartition] == "" || h[HeaderTimestamp] == "" || h[HeaderError] != "http 400: bad "+string(r.Value) {
+			if h[letter.HeaderSink] != "s" || h[letter.HeaderTopic] != topic || h[letter.HeaderStatus] != "400" ||
+				h[letter.HeaderErrorClass] != "permanent" || h[letter.HeaderAttempts] != "1" || h[letter.HeaderOffset] == "" ||
+				h[letter.HeaderPartition] == "" || h[letter.HeaderTimestamp] == "" || h[letter.HeaderError] != "http 400: bad "+string(r.Value) {
 				t.Errorf("record %s: headers %v", r.Value, h)
 			}
 		})

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fanout-dev/fanout/letter"
 )
 
 // Handler decides what becomes of one record. It is called concurrently, at
@@ -51,11 +53,10 @@ func (v Verdict) String() string {
 // Outcome is a Handler's answer for one record.
 type Outcome struct {
 	Verdict Verdict
-	// Reason classifies a parked record (retry tier or DLQ), one of
-	// pipeline.Reasons: permanent, retries-exhausted, undecodable, too-large,
-	// too-old, behind-earlier-of-key, render-failed, propagated-auth-rejected.
-	// It becomes the fanout-error-class header.
-	Reason   string
+	// Reason classifies a parked record (retry tier or DLQ): one of
+	// letter.Reasons, whose typed constants are the one list (no copy here to
+	// go stale). It becomes the fanout-error-class header.
+	Reason   letter.Reason
 	Err      error // the last error, for a dead letter's fanout-error header
 	Status   int   // the last HTTP status, 0 if none
 	Attempts int   // delivery attempts made

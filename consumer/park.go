@@ -5,45 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-)
 
-// Headers fanout writes on a parked record, next to the record's own headers
-// (event-id and traceparent among them), so that on-call can see why it was
-// parked and redrive it unchanged: key and value are the original bytes.
-const (
-	// HeaderPrefix starts every header fanout adds to a parked record.
-	HeaderPrefix     = "fanout-"
-	HeaderTopic      = "fanout-original-topic"
-	HeaderPartition  = "fanout-original-partition"
-	HeaderOffset     = "fanout-original-offset"
-	HeaderTimestamp  = "fanout-original-timestamp" // RFC 3339, UTC, milliseconds
-	HeaderSink       = "fanout-sink"
-	HeaderAttempts   = "fanout-attempts"
-	HeaderError      = "fanout-error"       // last error, at most maxErrorBytes
-	HeaderErrorClass = "fanout-error-class" // Outcome.Reason
-	HeaderStatus     = "fanout-http-status" // last HTTP status, "0" if none
-	HeaderParkedAt   = "fanout-parked-at"   // RFC 3339, UTC, milliseconds
-
-	// On records parked in a retry tier:
-	HeaderTier      = "fanout-tier"             // 1 for the first tier
-	HeaderNotBefore = "fanout-not-before"       // RFC 3339, UTC, ms: the tier delivers it no earlier
-	HeaderExcerpt   = "fanout-response-excerpt" // the start of the last failed response's body
-	// HeaderRedriveCount counts DLQ redrives; parking keeps it.
-	HeaderRedriveCount = "fanout-redrive-count"
-
-	// On a stub letter, parked with its value dropped because the park
-	// topic refused the whole record (see Stub); parking keeps them:
-	HeaderValueDropped   = "fanout-value-dropped"   // the original value's size in bytes; the value is a stub
-	HeaderValueSHA256    = "fanout-value-sha256"    // hex SHA-256 of the original value
-	HeaderKeyDropped     = "fanout-key-dropped"     // the original key's size; the key is its hex SHA-256
-	HeaderHeadersDropped = "fanout-headers-dropped" // how many of the record's own headers a bare stub left off
+	"github.com/fanout-dev/fanout/letter"
 )
 
 // Tier is a retry tier a consumer parks retryable failures in.
@@ -55,94 +23,31 @@ type Tier struct {
 
 const maxErrorBytes = 1024
 
-// origin is where a record first entered fanout: its own coordinates, or, for
-// a record read back from a retry tier or the DLQ, those its headers carry.
-type origin struct {
-	topic, partition, offset, timestamp string
-	attempts                            int
-}
-
-func originOf(r *kgo.Record) origin {
-	o := origin{
-		topic: r.Topic, partition: strconv.Itoa(int(r.Partition)),
-		offset: strconv.FormatInt(r.Offset, 10), timestamp: r.Timestamp.UTC().Format(timeFormat),
-	}
-	if t := headerValue(r, HeaderTopic); t != "" {
-		o.topic = t
-		o.partition = headerValue(r, HeaderPartition)
-		o.offset = headerValue(r, HeaderOffset)
-		o.timestamp = headerValue(r, HeaderTimestamp)
-		o.attempts, _ = strconv.Atoi(headerValue(r, HeaderAttempts))
-	}
-	return o
-}
-
-// HeaderValue returns r's header key, "" if it has none.
-func HeaderValue(r *kgo.Record, key string) string { return headerValue(r, key) }
-
-func headerValue(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // ParkedRecord builds the copy of r parked on topic: the DLQ when tier is
-// nil, else the retry tier. fanout dlq redrive uses it to park a letter again. Key and value are r's own bytes; the attempt count
-// adds up over tiers; the original coordinates survive every hop.
+// nil, else the retry tier. fanout dlq redrive uses it to park a letter
+// again. Key and value are r's own bytes; the attempt count adds up over
+// tiers; the original coordinates survive every hop, and so do an earlier
+// parking's redrive count and stub marks (the value stays dropped).
 func ParkedRecord(topic, sink string, r *kgo.Record, out Outcome, now time.Time, tier *Tier) *kgo.Record {
-	errText := ""
+	prior, _ := letter.Parse(r) // r's own coordinates unless it is a letter
+	l := letter.Letter{Topic: prior.Topic, Partition: prior.Partition, Offset: prior.Offset, Timestamp: prior.Timestamp,
+		Sink: sink, Attempts: prior.Attempts + out.Attempts, Reason: out.Reason, Status: out.Status, ParkedAt: now,
+		Excerpt: truncate(out.Excerpt, maxErrorBytes), RedriveCount: prior.RedriveCount, Stub: prior.Stub}
 	if out.Err != nil {
-		errText = truncate(out.Err.Error(), maxErrorBytes)
-	}
-	o := originOf(r)
-	fanout := []kgo.RecordHeader{
-		{Key: HeaderTopic, Value: []byte(o.topic)},
-		{Key: HeaderPartition, Value: []byte(o.partition)},
-		{Key: HeaderOffset, Value: []byte(o.offset)},
-		{Key: HeaderTimestamp, Value: []byte(o.timestamp)},
-		{Key: HeaderSink, Value: []byte(sink)},
-		{Key: HeaderAttempts, Value: []byte(strconv.Itoa(o.attempts + out.Attempts))},
-		{Key: HeaderError, Value: []byte(errText)},
-		{Key: HeaderErrorClass, Value: []byte(out.Reason)},
-		{Key: HeaderStatus, Value: []byte(strconv.Itoa(out.Status))},
-		{Key: HeaderParkedAt, Value: []byte(now.UTC().Format(timeFormat))},
-	}
-	if out.Excerpt != "" {
-		fanout = append(fanout, kgo.RecordHeader{Key: HeaderExcerpt, Value: []byte(truncate(out.Excerpt, maxErrorBytes))})
+		l.Error = truncate(out.Err.Error(), maxErrorBytes)
 	}
 	if tier != nil {
-		fanout = append(fanout,
-			kgo.RecordHeader{Key: HeaderTier, Value: []byte(strconv.Itoa(tier.Number))},
-			// Rounded up to the header's millisecond: never early.
-			kgo.RecordHeader{Key: HeaderNotBefore, Value: []byte(now.Add(tier.Delay + time.Millisecond - 1).Truncate(time.Millisecond).UTC().Format(timeFormat))},
-		)
+		// Rounded up to the header's millisecond: never early.
+		l.Tier, l.NotBefore = tier.Number, now.Add(tier.Delay+time.Millisecond-1).Truncate(time.Millisecond)
 	}
-	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+len(fanout))
-	for _, h := range r.Headers {
-		// A record from a tier or a redrive brings the headers of its
-		// earlier parking; the new ones replace them.
-		if !strings.HasPrefix(h.Key, "fanout-") || kept(h.Key) {
-			headers = append(headers, h)
-		}
-	}
-	headers = append(headers, fanout...)
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: headers, Timestamp: now}
+	return l.Encode(topic, r)
 }
 
 // notBefore reads a tier record's not-before time.
 func notBefore(r *kgo.Record) (time.Time, bool) {
-	v := headerValue(r, HeaderNotBefore)
-	if v == "" {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	return t, err == nil
+	l, err := letter.Parse(r)
+	return l.NotBefore, err == nil && !l.NotBefore.IsZero()
 }
-
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
@@ -153,16 +58,6 @@ func truncate(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// kept reports whether a fanout-* header of an earlier parking survives a
-// new one: the redrive count, and a stub's marks (the value stays dropped).
-func kept(key string) bool {
-	switch key {
-	case HeaderRedriveCount, HeaderValueDropped, HeaderValueSHA256, HeaderKeyDropped, HeaderHeadersDropped:
-		return true
-	}
-	return false
 }
 
 // park produces r's parked copy (DLQ or retry tier) and waits for the

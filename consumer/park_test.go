@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -118,8 +119,8 @@ func TestParkOverheadBoundsParkedRecord(t *testing.T) {
 	r := &kgo.Record{Topic: topic, Partition: 1234, Offset: 9876543210, Timestamp: time.Now(),
 		Key: []byte("key"), Value: randomBytes(t, 1_001_000), Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("x")}}}
 	// A record back from a tier, with every fanout header already set.
-	r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTopic, Value: []byte(topic)}, kgo.RecordHeader{Key: HeaderAttempts, Value: []byte("999999")},
-		kgo.RecordHeader{Key: HeaderRedriveCount, Value: []byte("12")})
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: letter.HeaderTopic, Value: []byte(topic)}, kgo.RecordHeader{Key: letter.HeaderAttempts, Value: []byte("999999")},
+		kgo.RecordHeader{Key: letter.HeaderRedriveCount, Value: []byte("12")})
 	out := Outcome{Verdict: DeadLetter, Reason: "retries-exhausted", Err: errors.New(strings.Repeat("é", 1000)), Status: 503,
 		Attempts: 5, Excerpt: strings.Repeat("y", 5000)}
 	parked := ParkedRecord(topic+".email.retry.2", sink, r, out, time.Now(), &Tier{Number: 2, Delay: time.Hour})
@@ -169,25 +170,25 @@ func TestStub(t *testing.T) {
 				t.Errorf("stub value %s", s.Value)
 			}
 			h := headersOf(s)
-			if h[HeaderValueDropped] != strconv.Itoa(len(value)) || h[HeaderValueSHA256] != v.SHA256 || !IsStub(s) {
+			if h[letter.HeaderValueDropped] != strconv.Itoa(len(value)) || h[letter.HeaderValueSHA256] != v.SHA256 || !IsStub(s) {
 				t.Errorf("stub marks %v", h)
 			}
 			// The original coordinates and the failure stay.
-			if h[HeaderTopic] != "t" || h[HeaderPartition] != "2" || h[HeaderOffset] != "41" || h[HeaderSink] != "s" ||
-				h[HeaderErrorClass] != "permanent" || h[HeaderStatus] != "400" || len(h[HeaderError]) != tc.wantErrorLen ||
-				h[HeaderExcerpt] != tc.wantExcerpt || h[HeaderKeyDropped] != tc.wantKeyHeader {
+			if h[letter.HeaderTopic] != "t" || h[letter.HeaderPartition] != "2" || h[letter.HeaderOffset] != "41" || h[letter.HeaderSink] != "s" ||
+				h[letter.HeaderErrorClass] != "permanent" || h[letter.HeaderStatus] != "400" || len(h[letter.HeaderError]) != tc.wantErrorLen ||
+				h[letter.HeaderExcerpt] != tc.wantExcerpt || h[letter.HeaderKeyDropped] != tc.wantKeyHeader {
 				t.Errorf("headers %v", h)
 			}
 			if own := h["event-id"] == "e-1" && h["traceparent"] == "00-x"; own != tc.wantOwn {
 				t.Errorf("own headers kept %v, want %v: %v", own, tc.wantOwn, h)
 			}
-			if !tc.wantOwn && h[HeaderHeadersDropped] != "2" {
-				t.Errorf("bare stub says %q own headers dropped, want 2", h[HeaderHeadersDropped])
+			if !tc.wantOwn && h[letter.HeaderHeadersDropped] != "2" {
+				t.Errorf("bare stub says %q own headers dropped, want 2", h[letter.HeaderHeadersDropped])
 			}
 			// Stubbing a stub (a stub letter parked again) keeps the
 			// original's size and hash, not the stub's.
 			again := Stub(ParkedRecord("t.s.dlq", "s", s, Outcome{Verdict: DeadLetter, Reason: "undecodable"}, time.Now(), nil), "again", BareStub)
-			if ha := headersOf(again); ha[HeaderValueDropped] != strconv.Itoa(len(value)) || ha[HeaderValueSHA256] != v.SHA256 || !bytes.Equal(again.Value, s.Value) {
+			if ha := headersOf(again); ha[letter.HeaderValueDropped] != strconv.Itoa(len(value)) || ha[letter.HeaderValueSHA256] != v.SHA256 || !bytes.Equal(again.Value, s.Value) {
 				t.Errorf("stub of a stub: %v %s", ha, again.Value)
 			}
 		})
@@ -259,7 +260,7 @@ func TestParkNearMegabyteRecords(t *testing.T) {
 	dlq := readAll(t, addrs, topic+".s.dlq", 2)
 	for _, r := range dlq {
 		hs := headersOf(r)
-		if hs["event-id"] != "e" || hs[HeaderTopic] != topic || hs[HeaderErrorClass] != "permanent" {
+		if hs["event-id"] != "e" || hs[letter.HeaderTopic] != topic || hs[letter.HeaderErrorClass] != "permanent" {
 			t.Errorf("letter %s: headers %v", r.Key, hs)
 		}
 		switch string(r.Key) {
@@ -269,7 +270,7 @@ func TestParkNearMegabyteRecords(t *testing.T) {
 			}
 		case "b": // exactly the main topic's limit: its copy does not fit
 			sum := sha256.Sum256(exact.Value)
-			if !IsStub(r) || hs[HeaderValueDropped] != strconv.Itoa(len(exact.Value)) || hs[HeaderValueSHA256] != hex.EncodeToString(sum[:]) {
+			if !IsStub(r) || hs[letter.HeaderValueDropped] != strconv.Itoa(len(exact.Value)) || hs[letter.HeaderValueSHA256] != hex.EncodeToString(sum[:]) {
 				t.Errorf("the record of %d bytes was not parked as a stub: %d bytes, headers %v", mainLimit, len(r.Value), hs)
 			}
 		}
@@ -298,7 +299,7 @@ func TestProduceParkedStubsWhatTheBrokerRefuses(t *testing.T) {
 			StubLetter, func(r *kgo.Record) bool { return headersOf(r)["event-id"] == "e" && string(r.Key) == "k" }},
 		{"own headers too large", &kgo.Record{Key: []byte("k"), Value: randomBytes(t, 30_000), Headers: []kgo.RecordHeader{{Key: "big", Value: randomBytes(t, 25_000)}}},
 			BareStub, func(r *kgo.Record) bool {
-				return headersOf(r)["big"] == "" && headersOf(r)[HeaderHeadersDropped] == "1"
+				return headersOf(r)["big"] == "" && headersOf(r)[letter.HeaderHeadersDropped] == "1"
 			}},
 	}
 	for _, tc := range cases {

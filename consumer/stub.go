@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fanout-dev/fanout/letter"
 )
 
 // Level is how much of a record a park kept: all of it, or a stub when the
@@ -50,60 +52,44 @@ type StubValue struct {
 }
 
 // Stub returns full (a parked record built by ParkedRecord) with its value
-// replaced by a StubValue and marked with HeaderValueDropped and
-// HeaderValueSHA256; every header and the original coordinates stay. At
+// replaced by a StubValue and marked with letter.HeaderValueDropped and
+// letter.HeaderValueSHA256; every header and the original coordinates stay. At
 // BareStub it also leaves off the record's own (non fanout-*) headers, cuts
 // fanout-error to 256 bytes, drops the response excerpt, and replaces a key
-// over 256 bytes by its hex SHA-256 (HeaderKeyDropped gives its size). A
+// over 256 bytes by its hex SHA-256 (letter.HeaderKeyDropped gives its size). A
 // record that is a stub already keeps its stub value and marks. reason names
 // the refusal; it holds no payload.
 func Stub(full *kgo.Record, reason string, level Level) *kgo.Record {
+	l, _ := letter.Parse(full)
 	stub := &kgo.Record{Topic: full.Topic, Key: full.Key, Value: full.Value, Timestamp: full.Timestamp}
-	isStub := false
-	for _, h := range full.Headers {
-		if h.Key == HeaderValueDropped {
-			isStub = true
-		}
-	}
-	if !isStub {
+	if l.Stub == nil {
 		sum := sha256.Sum256(full.Value)
 		hexSum := hex.EncodeToString(sum[:])
 		stub.Value, _ = json.Marshal(StubValue{Stub: "value dropped", Reason: truncate(reason, bareErrorBytes),
 			OriginalBytes: len(full.Value), SHA256: hexSum})
-		defer func() {
-			stub.Headers = append(stub.Headers,
-				kgo.RecordHeader{Key: HeaderValueDropped, Value: []byte(strconv.Itoa(len(full.Value)))},
-				kgo.RecordHeader{Key: HeaderValueSHA256, Value: []byte(hexSum)})
-		}()
+		l.Stub = &letter.Stub{ValueBytes: len(full.Value), ValueSHA256: hexSum}
 	}
 	if level < BareStub {
-		stub.Headers = append([]kgo.RecordHeader(nil), full.Headers...)
+		stub.Headers = append(letter.OwnHeaders(full, 18), l.Headers()...)
 		return stub
 	}
-	own := 0
-	for _, h := range full.Headers {
-		switch {
-		case !strings.HasPrefix(h.Key, "fanout-"):
-			own++
-		case h.Key == HeaderExcerpt, h.Key == HeaderHeadersDropped:
-		case h.Key == HeaderError:
-			stub.Headers = append(stub.Headers, kgo.RecordHeader{Key: h.Key, Value: []byte(truncate(string(h.Value), bareErrorBytes))})
-		default:
-			stub.Headers = append(stub.Headers, h)
-		}
-	}
-	stub.Headers = append(stub.Headers, kgo.RecordHeader{Key: HeaderHeadersDropped, Value: []byte(strconv.Itoa(own))})
+	s := *l.Stub
+	l.Stub = &s
+	s.Bare, s.HeadersDropped = true, len(letter.OwnHeaders(full, 0))
+	l.Error, l.Excerpt = truncate(l.Error, bareErrorBytes), ""
 	if len(full.Key) > bareKeyBytes {
 		sum := sha256.Sum256(full.Key)
 		stub.Key = []byte(hex.EncodeToString(sum[:]))
-		stub.Headers = append(stub.Headers, kgo.RecordHeader{Key: HeaderKeyDropped, Value: []byte(strconv.Itoa(len(full.Key)))})
+		s.KeyBytes = len(full.Key)
 	}
+	stub.Headers = l.Headers()
 	return stub
 }
 
 // IsStub reports whether r is a stub letter (its value was dropped at a park).
 func IsStub(r *kgo.Record) bool {
-	return headerValue(r, HeaderValueDropped) != ""
+	l, err := letter.Parse(r)
+	return err == nil && l.Stub != nil
 }
 
 // batchOverhead is the size of a record batch with no records, as the broker
@@ -136,14 +122,17 @@ func ParkOverhead(topic, sink string) int {
 	r := &kgo.Record{Topic: topic, Partition: math.MaxInt32, Offset: math.MaxInt64,
 		Timestamp: time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC),
 		Headers: []kgo.RecordHeader{
-			{Key: HeaderTopic, Value: []byte(topic)},
-			{Key: HeaderPartition, Value: []byte(strconv.Itoa(math.MaxInt32))},
-			{Key: HeaderOffset, Value: []byte(strconv.FormatInt(math.MaxInt64, 10))},
-			{Key: HeaderTimestamp, Value: []byte(strings.Repeat("9", 30))},
-			{Key: HeaderAttempts, Value: []byte(strconv.Itoa(math.MaxInt32))},
-			{Key: HeaderRedriveCount, Value: []byte(strconv.Itoa(math.MaxInt32))},
+			{Key: letter.HeaderTopic, Value: []byte(topic)},
+			{Key: letter.HeaderPartition, Value: []byte(strconv.Itoa(math.MaxInt32))},
+			{Key: letter.HeaderOffset, Value: []byte(strconv.FormatInt(math.MaxInt64, 10))},
+			{Key: letter.HeaderAttempts, Value: []byte(strconv.Itoa(math.MaxInt32))},
+			{Key: letter.HeaderRedriveCount, Value: []byte(strconv.Itoa(math.MaxInt32))},
 		}}
-	out := Outcome{Verdict: DeadLetter, Reason: strings.Repeat("r", 64), Err: errString(strings.Repeat("e", 2*maxErrorBytes)),
+	// The original timestamp at 30 characters (a 10-digit year), longer than
+	// any real one; without a valid fanout-original-timestamp header a park
+	// writes the record's own.
+	r.Timestamp = time.Date(9_999_999_999, 12, 31, 23, 59, 59, 999e6, time.UTC)
+	out := Outcome{Verdict: DeadLetter, Reason: letter.Reason(strings.Repeat("r", 64)), Err: errString(strings.Repeat("e", 2*maxErrorBytes)),
 		Status: math.MaxInt32, Excerpt: strings.Repeat("x", 2*maxErrorBytes)}
 	tier := &Tier{Number: math.MaxInt32, Topic: topic}
 	parked := ParkedRecord(topic, sink, r, out, time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC), tier)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -67,11 +68,11 @@ func TestRetryTierThenDelivered(t *testing.T) {
 	dlq := readAll(t, addrs, topic+".s.dlq", len(failing)-len(healed))
 	for _, r := range dlq {
 		h := headersOf(r)
-		if h[HeaderTopic] != topic || h[HeaderOffset] == "" || h[HeaderAttempts] != "6" || h[HeaderStatus] != "503" ||
-			h[HeaderExcerpt] != "busy" || h[HeaderTier] != "" || h[HeaderNotBefore] != "" {
+		if h[letter.HeaderTopic] != topic || h[letter.HeaderOffset] == "" || h[letter.HeaderAttempts] != "6" || h[letter.HeaderStatus] != "503" ||
+			h[letter.HeaderExcerpt] != "busy" || h[letter.HeaderTier] != "" || h[letter.HeaderNotBefore] != "" {
 			t.Errorf("DLQ record %s headers %v", r.Value, h)
 		}
-		if off, _ := strconv.Atoi(h[HeaderOffset]); r.Topic == topic || off < 0 {
+		if off, _ := strconv.Atoi(h[letter.HeaderOffset]); r.Topic == topic || off < 0 {
 			t.Errorf("DLQ record %s lost its original coordinates: %v", r.Value, h)
 		}
 		if healed[string(r.Value)] || !failing[string(r.Value)] {

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/letter"
 )
 
 // largeEvent encodes a user.registered event whose metadata is padded so
@@ -172,11 +173,11 @@ func TestNearMegabyteRecordsAreParkedNotStalled(t *testing.T) {
 				continue
 			}
 			orig := map[string]*kgo.Record{bigID: big, exactID: exact, headerID: withHeaders}[id]
-			if got := header(l, consumer.HeaderErrorClass); got != w.class {
+			if got := header(l, letter.HeaderErrorClass); got != w.class {
 				t.Errorf("%s %s: class %q, want %q", sink, id, got, w.class)
 			}
-			if header(l, consumer.HeaderTopic) != s.topic || header(l, consumer.HeaderOffset) == "" || header(l, consumer.HeaderSink) != sink {
-				t.Errorf("%s %s: lost its coordinates: topic %q offset %q", sink, id, header(l, consumer.HeaderTopic), header(l, consumer.HeaderOffset))
+			if header(l, letter.HeaderTopic) != s.topic || header(l, letter.HeaderOffset) == "" || header(l, letter.HeaderSink) != sink {
+				t.Errorf("%s %s: lost its coordinates: topic %q offset %q", sink, id, header(l, letter.HeaderTopic), header(l, letter.HeaderOffset))
 			}
 			if !w.stub {
 				if consumer.IsStub(l) || !bytes.Equal(l.Value, orig.Value) {
@@ -187,8 +188,8 @@ func TestNearMegabyteRecordsAreParkedNotStalled(t *testing.T) {
 			sum := sha256.Sum256(orig.Value)
 			var sv consumer.StubValue
 			if err := json.Unmarshal(l.Value, &sv); err != nil || !consumer.IsStub(l) || sv.OriginalBytes != len(orig.Value) ||
-				sv.SHA256 != hex.EncodeToString(sum[:]) || header(l, consumer.HeaderValueSHA256) != sv.SHA256 {
-				t.Errorf("%s %s: not a stub letter of the original: %d bytes, %s %q", sink, id, len(l.Value), consumer.HeaderValueDropped, header(l, consumer.HeaderValueDropped))
+				sv.SHA256 != hex.EncodeToString(sum[:]) || header(l, letter.HeaderValueSHA256) != sv.SHA256 {
+				t.Errorf("%s %s: not a stub letter of the original: %d bytes, %s %q", sink, id, len(l.Value), letter.HeaderValueDropped, header(l, letter.HeaderValueDropped))
 			}
 			if id == headerID && header(l, "x-padding") == "" {
 				t.Errorf("%s %s: the stub lost the record's own headers", sink, id)

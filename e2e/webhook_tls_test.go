@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/e2e/services"
+	"github.com/fanout-dev/fanout/letter"
 )
 
 // mtlsAPI is one HTTPS API that requires a client certificate from the
@@ -187,13 +187,13 @@ func TestSinkMutualTLS(t *testing.T) {
 	for i, r := range s2.waitParked("api", few, 3*time.Minute) {
 		id := header(r, "event-id")
 		if i == 0 {
-			t.Logf("phase 2: e.g. %s %q", consumer.HeaderError, header(r, consumer.HeaderError))
+			t.Logf("phase 2: e.g. %s %q", letter.HeaderError, header(r, letter.HeaderError))
 		}
-		if class := header(r, consumer.HeaderErrorClass); class != "permanent" {
-			t.Errorf("event %s parked with %s %q, want permanent", id, consumer.HeaderErrorClass, class)
+		if class := header(r, letter.HeaderErrorClass); class != "permanent" {
+			t.Errorf("event %s parked with %s %q, want permanent", id, letter.HeaderErrorClass, class)
 		}
-		if msg := header(r, consumer.HeaderError); !strings.Contains(msg, "tls.ca_file") {
-			t.Errorf("event %s parked with %s %q: it does not name tls.ca_file", id, consumer.HeaderError, msg)
+		if msg := header(r, letter.HeaderError); !strings.Contains(msg, "tls.ca_file") {
+			t.Errorf("event %s parked with %s %q: it does not name tls.ca_file", id, letter.HeaderError, msg)
 		}
 	}
 	p2.term(t)
@@ -221,19 +221,19 @@ func TestSinkMutualTLS(t *testing.T) {
 	p3 := s3.start()
 	var sample string
 	for _, r := range s3.waitParked("api", few, 3*time.Minute) {
-		id, msg := header(r, "event-id"), header(r, consumer.HeaderError)
+		id, msg := header(r, "event-id"), header(r, letter.HeaderError)
 		if sample == "" {
 			sample = msg
 		}
-		if class, n := header(r, consumer.HeaderErrorClass), header(r, consumer.HeaderAttempts); class != "retries-exhausted" || n != "2" {
-			t.Errorf("event %s parked with %s %q after %s attempts, want retries-exhausted after 2", id, consumer.HeaderErrorClass, class, n)
+		if class, n := header(r, letter.HeaderErrorClass), header(r, letter.HeaderAttempts); class != "retries-exhausted" || n != "2" {
+			t.Errorf("event %s parked with %s %q after %s attempts, want retries-exhausted after 2", id, letter.HeaderErrorClass, class, n)
 		}
 		if !strings.Contains(msg, "certificate required") || !strings.Contains(msg, "tls.cert_file") {
-			t.Errorf("event %s parked with %s %q: it does not say the API required a certificate, naming tls.cert_file", id, consumer.HeaderError, msg)
+			t.Errorf("event %s parked with %s %q: it does not say the API required a certificate, naming tls.cert_file", id, letter.HeaderError, msg)
 		}
 	}
 	p3.term(t)
-	t.Logf("phase 3: e.g. %s %q", consumer.HeaderError, sample)
+	t.Logf("phase 3: e.g. %s %q", letter.HeaderError, sample)
 	if n := noCert.requests.Load(); n != 0 {
 		t.Errorf("the API received %d requests from the sink without a client certificate, want none", n)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/sink"
 	"github.com/fanout-dev/fanout/tracing"
@@ -174,7 +175,7 @@ func (h *Handler) Handle(ctx context.Context, r *kgo.Record) (out consumer.Outco
 	}
 	if behind {
 		h.behind.Add(1)
-		out = consumer.Outcome{Verdict: consumer.DeadLetter, Retryable: true, Reason: ReasonBehindKey,
+		out = consumer.Outcome{Verdict: consumer.DeadLetter, Retryable: true, Reason: letter.ReasonBehindKey,
 			Err: errors.New("parked behind an earlier event of the same key that is in a retry tier")}
 	} else {
 		out = h.handle(ctx, r)
@@ -214,11 +215,11 @@ func endProcess(span trace.Span, out consumer.Outcome) {
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("fanout.outcome", out.Verdict.String()))
 		if out.Verdict == consumer.DeadLetter {
-			span.SetAttributes(attribute.String("fanout.error.class", out.Reason), attribute.Bool("fanout.retryable", out.Retryable))
+			span.SetAttributes(attribute.String("fanout.error.class", string(out.Reason)), attribute.Bool("fanout.retryable", out.Retryable))
 			if out.Attempts > 0 {
 				span.SetAttributes(attribute.Int("fanout.attempts", out.Attempts))
 			}
-			msg := out.Reason
+			msg := string(out.Reason)
 			if out.Err != nil {
 				msg += ": " + out.Err.Error()
 			}
@@ -342,14 +343,8 @@ func (h *Handler) leaveBarrier(ctx context.Context, key, origin string, tiers []
 // originalTime is when the event entered fanout's topic: the record's own
 // timestamp, or for a record back from a retry tier, the one it carries.
 func originalTime(r *kgo.Record) time.Time {
-	for _, hd := range r.Headers {
-		if hd.Key == consumer.HeaderTimestamp {
-			if t, err := time.Parse(time.RFC3339Nano, string(hd.Value)); err == nil {
-				return t
-			}
-		}
-	}
-	return r.Timestamp
+	l, _ := letter.Parse(r) // r's own timestamp unless it is a letter
+	return l.Timestamp
 }
 
 // eventHeaders are the record's own headers for the sink (templates,
@@ -362,30 +357,27 @@ func eventHeaders(r *kgo.Record) []sink.Header {
 	}
 	out := make([]sink.Header, 0, len(r.Headers))
 	for _, hd := range r.Headers {
-		if !strings.HasPrefix(hd.Key, consumer.HeaderPrefix) {
+		if !strings.HasPrefix(hd.Key, letter.HeaderPrefix) {
 			out = append(out, sink.Header{Key: hd.Key, Value: hd.Value})
 		}
 	}
 	return out
 }
 
+// tierOf is the retry tier r was parked in, 0 for a record from the main
+// topic (or the DLQ).
 func tierOf(r *kgo.Record) int {
-	for _, hd := range r.Headers {
-		if hd.Key == consumer.HeaderTier {
-			n, _ := strconv.Atoi(string(hd.Value))
-			return n
-		}
-	}
-	return 0
+	l, _ := letter.Parse(r)
+	return l.Tier
 }
 
 func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 	if len(r.Value) > h.cfg.MaxEventBytes {
-		return h.deadLetter(ReasonTooLarge, fmt.Errorf("record of %d bytes exceeds max_event_bytes %d", len(r.Value), h.cfg.MaxEventBytes), 0, 0)
+		return h.deadLetter(letter.ReasonTooLarge, fmt.Errorf("record of %d bytes exceeds max_event_bytes %d", len(r.Value), h.cfg.MaxEventBytes), 0, 0)
 	}
 	if h.cfg.MaxEventAge > 0 {
 		if age := time.Since(originalTime(r)); age > h.cfg.MaxEventAge {
-			return h.deadLetter(ReasonTooOld, fmt.Errorf("event is %s old, over max_event_age %s", age.Round(time.Second), h.cfg.MaxEventAge), 0, 0)
+			return h.deadLetter(letter.ReasonTooOld, fmt.Errorf("event is %s old, over max_event_age %s", age.Round(time.Second), h.cfg.MaxEventAge), 0, 0)
 		}
 	}
 	rec, err := h.decode(ctx, r)
@@ -393,7 +385,7 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 		if ctx.Err() != nil {
 			return consumer.Outcome{Verdict: consumer.Abandon, Err: err}
 		}
-		return h.deadLetter(ReasonUndecodable, err, 0, 0)
+		return h.deadLetter(letter.ReasonUndecodable, err, 0, 0)
 	}
 	if h.skips(rec) {
 		return consumer.Outcome{Verdict: consumer.Done}
@@ -627,17 +619,17 @@ func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t ticket
 		var out consumer.Outcome
 		switch {
 		case errors.Is(res.Err, sink.ErrRender):
-			out = h.deadLetter(ReasonRenderFailed, res.Err, res.Status, res.Attempts)
+			out = h.deadLetter(letter.ReasonRenderFailed, res.Err, res.Status, res.Attempts)
 		case errors.Is(res.Err, sink.ErrPropagatedAuthRejected):
-			out = h.deadLetter(ReasonPropagatedAuth, res.Err, res.Status, res.Attempts)
+			out = h.deadLetter(letter.ReasonPropagatedAuth, res.Err, res.Status, res.Attempts)
 		default:
-			out = h.deadLetter(ReasonPermanent, res.Err, res.Status, res.Attempts)
+			out = h.deadLetter(letter.ReasonPermanent, res.Err, res.Status, res.Attempts)
 		}
 		out.Excerpt = excerpt(res.Err)
 		return out
 	default:
 		h.release(c)
-		out := h.deadLetter(ReasonRetriesExhausted, res.Err, res.Status, res.Attempts)
+		out := h.deadLetter(letter.ReasonRetriesExhausted, res.Err, res.Status, res.Attempts)
 		out.Retryable, out.Excerpt = true, excerpt(res.Err)
 		return out
 	}
@@ -715,7 +707,7 @@ func (h *Handler) release(c *claim) {
 	}
 }
 
-func (h *Handler) deadLetter(reason string, err error, status, attempts int) consumer.Outcome {
+func (h *Handler) deadLetter(reason letter.Reason, err error, status, attempts int) consumer.Outcome {
 	h.dead.Add(1)
 	return consumer.Outcome{Verdict: consumer.DeadLetter, Reason: reason, Err: err, Status: status, Attempts: attempts}
 }
@@ -736,22 +728,13 @@ func EventID(rec *schemas.Record, r *kgo.Record, field string) string {
 			return v
 		}
 	}
-	topic, part, off := r.Topic, strconv.Itoa(int(r.Partition)), strconv.FormatInt(r.Offset, 10)
 	for _, hd := range r.Headers {
-		switch hd.Key {
-		case "event-id":
-			if len(hd.Value) > 0 {
-				return string(hd.Value)
-			}
-		case consumer.HeaderTopic: // a record back from a retry tier or the DLQ
-			topic = string(hd.Value)
-		case consumer.HeaderPartition:
-			part = string(hd.Value)
-		case consumer.HeaderOffset:
-			off = string(hd.Value)
+		if hd.Key == "event-id" && len(hd.Value) > 0 {
+			return string(hd.Value)
 		}
 	}
-	return topic + "/" + part + "/" + off
+	// A record back from a retry tier or the DLQ names the original.
+	return consumer.Origin(r)
 }
 
 // retry calls fn until it reports done or ctx ends, backing off from 50ms to 2s.

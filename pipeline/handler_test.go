@@ -18,6 +18,7 @@ import (
 
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/sink"
 )
@@ -88,7 +89,7 @@ func TestHandleVerdicts(t *testing.T) {
 		status  int
 		cfg     Config
 		verdict consumer.Verdict
-		reason  string
+		reason  letter.Reason
 		calls   int64
 	}{
 		{"delivered", good, 201, Config{Dedupe: true}, consumer.Done, "", 1},
@@ -104,7 +105,7 @@ func TestHandleVerdicts(t *testing.T) {
 		{"too old", &kgo.Record{Value: good.Value, Timestamp: time.Now().Add(-2 * time.Hour)}, 200, Config{MaxEventAge: time.Hour}, consumer.DeadLetter, "too-old", 0},
 		{"young enough", &kgo.Record{Value: good.Value, Timestamp: time.Now().Add(-time.Minute)}, 200, Config{MaxEventAge: time.Hour}, consumer.Done, "", 1},
 		{"too old by its original time, back from a tier", &kgo.Record{Value: good.Value, Timestamp: time.Now(), Headers: []kgo.RecordHeader{
-			{Key: consumer.HeaderTimestamp, Value: []byte(time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339Nano))}}}, 200, Config{MaxEventAge: time.Hour}, consumer.DeadLetter, "too-old", 0},
+			{Key: letter.HeaderTimestamp, Value: []byte(time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339Nano))}}}, 200, Config{MaxEventAge: time.Hour}, consumer.DeadLetter, "too-old", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,7 +245,7 @@ func TestEventID(t *testing.T) {
 		{"header", nil, hdr, "id", "from-header"},
 		{"coordinates", nil, bare, "id", "events/2/7"},
 		{"original coordinates of a parked record", nil, &kgo.Record{Topic: "events.profile.retry.1", Partition: 0, Offset: 3, Headers: []kgo.RecordHeader{
-			{Key: consumer.HeaderTopic, Value: []byte("events")}, {Key: consumer.HeaderPartition, Value: []byte("2")}, {Key: consumer.HeaderOffset, Value: []byte("7")}}}, "id", "events/2/7"},
+			{Key: letter.HeaderTopic, Value: []byte("events")}, {Key: letter.HeaderPartition, Value: []byte("2")}, {Key: letter.HeaderOffset, Value: []byte("7")}}}, "id", "events/2/7"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := EventID(tt.rec, tt.r, tt.field); got != tt.want {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/sink"
 )
 
@@ -54,7 +55,7 @@ func TestRecordHeadersAndRenderReasons(t *testing.T) {
 		Headers: map[string]string{"X-Hops": `{{ index .Headers "fanout-attempts" }}|{{ index .Headers "x-tenant-id" }}`}}, srv.URL)
 	rec := record(t, c, "user.registered", userDoc)
 	rec.Headers = []kgo.RecordHeader{{Key: "x-tenant-id", Value: []byte("t-9")}, {Key: "authorization", Value: []byte("Bearer ok")},
-		{Key: consumer.HeaderAttempts, Value: []byte("3")}, {Key: consumer.HeaderSink, Value: []byte("profile")}, {Key: consumer.HeaderTier, Value: []byte("1")}}
+		{Key: letter.HeaderAttempts, Value: []byte("3")}, {Key: letter.HeaderSink, Value: []byte("profile")}, {Key: letter.HeaderTier, Value: []byte("1")}}
 	if out := h.Handle(context.Background(), rec); out.Verdict != consumer.Done {
 		t.Fatalf("outcome %+v", out)
 	}
@@ -67,13 +68,13 @@ func TestRecordHeadersAndRenderReasons(t *testing.T) {
 
 	expired := record(t, c, "user.registered", userDoc)
 	expired.Headers = []kgo.RecordHeader{{Key: "authorization", Value: []byte("Bearer expired")}}
-	if out := h.Handle(context.Background(), expired); out.Verdict != consumer.DeadLetter || out.Reason != ReasonPropagatedAuth || out.Status != 401 {
-		t.Fatalf("expired forwarded token: outcome %+v, want dead-letter/%q", out, ReasonPropagatedAuth)
+	if out := h.Handle(context.Background(), expired); out.Verdict != consumer.DeadLetter || out.Reason != letter.ReasonPropagatedAuth || out.Status != 401 {
+		t.Fatalf("expired forwarded token: outcome %+v, want dead-letter/%q", out, letter.ReasonPropagatedAuth)
 	}
 
 	inj := handlerFor(t, sink.Config{Body: `{"name": "{{ .Record.name }}", "admin": false}`}, srv.URL)
 	bad := record(t, c, "user.registered", `{"id":"8f1c5c1e-6a43-4d1e-9a7e-4b0e8e1d2c3a","email":"a@example.com","name":"x\", \"admin\": true, \"y\": \"","plan":"FREE","created_at":"2026-11-27T10:00:00.000Z","referrer":null,"metadata":{}}`)
-	if out := inj.Handle(context.Background(), bad); out.Verdict != consumer.DeadLetter || out.Reason != ReasonRenderFailed {
-		t.Fatalf("injection: outcome %+v, want dead-letter/%q", out, ReasonRenderFailed)
+	if out := inj.Handle(context.Background(), bad); out.Verdict != consumer.DeadLetter || out.Reason != letter.ReasonRenderFailed {
+		t.Fatalf("injection: outcome %+v, want dead-letter/%q", out, letter.ReasonRenderFailed)
 	}
 }

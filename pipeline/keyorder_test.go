@@ -20,6 +20,7 @@ import (
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/e2e/services"
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/sink"
 )
 
@@ -202,7 +203,7 @@ func (k keyed) handle(n, tier int, parked bool) consumer.Outcome {
 
 // want checks that record n from tier ends as verdict (and, for a dead
 // letter, with reason).
-func (k keyed) want(n, tier int, parked bool, verdict consumer.Verdict, reason string) {
+func (k keyed) want(n, tier int, parked bool, verdict consumer.Verdict, reason letter.Reason) {
 	k.t.Helper()
 	out := k.handle(n, tier, parked)
 	if out.Verdict != verdict || (verdict == consumer.DeadLetter && out.Reason != reason) {

@@ -9,18 +9,21 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fanout-dev/fanout/letter"
 )
 
 // TestReasonsAreEveryReasonParked parses this package and the consumer (the
 // code that builds Outcomes) and finds every reason a record can be parked
 // with: each deadLetter(reason, …) call, each Outcome{Reason: …} literal and
 // each assignment to a .Reason field. Every one must be a constant or literal
-// listed in Reasons, and every listed reason must be parked somewhere, so the
-// dlq commands' --class accepts exactly what the handler writes.
+// listed in letter.Reasons (the constants are read from package letter), and
+// every listed reason must be parked somewhere, so the dlq commands' --class
+// accepts exactly what the handler writes.
 func TestReasonsAreEveryReasonParked(t *testing.T) {
 	fset := token.NewFileSet()
-	var files []*ast.File
-	for _, dir := range []string{".", "../consumer"} {
+	var files, parkers []*ast.File // parkers: the code that parks (letter only reads Reasons)
+	for _, dir := range []string{".", "../consumer", "../letter"} {
 		names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)
@@ -34,6 +37,9 @@ func TestReasonsAreEveryReasonParked(t *testing.T) {
 				t.Fatal(err)
 			}
 			files = append(files, f)
+			if dir != "../letter" {
+				parkers = append(parkers, f)
+			}
 		}
 	}
 	consts := map[string]string{}
@@ -61,20 +67,27 @@ func TestReasonsAreEveryReasonParked(t *testing.T) {
 		case *ast.Ident:
 			c, ok := consts[x.Name]
 			if !ok {
-				t.Errorf("%s: reason %s is not a string constant: park with one of pipeline.Reasons", pos, x.Name)
+				t.Errorf("%s: reason %s is not a string constant: park with one of letter.Reasons", pos, x.Name)
+				return
+			}
+			v = c
+		case *ast.SelectorExpr: // letter.ReasonX
+			c, ok := consts[x.Sel.Name]
+			if pkg, isPkg := x.X.(*ast.Ident); !ok || !isPkg || pkg.Name != "letter" {
+				t.Errorf("%s: reason is not a constant of package letter: park with one of letter.Reasons", pos)
 				return
 			}
 			v = c
 		default:
-			t.Errorf("%s: reason is not a constant: park with one of pipeline.Reasons", pos)
+			t.Errorf("%s: reason is not a constant: park with one of letter.Reasons", pos)
 			return
 		}
-		if !slices.Contains(Reasons, v) {
-			t.Errorf("%s: reason %q is parked but not in pipeline.Reasons (the dlq commands would refuse --class %s)", pos, v, v)
+		if !slices.Contains(letter.Reasons, letter.Reason(v)) {
+			t.Errorf("%s: reason %q is parked but not in letter.Reasons (the dlq commands would refuse --class %s)", pos, v, v)
 		}
 		parked[v] = true
 	}
-	for _, f := range files {
+	for _, f := range parkers {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch x := n.(type) {
 			case *ast.FuncDecl:
@@ -107,8 +120,8 @@ func TestReasonsAreEveryReasonParked(t *testing.T) {
 			return true
 		})
 	}
-	for _, r := range Reasons {
-		if !parked[r] {
+	for _, r := range letter.Reasons {
+		if !parked[string(r)] {
 			t.Errorf("Reasons lists %q, which nothing parks", r)
 		}
 	}

@@ -272,7 +272,7 @@ type idResolver struct {
 }
 
 // id names the event a letter is a copy of.
-func (x *idResolver) id(ctx context.Context, l letter) string { return x.record(ctx, l.original()) }
+func (x *idResolver) id(ctx context.Context, l deadLetter) string { return x.record(ctx, l.original()) }
 
 // record names r's event. It is safe for concurrent use.
 func (x *idResolver) record(ctx context.Context, r *kgo.Record) string {
@@ -324,7 +324,7 @@ type letterJSON struct {
 	Action            string `json:"action,omitempty"`
 }
 
-func (p *letterPrinter) row(l letter, id, action string) error {
+func (p *letterPrinter) row(l deadLetter, id, action string) error {
 	parked := ""
 	if !l.parkedAt.IsZero() {
 		parked = l.parkedAt.UTC().Format(time.RFC3339Nano)

@@ -8,19 +8,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/fanout-dev/fanout/consumer"
-	"github.com/fanout-dev/fanout/pipeline"
 )
 
 // errorClasses are the values of the fanout-error-class header: the reasons
 // the pipeline parks a record with.
-var errorClasses = pipeline.Reasons
+var errorClasses = func() []string {
+	c := make([]string, len(letter.Reasons))
+	for i, r := range letter.Reasons {
+		c[i] = string(r)
+	}
+	return c
+}()
 
-// letter is a dead letter as the dlq commands see it: the DLQ record and what
-// its fanout-* headers say. Missing or malformed headers leave zero values.
-type letter struct {
+// deadLetter is a dead letter as the dlq commands see it: the DLQ record and
+// what its fanout-* headers say (letter.Parse). Missing or malformed headers
+// leave zero values.
+type deadLetter struct {
 	rec *kgo.Record // the DLQ record: Partition and Offset are its place in the DLQ
 
 	sink     string
@@ -30,7 +35,10 @@ type letter struct {
 	redrives int
 	errText  string
 	parkedAt time.Time // zero if the header is missing or malformed
+	stub     *letter.Stub
 
+	// The original record (letter.Letter.Original): the DLQ record's own
+	// place and timestamp unless its headers say otherwise.
 	origTopic     string
 	origPartition int32
 	origOffset    int64
@@ -38,50 +46,25 @@ type letter struct {
 	hasOrigin     bool // the fanout-original-topic/-partition/-offset headers are all present and valid
 }
 
-func parseLetter(r *kgo.Record) letter {
-	l := letter{rec: r}
-	var hasP, hasO bool
-	for _, h := range r.Headers {
-		v := string(h.Value)
-		switch h.Key {
-		case consumer.HeaderSink:
-			l.sink = v
-		case consumer.HeaderErrorClass:
-			l.class = v
-		case consumer.HeaderStatus:
-			l.status, _ = strconv.Atoi(v)
-		case consumer.HeaderAttempts:
-			l.attempts, _ = strconv.Atoi(v)
-		case consumer.HeaderRedriveCount:
-			l.redrives, _ = strconv.Atoi(v)
-		case consumer.HeaderError:
-			l.errText = v
-		case consumer.HeaderParkedAt:
-			l.parkedAt, _ = time.Parse(time.RFC3339Nano, v)
-		case consumer.HeaderTopic:
-			l.origTopic = v
-		case consumer.HeaderPartition:
-			p, err := strconv.ParseInt(v, 10, 32)
-			l.origPartition, hasP = int32(p), err == nil
-		case consumer.HeaderOffset:
-			o, err := strconv.ParseInt(v, 10, 64)
-			l.origOffset, hasO = o, err == nil
-		case consumer.HeaderTimestamp:
-			l.origTime, _ = time.Parse(time.RFC3339Nano, v)
-		}
-	}
-	l.hasOrigin = l.origTopic != "" && hasP && hasO
+func parseLetter(r *kgo.Record) deadLetter {
+	pl, err := letter.Parse(r)
+	l := deadLetter{rec: r, sink: pl.Sink, class: string(pl.Reason), status: pl.Status, attempts: pl.Attempts,
+		redrives: pl.RedriveCount, errText: pl.Error, parkedAt: pl.ParkedAt, stub: pl.Stub, origTime: pl.Timestamp}
+	l.origTopic, l.origPartition, l.origOffset = pl.Original()
+	// A letter's original is never its own place in the DLQ (config keeps
+	// the DLQ apart from the topic it is fed from): Parse fell back to it.
+	l.hasOrigin = err == nil && (l.origTopic != r.Topic || l.origPartition != r.Partition || l.origOffset != r.Offset)
 	return l
 }
 
 // at is the letter's place in the DLQ, "partition:offset".
-func (l letter) at() string { return fmt.Sprintf("%d:%d", l.rec.Partition, l.rec.Offset) }
+func (l deadLetter) at() string { return fmt.Sprintf("%d:%d", l.rec.Partition, l.rec.Offset) }
 
 // origin identifies the record the letter is a copy of: its original topic,
 // partition and offset. Every copy parked again by a redrive keeps them, so
 // letters with one origin are copies of one record. A letter without the
 // headers stands for itself: its origin is its own place in the DLQ.
-func (l letter) origin() string {
+func (l deadLetter) origin() string {
 	r := l.original()
 	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
 }
@@ -95,9 +78,11 @@ type parking struct {
 }
 
 // is reports whether c is l's copy.
-func (c parking) is(l letter) bool { return c.partition == l.rec.Partition && c.offset == l.rec.Offset }
+func (c parking) is(l deadLetter) bool {
+	return c.partition == l.rec.Partition && c.offset == l.rec.Offset
+}
 
-func (l letter) parking() parking {
+func (l deadLetter) parking() parking {
 	return parking{partition: l.rec.Partition, offset: l.rec.Offset, redrives: l.redrives, parkedAt: l.parkedAt}
 }
 
@@ -125,7 +110,7 @@ type filter struct {
 
 // match reports whether l is selected. A letter without a readable
 // fanout-parked-at never matches a time bound.
-func (f filter) match(l letter) bool {
+func (f filter) match(l deadLetter) bool {
 	switch {
 	case f.sink != "" && l.sink != "" && l.sink != f.sink:
 		return false
@@ -255,29 +240,7 @@ func parseAt(s string) (int32, int64, error) {
 // timestamp, the same key and value, and the record's own headers (fanout-*
 // dropped). The pipeline's last-resort event id (topic/partition/offset) then
 // names the event as the first delivery did, so dedupe recognises it.
-func (l letter) original() *kgo.Record {
-	r := &kgo.Record{Key: l.rec.Key, Value: l.rec.Value, Topic: l.rec.Topic, Partition: l.rec.Partition,
-		Offset: l.rec.Offset, Timestamp: l.rec.Timestamp}
-	if l.hasOrigin {
-		r.Topic, r.Partition, r.Offset = l.origTopic, l.origPartition, l.origOffset
-	}
-	if !l.origTime.IsZero() {
-		r.Timestamp = l.origTime
-	}
-	for _, h := range l.rec.Headers {
-		if !strings.HasPrefix(h.Key, "fanout-") {
-			r.Headers = append(r.Headers, h)
-		}
-	}
-	return r
-}
-
-// headerValue returns the first value of header key, "" if absent.
-func headerValue(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
+func (l deadLetter) original() *kgo.Record {
+	return &kgo.Record{Key: l.rec.Key, Value: l.rec.Value, Topic: l.origTopic, Partition: l.origPartition,
+		Offset: l.origOffset, Timestamp: l.origTime, Headers: letter.OwnHeaders(l.rec, 0)}
 }

@@ -12,33 +12,33 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/consumer"
-	"github.com/fanout-dev/fanout/pipeline"
+	"github.com/fanout-dev/fanout/letter"
 )
 
 var dlqNow = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 // dlqTestLetter is a DLQ record as the consumer parks it, at DLQ place 1:10.
-func dlqTestLetter(parkedAt time.Time, class string, status, redrives int, extra ...kgo.RecordHeader) letter {
+func dlqTestLetter(parkedAt time.Time, class string, status, redrives int, extra ...kgo.RecordHeader) deadLetter {
 	h := []kgo.RecordHeader{
 		{Key: "event-id", Value: []byte("ev-1")},
 		{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
 	}
 	if redrives > 0 {
-		h = append(h, kgo.RecordHeader{Key: consumer.HeaderRedriveCount, Value: []byte(strconv.Itoa(redrives))})
+		h = append(h, kgo.RecordHeader{Key: letter.HeaderRedriveCount, Value: []byte(strconv.Itoa(redrives))})
 	}
 	h = append(h,
-		kgo.RecordHeader{Key: consumer.HeaderTopic, Value: []byte("events")},
-		kgo.RecordHeader{Key: consumer.HeaderPartition, Value: []byte("2")},
-		kgo.RecordHeader{Key: consumer.HeaderOffset, Value: []byte("41")},
-		kgo.RecordHeader{Key: consumer.HeaderTimestamp, Value: []byte("2026-11-27T10:00:00.123Z")},
-		kgo.RecordHeader{Key: consumer.HeaderSink, Value: []byte("profile")},
-		kgo.RecordHeader{Key: consumer.HeaderAttempts, Value: []byte("3")},
-		kgo.RecordHeader{Key: consumer.HeaderError, Value: []byte("http " + strconv.Itoa(status))},
-		kgo.RecordHeader{Key: consumer.HeaderErrorClass, Value: []byte(class)},
-		kgo.RecordHeader{Key: consumer.HeaderStatus, Value: []byte(strconv.Itoa(status))},
+		kgo.RecordHeader{Key: letter.HeaderTopic, Value: []byte("events")},
+		kgo.RecordHeader{Key: letter.HeaderPartition, Value: []byte("2")},
+		kgo.RecordHeader{Key: letter.HeaderOffset, Value: []byte("41")},
+		kgo.RecordHeader{Key: letter.HeaderTimestamp, Value: []byte("2026-11-27T10:00:00.123Z")},
+		kgo.RecordHeader{Key: letter.HeaderSink, Value: []byte("profile")},
+		kgo.RecordHeader{Key: letter.HeaderAttempts, Value: []byte("3")},
+		kgo.RecordHeader{Key: letter.HeaderError, Value: []byte("http " + strconv.Itoa(status))},
+		kgo.RecordHeader{Key: letter.HeaderErrorClass, Value: []byte(class)},
+		kgo.RecordHeader{Key: letter.HeaderStatus, Value: []byte(strconv.Itoa(status))},
 	)
 	if !parkedAt.IsZero() {
-		h = append(h, kgo.RecordHeader{Key: consumer.HeaderParkedAt, Value: []byte(parkedAt.Format("2006-01-02T15:04:05.000Z07:00"))})
+		h = append(h, kgo.RecordHeader{Key: letter.HeaderParkedAt, Value: []byte(parkedAt.Format("2006-01-02T15:04:05.000Z07:00"))})
 	}
 	h = append(h, extra...)
 	return parseLetter(&kgo.Record{Topic: "events.profile.dlq", Partition: 1, Offset: 10, Key: []byte("k"), Value: []byte{0, 0, 0, 0, 1, 2},
@@ -75,11 +75,11 @@ func TestFilterMatch(t *testing.T) {
 	at := dlqNow.Add(-time.Hour)
 	l := dlqTestLetter(at, "permanent", 400, 0)
 	unparked := dlqTestLetter(time.Time{}, "undecodable", 0, 0)
-	otherSink := dlqTestLetter(at, "permanent", 400, 0, kgo.RecordHeader{Key: consumer.HeaderSink, Value: []byte("email")})
+	otherSink := dlqTestLetter(at, "permanent", 400, 0, kgo.RecordHeader{Key: letter.HeaderSink, Value: []byte("email")})
 	for _, tc := range []struct {
 		name string
 		f    filter
-		l    letter
+		l    deadLetter
 		want bool
 	}{
 		{"zero filter", filter{}, l, true},
@@ -157,7 +157,11 @@ func TestFilterFlags(t *testing.T) {
 // --class accepts every reason the pipeline parks a record with (its exported
 // list, which a pipeline test checks against the code), and nothing else.
 func TestFilterClassAcceptsEveryParkedReason(t *testing.T) {
-	for _, class := range append([]string{strings.Join(pipeline.Reasons, ",")}, pipeline.Reasons...) {
+	var reasons []string
+	for _, r := range letter.Reasons {
+		reasons = append(reasons, string(r))
+	}
+	for _, class := range append([]string{strings.Join(reasons, ",")}, reasons...) {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		sel := filterFlags(fs)
 		if err := fs.Parse([]string{"--class", class}); err != nil {
@@ -247,11 +251,11 @@ func TestReparked(t *testing.T) {
 		t.Errorf("reparked %s key %q value %v at %v", rec.Topic, rec.Key, rec.Value, rec.Timestamp)
 	}
 	want := map[string]string{
-		"event-id": "ev-1", "tenant": "acme", consumer.HeaderRedriveCount: "2",
-		consumer.HeaderTopic: "events", consumer.HeaderPartition: "2", consumer.HeaderOffset: "41",
-		consumer.HeaderTimestamp: "2026-11-27T10:00:00.123Z", consumer.HeaderSink: "profile",
-		consumer.HeaderAttempts: "8", consumer.HeaderErrorClass: "retries-exhausted", consumer.HeaderStatus: "503", // 3 before + 5 now
-		consumer.HeaderParkedAt: "2026-11-27T12:00:00.000Z", consumer.HeaderExcerpt: "upstream down",
+		"event-id": "ev-1", "tenant": "acme", letter.HeaderRedriveCount: "2",
+		letter.HeaderTopic: "events", letter.HeaderPartition: "2", letter.HeaderOffset: "41",
+		letter.HeaderTimestamp: "2026-11-27T10:00:00.123Z", letter.HeaderSink: "profile",
+		letter.HeaderAttempts: "8", letter.HeaderErrorClass: "retries-exhausted", letter.HeaderStatus: "503", // 3 before + 5 now
+		letter.HeaderParkedAt: "2026-11-27T12:00:00.000Z", letter.HeaderExcerpt: "upstream down",
 	}
 	seen := map[string]int{}
 	for _, h := range rec.Headers {
@@ -270,7 +274,7 @@ func TestReparked(t *testing.T) {
 			t.Errorf("header %s missing", k)
 		}
 	}
-	if e := headerValue(rec, consumer.HeaderError); len(e) > 1024 || len(e) < 1022 || !strings.HasPrefix(e, "é") || strings.ContainsRune(e, '\uFFFD') {
+	if e := headerValue(rec, letter.HeaderError); len(e) > 1024 || len(e) < 1022 || !strings.HasPrefix(e, "é") || strings.ContainsRune(e, '\uFFFD') {
 		t.Errorf("fanout-error of %d bytes, not cut cleanly at 1024", len(e))
 	}
 	again := parseLetter(rec)
@@ -283,4 +287,14 @@ func TestReparked(t *testing.T) {
 	if c := parseLetter(reparked(bare, "profile", consumer.Outcome{Reason: "undecodable"}, dlqNow)); c.origin() != bare.origin() || c.redrives != 1 {
 		t.Errorf("copy of a bare letter: origin %s (want %s), redrives %d", c.origin(), bare.origin(), c.redrives)
 	}
+}
+
+// headerValue returns the first value of header key, "" if absent.
+func headerValue(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

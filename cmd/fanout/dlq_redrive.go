@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -14,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/pipeline"
 	"github.com/fanout-dev/fanout/tracing"
 )
@@ -280,7 +280,7 @@ func (rd *redriver) position(ctx context.Context) (map[int32]int64, error) {
 
 // examine decides what becomes of one letter and, unless it returns an
 // error, marks it examined.
-func (rd *redriver) examine(ctx, work context.Context, l letter) error {
+func (rd *redriver) examine(ctx, work context.Context, l deadLetter) error {
 	c := &rd.counts
 	selected := true
 	switch {
@@ -292,7 +292,7 @@ func (rd *redriver) examine(ctx, work context.Context, l letter) error {
 		selected = false
 	case rd.o.limit > 0 && c.Selected >= rd.o.limit:
 		return errStop
-	case consumer.IsStub(l.rec):
+	case l.stub != nil:
 		// A stub letter's value was dropped when it was parked (too large
 		// for the DLQ): there is no event to send. It stays in the DLQ.
 		c.ValueDropped++
@@ -302,8 +302,7 @@ func (rd *redriver) examine(ctx, work context.Context, l letter) error {
 			}
 		} else {
 			rd.e.log.Warn("stub letter not redriven: its value was dropped at parking; the original is at its fanout-original-* coordinates while retained",
-				"sink", rd.t.sink.Name, "at", l.at(), "value_bytes", consumer.HeaderValue(l.rec, consumer.HeaderValueDropped),
-				"sha256", consumer.HeaderValue(l.rec, consumer.HeaderValueSHA256))
+				"sink", rd.t.sink.Name, "at", l.at(), "value_bytes", l.stub.ValueBytes, "sha256", l.stub.ValueSHA256)
 		}
 	case l.redrives >= rd.o.maxRedrives:
 		c.CapReached++
@@ -360,7 +359,7 @@ func (rd *redriver) pace(ctx context.Context) error {
 
 // send hands l to the sink's handler as the consumer would have handed the
 // original record, and parks it again if it fails again.
-func (rd *redriver) send(ctx context.Context, l letter) error {
+func (rd *redriver) send(ctx context.Context, l deadLetter) error {
 	rec := l.original()
 	before := rd.h.Stats()
 	out := rd.h.Handle(tracing.ExtractRecord(ctx, rec), rec)
@@ -437,15 +436,9 @@ func (rd *redriver) summary() {
 // (consumer.ParkedRecord: key, value and own headers kept, the original place
 // kept, attempts added up, fresh failure headers) with fanout-redrive-count one
 // higher.
-func reparked(l letter, sink string, out consumer.Outcome, now time.Time) *kgo.Record {
+func reparked(l deadLetter, sink string, out consumer.Outcome, now time.Time) *kgo.Record {
 	r := consumer.ParkedRecord(l.rec.Topic, sink, l.rec, out, now, nil)
-	count := []byte(strconv.Itoa(l.redrives + 1))
-	for i, h := range r.Headers {
-		if h.Key == consumer.HeaderRedriveCount {
-			r.Headers[i].Value = count
-			return r
-		}
-	}
-	r.Headers = append(r.Headers, kgo.RecordHeader{Key: consumer.HeaderRedriveCount, Value: count})
-	return r
+	pl, _ := letter.Parse(r)
+	pl.RedriveCount = l.redrives + 1
+	return pl.Encode(r.Topic, r)
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/schemas"
 )
 
@@ -176,17 +176,17 @@ func (w *dlqWorld) park(letters ...dlqLetter) {
 			headers = append(headers, kgo.RecordHeader{Key: "event-id", Value: hid})
 		}
 		if l.redrives > 0 {
-			headers = append(headers, kgo.RecordHeader{Key: consumer.HeaderRedriveCount, Value: []byte(strconv.Itoa(l.redrives))})
+			headers = append(headers, kgo.RecordHeader{Key: letter.HeaderRedriveCount, Value: []byte(strconv.Itoa(l.redrives))})
 		}
 		if l.sink == "" {
 			l.sink = "profile"
 		}
 		parked := time.Now().Add(-l.parkedAgo).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 		for k, v := range map[string]string{
-			consumer.HeaderTopic: "events", consumer.HeaderPartition: "0", consumer.HeaderOffset: strconv.FormatInt(l.origin, 10),
-			consumer.HeaderTimestamp: "2026-11-27T10:00:00.000Z", consumer.HeaderSink: l.sink, consumer.HeaderAttempts: "1",
-			consumer.HeaderError: fmt.Sprintf("http %d: %s", l.status, http.StatusText(l.status)), consumer.HeaderErrorClass: l.class,
-			consumer.HeaderStatus: strconv.Itoa(l.status), consumer.HeaderParkedAt: parked,
+			letter.HeaderTopic: "events", letter.HeaderPartition: "0", letter.HeaderOffset: strconv.FormatInt(l.origin, 10),
+			letter.HeaderTimestamp: "2026-11-27T10:00:00.000Z", letter.HeaderSink: l.sink, letter.HeaderAttempts: "1",
+			letter.HeaderError: fmt.Sprintf("http %d: %s", l.status, http.StatusText(l.status)), letter.HeaderErrorClass: l.class,
+			letter.HeaderStatus: strconv.Itoa(l.status), letter.HeaderParkedAt: parked,
 		} {
 			headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 		}
@@ -198,14 +198,14 @@ func (w *dlqWorld) park(letters ...dlqLetter) {
 }
 
 // dlqRead returns every record of the profile DLQ.
-func (w *dlqWorld) dlqRead() []letter {
+func (w *dlqWorld) dlqRead() []deadLetter {
 	w.t.Helper()
 	adm := kadm.NewClient(w.cl)
 	r, err := takeRange(context.Background(), adm, dlqTopic, nil)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	var out []letter
+	var out []deadLetter
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := r.read(ctx, []kgo.Opt{kgo.SeedBrokers(w.addrs...)}, func(rec *kgo.Record) error {
@@ -513,7 +513,7 @@ func TestDLQRedriveFailsAgainThenCap(t *testing.T) {
 	if got := dlqSummary(t, out); code != 0 || got.Selected != 2 || got.FailedAgain != 2 {
 		t.Fatalf("exit %d, %+v\n%s", code, got, stderr)
 	}
-	var copies []letter
+	var copies []deadLetter
 	for _, l := range w.dlqRead() {
 		if l.redrives == 1 {
 			copies = append(copies, l)
@@ -589,7 +589,7 @@ func TestDLQEventIDAsDelivered(t *testing.T) {
 		dlqLetter{partition: 1, id: "", origin: 2, class: "undecodable"},
 	)
 	if err := w.cl.ProduceSync(context.Background(), &kgo.Record{Topic: dlqTopic, Partition: 2, Value: []byte{0x17},
-		Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("header-only")}, {Key: consumer.HeaderSink, Value: []byte("profile")}}}).FirstErr(); err != nil {
+		Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("header-only")}, {Key: letter.HeaderSink, Value: []byte("profile")}}}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"dlq", "list"}, {"dlq", "redrive", "--dry-run"}} {

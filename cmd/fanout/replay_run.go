@@ -346,7 +346,7 @@ func (rp *replayer) park(ctx context.Context, rec *kgo.Record, out consumer.Outc
 	}
 	rp.parked.Add(1)
 	rp.mu.Lock()
-	rp.failed[out.Reason]++
+	rp.failed[string(out.Reason)]++
 	rp.mu.Unlock()
 	rp.log.Warn("replayed record failed; parked on the dead-letter topic", "topic", rec.Topic, "partition", rec.Partition,
 		"offset", rec.Offset, "event_id", rp.ids.record(ctx, rec), "status", out.Status, "class", out.Reason,

@@ -264,7 +264,7 @@ func TestReplayDeliversTheRangeThroughOneSink(t *testing.T) {
 	if len(letters) != 2 {
 		t.Fatalf("DLQ holds %d letters, want 2", len(letters))
 	}
-	byOffset := map[int64]letter{}
+	byOffset := map[int64]deadLetter{}
 	for _, l := range letters {
 		byOffset[l.origOffset] = l
 		if l.sink != "profile" || l.origTopic != "events" || l.origPartition != 0 || l.parkedAt.IsZero() || l.redrives != 0 {

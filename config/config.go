@@ -18,7 +18,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/naming"
 	"github.com/fanout-dev/fanout/redact"
+	"github.com/fanout-dev/fanout/schemas/builtin"
+	"github.com/fanout-dev/fanout/sink"
 )
 
 // Config is one fanout.yaml. Every field's comment states its default.
@@ -429,7 +433,7 @@ func (c *Config) LineNear(path string) int { return c.lineOf(path) }
 
 func (c *Config) applyDefaults() {
 	if c.Kafka.GroupPrefix == "" {
-		c.Kafka.GroupPrefix = "fanout."
+		c.Kafka.GroupPrefix = naming.DefaultGroupPrefix
 	}
 	if c.Kafka.ClientID == "" {
 		c.Kafka.ClientID = "fanout"
@@ -441,7 +445,7 @@ func (c *Config) applyDefaults() {
 		c.Kafka.RebalanceTimeout = 60 * time.Second
 	}
 	if c.Redis.KeyPrefix == "" {
-		c.Redis.KeyPrefix = "fanout:dedupe:"
+		c.Redis.KeyPrefix = dedupe.DefaultPrefix
 	}
 	if c.Redis.DialTimeout == 0 {
 		c.Redis.DialTimeout = 2 * time.Second
@@ -461,40 +465,40 @@ func (c *Config) applyDefaults() {
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
 		if s.Method == "" {
-			s.Method = "POST"
+			s.Method = sink.DefaultMethod
 		}
 		s.Method = strings.ToUpper(s.Method)
 		if s.ContentType == "" {
-			s.ContentType = "application/json"
+			s.ContentType = sink.DefaultContentType
 		}
 		if s.Timeout == 0 {
-			s.Timeout = 10 * time.Second
+			s.Timeout = sink.DefaultTimeout
 		}
 		if s.Retry.Attempts == 0 {
-			s.Retry.Attempts = 5
+			s.Retry.Attempts = sink.DefaultAttempts
 		}
 		if s.Retry.BackoffBase == 0 {
-			s.Retry.BackoffBase = 100 * time.Millisecond
+			s.Retry.BackoffBase = sink.DefaultBackoffBase
 		}
 		if s.Retry.BackoffCap == 0 {
-			s.Retry.BackoffCap = 10 * time.Second
+			s.Retry.BackoffCap = sink.DefaultBackoffCap
 		}
 		if s.Retry.RetryAfterCap == 0 {
-			s.Retry.RetryAfterCap = 30 * time.Second
+			s.Retry.RetryAfterCap = sink.DefaultRetryAfterCap
 		}
 		if s.Retry.Tiers == nil {
 			s.Retry.Tiers = []time.Duration{10 * time.Second, time.Minute, 10 * time.Minute}
 		}
 		if s.Retry.TierTopics == nil && c.Kafka.Topic != "" && s.Name != "" {
 			for n := range s.Retry.Tiers {
-				s.Retry.TierTopics = append(s.Retry.TierTopics, fmt.Sprintf("%s.%s.retry.%d", c.Kafka.Topic, s.Name, n+1))
+				s.Retry.TierTopics = append(s.Retry.TierTopics, naming.TierTopic(c.Kafka.Topic, s.Name, n+1))
 			}
 		}
 		if s.Ordering == "" {
 			s.Ordering = OrderPartition
 		}
 		if s.MaxInFlight == 0 {
-			s.MaxInFlight = 64
+			s.MaxInFlight = sink.DefaultMaxConns
 		}
 		if s.Start == "" {
 			s.Start = "earliest"
@@ -503,7 +507,7 @@ func (c *Config) applyDefaults() {
 			s.IDField = c.Events.IDField
 		}
 		if s.DLQTopic == "" && c.Kafka.Topic != "" && s.Name != "" {
-			s.DLQTopic = c.Kafka.Topic + "." + s.Name + ".dlq"
+			s.DLQTopic = naming.DLQTopic(c.Kafka.Topic, s.Name)
 		}
 		if s.Dedupe.Enabled == nil {
 			t := true
@@ -513,10 +517,10 @@ func (c *Config) applyDefaults() {
 			s.Dedupe.Policy = FailClosed
 		}
 		if s.Dedupe.TTL == 0 {
-			s.Dedupe.TTL = 7 * 24 * time.Hour
+			s.Dedupe.TTL = dedupe.DefaultDoneTTL
 		}
 		if s.Dedupe.Lease == 0 {
-			s.Dedupe.Lease = 30 * time.Second
+			s.Dedupe.Lease = dedupe.DefaultLease
 		}
 		if s.MaxEventBytes == 0 {
 			s.MaxEventBytes = 1 << 20
@@ -531,7 +535,7 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Schemas.Dir == "" && c.Schemas.RegistryURL == "" && c.Schemas.Subjects == nil {
 		c.Schemas.Subjects = map[string]int{}
-		for k, v := range builtinSubjects {
+		for k, v := range builtin.Subjects {
 			c.Schemas.Subjects[k] = v
 		}
 	}
@@ -546,10 +550,6 @@ const (
 // fullNameRE is an Avro full name (namespace.name), the shape of an event
 // type under type_from: record.
 var fullNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
-
-// builtinSubjects mirrors schemas.BuiltinSubjects; config must not import the
-// schemas package's Avro machinery, and cmd checks the two agree.
-var builtinSubjects = map[string]int{"user.registered": 1, "order.placed": 2}
 
 // StartTime returns the timestamp of a start position given as a time, ok=false
 // for earliest/latest.
@@ -829,8 +829,8 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 	if s.Batch.MaxWait < 0 {
 		add("batch.max_wait", "must not be negative, got %s", s.Batch.MaxWait)
 	}
-	if s.Batch.MaxBytes < 0 || s.Batch.MaxBytes > 64<<20 {
-		add("batch.max_bytes", "%d is not within 0..%d (0: 1 MiB)", s.Batch.MaxBytes, 64<<20)
+	if s.Batch.MaxBytes < 0 || s.Batch.MaxBytes > sink.MaxBatchBytesLimit {
+		add("batch.max_bytes", "%d is not within 0..%d (0: 1 MiB)", s.Batch.MaxBytes, sink.MaxBatchBytesLimit)
 	}
 	if s.RateLimit.Rate < 0 {
 		add("rate_limit.rate", "%g must not be negative", s.RateLimit.Rate)

@@ -11,6 +11,16 @@ import (
 	"time"
 )
 
+// Defaults a caller applies when its configuration leaves them out
+// (config's sinks[].dedupe, pipeline.Config).
+const (
+	// DefaultDoneTTL is how long a delivered key stays done.
+	DefaultDoneTTL = 7 * 24 * time.Hour
+	// DefaultLease is how long a claim holds a key before it expires
+	// unless renewed.
+	DefaultLease = 30 * time.Second
+)
+
 // Outcome is the result of a Claim.
 type Outcome int
 

@@ -116,10 +116,10 @@ func New(cfg Config, codec *schemas.Codec, store dedupe.Store, s *sink.Sink, log
 		cfg.IDField = "id"
 	}
 	if cfg.DoneTTL <= 0 {
-		cfg.DoneTTL = 7 * 24 * time.Hour
+		cfg.DoneTTL = dedupe.DefaultDoneTTL
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = 30 * time.Second
+		cfg.Lease = dedupe.DefaultLease
 	}
 	if cfg.MaxEventBytes <= 0 {
 		cfg.MaxEventBytes = 1 << 20

@@ -3,6 +3,8 @@ package schemas
 import (
 	"embed"
 	"io/fs"
+
+	"github.com/fanout-dev/fanout/schemas/builtin"
 )
 
 //go:embed avro/*.avsc
@@ -24,10 +26,7 @@ func Builtin() fs.FS {
 
 // BuiltinSubjects maps each shipped subject to the schema id it has in a
 // local registry and in the demo. Treat it as read-only.
-var BuiltinSubjects = map[string]int{
-	"user.registered": 1,
-	"order.placed":    2,
-}
+var BuiltinSubjects = builtin.Subjects
 
 // Schema is one writer schema known by its Confluent id.
 type Schema struct {

@@ -115,6 +115,8 @@ const (
 
 	// MaxBodyBytesLimit bounds MaxBodyBytes.
 	MaxBodyBytesLimit = 64 << 20
+	// MaxBatchBytesLimit bounds BatchConfig.MaxBytes.
+	MaxBatchBytesLimit = maxBatchBytes
 
 	// maxExcerpt bounds MaxResponseBytes: the excerpt travels in Kafka headers.
 	maxExcerpt = 64 << 10

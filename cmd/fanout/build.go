@@ -19,6 +19,7 @@ import (
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/naming"
 	"github.com/fanout-dev/fanout/pipeline"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/sink"
@@ -310,13 +311,13 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 	}
 	for n := range tiers {
 		cc := consumer.Config{
-			Sink: s.Name, Topic: cfg.Kafka.Topic, Group: cfg.Kafka.GroupPrefix + s.Name, DLQTopic: s.DLQTopic,
+			Sink: s.Name, Topic: cfg.Kafka.Topic, Group: naming.Group(cfg.Kafka.GroupPrefix, s.Name), DLQTopic: s.DLQTopic,
 			Ordering: orderings[s.Ordering], MaxInFlight: s.MaxInFlight, Start: startOffset(s),
 			RevokeTimeout: cfg.Run.RevokeTimeout, DrainTimeout: cfg.Run.DrainTimeout, Tier: n,
 		}
 		if n > 0 {
 			// A tier starts at its beginning: everything parked there is owed.
-			cc.Topic, cc.Group, cc.Start = tiers[n].Topic, fmt.Sprintf("%s%s.retry.%d", cfg.Kafka.GroupPrefix, s.Name, n), kgo.NewOffset().AtStart()
+			cc.Topic, cc.Group, cc.Start = tiers[n].Topic, naming.TierGroup(cfg.Kafka.GroupPrefix, s.Name, n), kgo.NewOffset().AtStart()
 		}
 		if n+1 < len(tiers) {
 			cc.Retry = tiers[n+1]

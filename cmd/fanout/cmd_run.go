@@ -17,6 +17,7 @@ import (
 
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/naming"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -174,9 +175,9 @@ func checkTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 	var groups []string
 	for _, s := range cfg.Sinks {
 		if len(names) == 0 || slices.Contains(names, s.Name) {
-			groups = append(groups, cfg.Kafka.GroupPrefix+s.Name)
+			groups = append(groups, naming.Group(cfg.Kafka.GroupPrefix, s.Name))
 			for n := range s.Retry.TierTopics {
-				groups = append(groups, fmt.Sprintf("%s%s.retry.%d", cfg.Kafka.GroupPrefix, s.Name, n+1))
+				groups = append(groups, naming.TierGroup(cfg.Kafka.GroupPrefix, s.Name, n+1))
 			}
 		}
 	}

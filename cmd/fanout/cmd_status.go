@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/naming"
 )
 
 func init() {
@@ -92,10 +93,10 @@ func sinkStatus(ctx context.Context, adm *kadm.Client, cfg *config.Config, names
 		if len(names) > 0 && !slices.Contains(names, s.Name) {
 			continue
 		}
-		rows = append(rows, statusRow{Sink: s.Name, Role: "main", Topic: cfg.Kafka.Topic, Group: cfg.Kafka.GroupPrefix + s.Name})
+		rows = append(rows, statusRow{Sink: s.Name, Role: "main", Topic: cfg.Kafka.Topic, Group: naming.Group(cfg.Kafka.GroupPrefix, s.Name)})
 		for n, t := range s.Retry.TierTopics {
 			rows = append(rows, statusRow{Sink: s.Name, Role: fmt.Sprintf("retry.%d", n+1), Topic: t,
-				Group: fmt.Sprintf("%s%s.retry.%d", cfg.Kafka.GroupPrefix, s.Name, n+1)})
+				Group: naming.TierGroup(cfg.Kafka.GroupPrefix, s.Name, n+1)})
 		}
 		rows = append(rows, statusRow{Sink: s.Name, Role: "dlq", Topic: s.DLQTopic})
 	}

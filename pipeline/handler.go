@@ -86,7 +86,7 @@ type Handler struct {
 	codec    *schemas.Codec
 	store    dedupe.Store
 	barriers dedupe.Barriers
-	sink     *sink.Sink
+	sink     Sink
 	log      *slog.Logger
 	types    map[string]bool
 
@@ -102,7 +102,7 @@ type Handler struct {
 }
 
 // New returns the Handler of one sink. store may be nil only if cfg.Dedupe is false.
-func New(cfg Config, codec *schemas.Codec, store dedupe.Store, s *sink.Sink, logger *slog.Logger) (*Handler, error) {
+func New(cfg Config, codec *schemas.Codec, store dedupe.Store, s Sink, logger *slog.Logger) (*Handler, error) {
 	if cfg.Sink == "" {
 		return nil, errors.New("pipeline: Sink is required")
 	}
@@ -428,7 +428,7 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 // admit waits until the sink's circuit breaker lets a record through. Without
 // a breaker it admits at once.
 func (h *Handler) admit(ctx context.Context) (ticket, error) {
-	br := h.sink.Breaker()
+	br := h.sink.CircuitBreaker()
 	if br == nil {
 		return ticket{}, nil
 	}
@@ -450,7 +450,7 @@ func (h *Handler) admit(ctx context.Context) (ticket, error) {
 
 // breakerTripped reports whether the sink's breaker is open or probing.
 func (h *Handler) breakerTripped() bool {
-	br := h.sink.Breaker()
+	br := h.sink.CircuitBreaker()
 	return br != nil && br.State() != sink.Closed
 }
 
@@ -467,7 +467,7 @@ type ticket struct {
 // probes (half-open); otherwise a subset of events that keeps failing would
 // open the breaker for the whole sink.
 func (h *Handler) settle(t ticket, class sink.Class, attempts int) {
-	br := h.sink.Breaker()
+	br := h.sink.CircuitBreaker()
 	if br == nil {
 		return
 	}
@@ -618,19 +618,19 @@ func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t ticket
 		// API refused the token forwarded with it, or the API refused it.
 		var out consumer.Outcome
 		switch {
-		case errors.Is(res.Err, sink.ErrRender):
+		case res.RenderFailed:
 			out = h.deadLetter(letter.ReasonRenderFailed, res.Err, res.Status, res.Attempts)
-		case errors.Is(res.Err, sink.ErrPropagatedAuthRejected):
+		case res.PropagatedAuthRejected:
 			out = h.deadLetter(letter.ReasonPropagatedAuth, res.Err, res.Status, res.Attempts)
 		default:
 			out = h.deadLetter(letter.ReasonPermanent, res.Err, res.Status, res.Attempts)
 		}
-		out.Excerpt = excerpt(res.Err)
+		out.Excerpt = res.Excerpt
 		return out
 	default:
 		h.release(c)
 		out := h.deadLetter(letter.ReasonRetriesExhausted, res.Err, res.Status, res.Attempts)
-		out.Retryable, out.Excerpt = true, excerpt(res.Err)
+		out.Retryable, out.Excerpt = true, res.Excerpt
 		return out
 	}
 }
@@ -710,14 +710,6 @@ func (h *Handler) release(c *claim) {
 func (h *Handler) deadLetter(reason letter.Reason, err error, status, attempts int) consumer.Outcome {
 	h.dead.Add(1)
 	return consumer.Outcome{Verdict: consumer.DeadLetter, Reason: reason, Err: err, Status: status, Attempts: attempts}
-}
-
-func excerpt(err error) string {
-	var se *sink.StatusError
-	if errors.As(err, &se) {
-		return se.Excerpt
-	}
-	return ""
 }
 
 // EventID is an event's identity: the configured Avro field, else the event-id

@@ -72,7 +72,7 @@ func newHandler(t testing.TB, cfg Config, store dedupe.Store, url string) *Handl
 	}
 	t.Cleanup(s.Close)
 	cfg.Sink = "profile"
-	h, err := New(cfg, codec(t), store, s, slog.New(slog.DiscardHandler))
+	h, err := New(cfg, codec(t), store, HTTPSink(s), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestClaimRenewedDuringSlowDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	const lease = 300 * time.Millisecond
-	h, err := New(Config{Sink: "profile", Dedupe: true, Lease: lease}, c, store, s, slog.New(slog.DiscardHandler))
+	h, err := New(Config{Sink: "profile", Dedupe: true, Lease: lease}, c, store, HTTPSink(s), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestBreakerHoldsInsteadOfEscalating(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	h, err := New(Config{Sink: "profile", Dedupe: true}, c, dedupe.NewMemory(), s, slog.New(slog.DiscardHandler))
+	h, err := New(Config{Sink: "profile", Dedupe: true}, c, dedupe.NewMemory(), HTTPSink(s), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func handlerFor(t *testing.T, sc sink.Config, url string) *Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	h, err := New(Config{Sink: "profile"}, codec(t), dedupe.NewMemory(), s, slog.New(slog.DiscardHandler))
+	h, err := New(Config{Sink: "profile"}, codec(t), dedupe.NewMemory(), HTTPSink(s), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,7 +224,7 @@ func newKeyOrderHandler(t *testing.T, addr string, maxRetries int, cfg Config, u
 	}
 	t.Cleanup(s.Close)
 	cfg.Sink, cfg.KeyOrder, cfg.Tiers = "profile", true, 2
-	h, err := New(cfg, codec(t), nil, s, slog.New(slog.DiscardHandler))
+	h, err := New(cfg, codec(t), nil, HTTPSink(s), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func TestHalfOpenProbeNotHeldByWaitingClaim(t *testing.T) {
 	busyKey := dedupe.Key("profile", "6f1c5c1e-6a43-4d1e-9a7e-4b0e8e1d2c3a") // userDoc's id
 	store := &claimSignal{Store: dedupe.NewMemory(), key: busyKey, claims: make(chan struct{}, 1)}
 	var logs lockedBuffer
-	h, err := New(Config{Sink: "profile", Dedupe: true}, c, store, s, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	h, err := New(Config{Sink: "profile", Dedupe: true}, c, store, HTTPSink(s), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}

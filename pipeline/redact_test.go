@@ -33,7 +33,7 @@ func TestOutcomeRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	h, err := New(Config{Sink: "profile", Redact: redact.New(token, "PIPELINEBEARERTOKEN").String}, codec(t), nil, s, slog.New(slog.DiscardHandler))
+	h, err := New(Config{Sink: "profile", Redact: redact.New(token, "PIPELINEBEARERTOKEN").String}, codec(t), nil, HTTPSink(s), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func typedHandler(t *testing.T, codec *schemas.Codec, types []string, logs io.Wr
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	h, err := New(Config{Sink: "profile", Types: types}, codec, nil, s, slog.New(slog.NewTextHandler(logs, nil)))
+	h, err := New(Config{Sink: "profile", Types: types}, codec, nil, HTTPSink(s), slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,26 @@ type Result struct {
 	// RetryAfter is the last Retry-After any attempt saw, uncapped; 0 if
 	// none. A retry tier may use it as the not-before time.
 	RetryAfter time.Duration
+	// Excerpt is the start of the last refusing response's body (a
+	// StatusError's Excerpt), credentials scrubbed; "" if there was none.
+	// A parked record carries it.
+	Excerpt string
+	// RenderFailed: the event could not be turned into a request (Err wraps
+	// ErrRender); Permanent.
+	RenderFailed bool
+	// PropagatedAuthRejected: the API refused the Authorization forwarded
+	// from the event (Err wraps ErrPropagatedAuthRejected); Permanent.
+	PropagatedAuthRejected bool
+}
+
+// finish fills in what res.Err says for a caller that must not unwrap it.
+func finish(res Result) Result {
+	if se, ok := errors.AsType[*StatusError](res.Err); ok {
+		res.Excerpt = se.Excerpt
+	}
+	res.RenderFailed = errors.Is(res.Err, ErrRender)
+	res.PropagatedAuthRejected = errors.Is(res.Err, ErrPropagatedAuthRejected)
+	return res
 }
 
 // Option adjusts a Sink; for tests and embedding.
@@ -274,6 +294,10 @@ func (s *Sink) Close() { s.transport.CloseIdleConnections() }
 // or the response's Retry-After capped at Config.RetryAfterCap; a done ctx
 // ends the wait at once.
 func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
+	return finish(s.deliver(ctx, ev))
+}
+
+func (s *Sink) deliver(ctx context.Context, ev Event) Result {
 	h, body, err := s.render(ev)
 	if err != nil {
 		s.logAttempt(ctx, ev.ID, 0, 0, Permanent, err, 0)

@@ -359,7 +359,7 @@ func buildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withD
 	if keyOrder {
 		pc.KeyOrder, pc.Tiers, pc.BarrierTTL = s.Ordering == config.OrderKey, len(s.Retry.Tiers), barrierTTL(s)
 	}
-	h, err := pipeline.New(pc, codec, store, sk, log)
+	h, err := pipeline.New(pc, codec, store, pipeline.HTTPSink(sk), log)
 	if err != nil {
 		sk.Close()
 		return nil, nil, err

@@ -10,6 +10,13 @@
 // is spent (retry tier, DLQ) is the caller's business, decided from
 // [Result.Class].
 //
+// The delivery policy (deliver.go: in-line retries, backoff, Retry-After,
+// the rate limit and breaker pause, the 401 refresh, classification) is
+// separate from how one attempt travels: an attempter sends one attempt and
+// reports its outcome, as one HTTP request (attempt_http.go) or as a place
+// in a CloudEvents batch (batch.go, batch_body.go). A sink for another
+// transport is a new attempter plus its config.
+//
 // Non-obvious decisions:
 //
 //   - The URL is never templated: event data never chooses the host. Only

@@ -1,23 +1,18 @@
 package sink
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fanout-dev/fanout/tracing"
 )
@@ -48,7 +43,8 @@ type Sink struct {
 
 	breaker *Breaker // nil: none
 	limit   *Limiter
-	batch   *batcher // nil: one event per request
+	batch   *batcher  // nil: one event per request
+	send    attempter // httpAttempter, or batchAttempter over batch
 	span    tracing.Target
 
 	auth      authorizer // nil: no auth
@@ -83,47 +79,6 @@ func (s *Sink) Stats() Stats {
 // Breaker returns the sink's circuit breaker, nil if it has none. Every
 // consumer of the sink (main topic and retry tiers) shares it.
 func (s *Sink) Breaker() *Breaker { return s.breaker }
-
-// Result is the outcome of one Deliver.
-type Result struct {
-	// Attempts is the number of requests sent (0 if the event could not be
-	// rendered, or ctx was done before the first). Batched, it counts
-	// attempts: the resends of a batch refused as a whole are part of one
-	// (see BatchConfig).
-	Attempts int
-	// Status is the last attempt's HTTP status, 0 if it got no response.
-	Status int
-	// Err is nil when the event was delivered (2xx); otherwise the last
-	// attempt's error (a *StatusError, a transport or timeout error, an
-	// ErrRender) or, for Canceled, the context's error.
-	Err error
-	// Class is Done, Retryable (in-line budget spent), Permanent or Canceled
-	// (ctx done: leave the record uncommitted).
-	Class Class
-	// RetryAfter is the last Retry-After any attempt saw, uncapped; 0 if
-	// none. A retry tier may use it as the not-before time.
-	RetryAfter time.Duration
-	// Excerpt is the start of the last refusing response's body (a
-	// StatusError's Excerpt), credentials scrubbed; "" if there was none.
-	// A parked record carries it.
-	Excerpt string
-	// RenderFailed: the event could not be turned into a request (Err wraps
-	// ErrRender); Permanent.
-	RenderFailed bool
-	// PropagatedAuthRejected: the API refused the Authorization forwarded
-	// from the event (Err wraps ErrPropagatedAuthRejected); Permanent.
-	PropagatedAuthRejected bool
-}
-
-// finish fills in what res.Err says for a caller that must not unwrap it.
-func finish(res Result) Result {
-	if se, ok := errors.AsType[*StatusError](res.Err); ok {
-		res.Excerpt = se.Excerpt
-	}
-	res.RenderFailed = errors.Is(res.Err, ErrRender)
-	res.PropagatedAuthRejected = errors.Is(res.Err, ErrPropagatedAuthRejected)
-	return res
-}
 
 // Option adjusts a Sink; for tests and embedding.
 type Option func(*Sink)
@@ -240,6 +195,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 	}
 	if cfg.Batch.enabled() {
 		s.batch = newBatcher(s)
+		s.send = batchAttempter{s.batch}
+	} else {
+		s.send = httpAttempter{s}
 	}
 	if s.limit, err = NewLimiter(cfg.RateLimit, s.now, WithLimiterSleep(s.sleep)); err != nil {
 		return nil, fmt.Errorf("sink %q: %w", cfg.Name, err)
@@ -287,253 +245,3 @@ func (s *Sink) Name() string { return s.cfg.Name }
 // Close closes the sink's idle connections. In-flight deliveries finish; a
 // later Deliver dials again.
 func (s *Sink) Close() { s.transport.CloseIdleConnections() }
-
-// Deliver sends ev with in-line retries. It returns when the event is
-// delivered, a permanent failure occurs, the in-line budget (Config.Attempts)
-// is spent, or ctx is done. Between attempts it waits the jittered backoff,
-// or the response's Retry-After capped at Config.RetryAfterCap; a done ctx
-// ends the wait at once.
-func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
-	return finish(s.deliver(ctx, ev))
-}
-
-func (s *Sink) deliver(ctx context.Context, ev Event) Result {
-	h, body, err := s.render(ev)
-	if err != nil {
-		s.logAttempt(ctx, ev.ID, 0, 0, Permanent, err, 0)
-		return Result{Class: Permanent, Err: err}
-	}
-	var res Result
-	pausedBySelf, refreshed := false, false
-	for n := 1; ; n++ {
-		if ctx.Err() != nil {
-			return canceled(ctx, res)
-		}
-		// The rate limit and any sink-wide pause, except right after this
-		// delivery itself waited out the Retry-After that set the pause.
-		if !pausedBySelf {
-			if err := s.limit.Wait(ctx); err != nil {
-				return canceled(ctx, res)
-			}
-		}
-		pausedBySelf = false
-		var a outcome
-		send := func() {
-			if s.batch != nil {
-				a = s.batch.attempt(ctx, ev.ID, ev.Type, body)
-			} else {
-				a = s.attempt(ctx, h, body, n)
-			}
-		}
-		send()
-		if a.status == http.StatusUnauthorized && s.auth != nil && !refreshed && s.auth.refresh(ctx, a.authGen) {
-			// The API refused credentials that newer ones replace (an
-			// expired token, a rotated file): once per delivery, send
-			// again at once, before the ordinary classification.
-			refreshed = true
-			s.authStats.retries.Add(1)
-			send()
-		}
-		res.Attempts, res.Status, res.Err = n, a.status, a.err
-		if a.hasRetryAfter {
-			res.RetryAfter = a.retryAfter
-		}
-		class := s.Classify(a.status, a.err)
-		switch {
-		case class == Done:
-			// Delivered, even if ctx ended meanwhile.
-			res.Class, res.Err = Done, nil
-			return res
-		case class == Permanent:
-			s.logAttempt(ctx, ev.ID, n, a.status, class, a.err, 0)
-			res.Class = Permanent
-			if a.status == http.StatusUnauthorized && h != nil && s.propagated["authorization"] != "" && h.Get("Authorization") != "" {
-				res.Err = fmt.Errorf("%w (expired or revoked by the time of delivery): %w", ErrPropagatedAuthRejected, res.Err)
-			}
-			return res
-		case class == Canceled || ctx.Err() != nil:
-			return canceled(ctx, res)
-		case n >= s.cfg.Attempts:
-			s.logAttempt(ctx, ev.ID, n, a.status, class, a.err, 0)
-			res.Class = Retryable
-			if a.status == http.StatusUnauthorized && s.auth != nil {
-				res.Err = fmt.Errorf("the API refused the sink's auth.type %s credentials, also after a refresh: %w", s.cfg.Auth.Type, res.Err)
-			}
-			return res
-		}
-		wait := backoff(n, s.cfg.BackoffBase, s.cfg.BackoffCap, s.rand)
-		if a.hasRetryAfter {
-			wait = min(a.retryAfter, s.cfg.RetryAfterCap)
-			if a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
-				// The API asked everyone to slow down, not only this event.
-				s.limit.PauseFor(wait)
-				pausedBySelf = true
-			}
-		}
-		s.logAttempt(ctx, ev.ID, n, a.status, class, a.err, wait)
-		if err := s.sleep(ctx, wait); err != nil {
-			if ctx.Err() == nil { // a WithSleep hook gave up on its own
-				res.Err = err
-			}
-			return canceled(ctx, res)
-		}
-	}
-}
-
-// canceled finishes res as Canceled. When ctx is done, Err becomes the
-// context's error (with its cause, if one was given); otherwise (a
-// context.Canceled from below, a sleep hook's error) res.Err is kept. Status
-// and Attempts stay as they were.
-func canceled(ctx context.Context, res Result) Result {
-	res.Class = Canceled
-	err := ctx.Err()
-	if err == nil {
-		return res
-	}
-	if cause := context.Cause(ctx); cause != nil && cause != err {
-		err = fmt.Errorf("%w: %w", err, cause)
-	}
-	res.Err = err
-	return res
-}
-
-// outcome is one attempt's result.
-type outcome struct {
-	authGen       uint64 // the generation of the credentials sent
-	status        int
-	err           error
-	retryAfter    time.Duration
-	hasRetryAfter bool
-}
-
-// attempt sends one request under its own timeout and reads the response.
-// The body is always drained (bounded) and closed so the connection can be
-// reused.
-func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte, n int) (o outcome) {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
-	actx, span := tracing.StartHTTP(actx, s.span, n)
-	defer func() { tracing.EndHTTP(span, o.status, o.err) }()
-	req, err := s.newRequest(actx, h, body)
-	if err != nil {
-		return outcome{err: fmt.Errorf("%w: %w", ErrRender, s.redact(err))}
-	}
-	gen, secret, err := s.authorize(actx, req.Header)
-	if err != nil {
-		return outcome{err: err}
-	}
-	if s.signer != nil {
-		signed := body
-		if s.cfg.Method == http.MethodGet {
-			signed = nil // sent without a body
-		}
-		s.signer.sign(req.Header, s.now(), signed)
-	}
-	s.requests.Add(1)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		err = s.explainTLS(s.redact(err))
-		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-			err = fmt.Errorf("attempt timed out after %s: %w", s.cfg.Timeout, err)
-		}
-		return outcome{err: err}
-	}
-	defer resp.Body.Close()
-
-	o = outcome{status: resp.StatusCode}
-	if o.status >= 200 && o.status <= 299 {
-		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-		return o
-	}
-	o.retryAfter, o.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
-	excerpt := scrub(readExcerpt(resp.Body, s.cfg.MaxResponseBytes), secret, h.Get("Authorization"))
-	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-	o.err = &StatusError{Code: o.status, RetryAfter: o.retryAfter, Excerpt: excerpt}
-	o.authGen = gen
-	return o
-}
-
-// authorize sets the sink's credentials on h (none without Config.Auth).
-// An error is a tokenError: no request is sent.
-func (s *Sink) authorize(ctx context.Context, h http.Header) (gen uint64, secret string, err error) {
-	if s.auth == nil {
-		return 0, "", nil
-	}
-	gen, secret, err = s.auth.apply(ctx, h)
-	switch {
-	case err == nil:
-	case errors.Is(ctx.Err(), context.Canceled):
-		err = ctx.Err() // the caller gave up; not the endpoint's fault
-	case ctx.Err() != nil: // the attempt's timeout ran out waiting for a token
-		err = &tokenError{fmt.Errorf("no token within the attempt's timeout %s (the token endpoint is slow or down)", s.cfg.Timeout)}
-	}
-	return gen, secret, err
-}
-
-// scrub replaces each credential the request carried (the sink's own, a
-// forwarded Authorization) in an error excerpt: an API that echoes the
-// request's headers must not put them on the DLQ. Bearer and Basic values
-// are scrubbed with and without their scheme.
-func scrub(excerpt string, secrets ...string) string {
-	for _, sec := range secrets {
-		if len(sec) >= 8 {
-			excerpt = strings.ReplaceAll(excerpt, sec, "***")
-		}
-		if _, cred, ok := strings.Cut(sec, " "); ok && len(cred) >= 8 {
-			excerpt = strings.ReplaceAll(excerpt, cred, "***")
-		}
-	}
-	return excerpt
-}
-
-// readExcerpt reads up to n bytes of r as valid, trimmed UTF-8. A rune cut
-// in half at the limit is dropped; other invalid bytes become U+FFFD.
-func readExcerpt(r io.Reader, n int64) string {
-	b, _ := io.ReadAll(io.LimitReader(r, n))
-	if int64(len(b)) == n {
-		for i := 1; i <= utf8.UTFMax && i <= len(b); i++ {
-			if utf8.RuneStart(b[len(b)-i]) {
-				if !utf8.FullRune(b[len(b)-i:]) {
-					b = b[:len(b)-i]
-				}
-				break
-			}
-		}
-	}
-	b = bytes.TrimSpace(b)
-	if utf8.Valid(b) {
-		return string(b)
-	}
-	return strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
-}
-
-// redact replaces the URL in a net/http error (which keeps the query string,
-// where tokens live, and the user name) with the safe form.
-func (s *Sink) redact(err error) error {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		ue.URL = s.safeURL
-	}
-	return err
-}
-
-// logAttempt records a failed attempt at debug level. It never logs a body:
-// a StatusError's excerpt is the API's response, which may echo the payload,
-// so only its status is logged.
-func (s *Sink) logAttempt(ctx context.Context, id string, n, status int, class Class, err error, wait time.Duration) {
-	if !s.log.Enabled(ctx, slog.LevelDebug) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("event_id", id),
-		slog.Int("attempt", n),
-		slog.Int("status", status),
-		slog.String("class", class.String()),
-	}
-	if wait > 0 {
-		attrs = append(attrs, slog.Duration("wait", wait))
-	}
-	if _, isStatus := errors.AsType[*StatusError](err); err != nil && !isStatus {
-		attrs = append(attrs, slog.String("error", err.Error()))
-	}
-	s.log.LogAttrs(ctx, slog.LevelDebug, "attempt failed", attrs...)
-}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/e2e/services"
+	"github.com/fanout-dev/fanout/naming"
 )
 
 // faultRun is one fault scenario's world: a fresh topic with its own partition
@@ -570,13 +571,13 @@ func (fr *faultRun) produced() []producedEvent {
 // group is the consumer group of sink's main topic consumer, or of tier n.
 func (fr *faultRun) group(sink string, tier int) string {
 	if tier == 0 {
-		return fr.prefix + sink
+		return naming.Group(fr.prefix, sink)
 	}
-	return fmt.Sprintf("%s%s.retry.%d", fr.prefix, sink, tier)
+	return naming.TierGroup(fr.prefix, sink, tier)
 }
 
 func (fr *faultRun) tierTopic(sink string, tier int) string {
-	return fmt.Sprintf("%s.%s.retry.%d", fr.topic, sink, tier)
+	return naming.TierTopic(fr.topic, sink, tier)
 }
 
 // committedEnd reports whether group has committed topic's end offsets.

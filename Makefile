@@ -46,3 +46,12 @@ soak: install
 .PHONY: bench
 bench: install
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+## fuzz: every go test -fuzz target for $(FUZZTIME) each, one after another (-fuzz takes one target per run); crashers land in <pkg>/testdata/fuzz/<Target>/ and run as regression cases in every go test
+FUZZTIME ?= 5s
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./sink/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatchResults$$' -fuzztime $(FUZZTIME) ./sink/
+	$(GO) test -run '^$$' -fuzz '^FuzzBatchEncoder$$' -fuzztime $(FUZZTIME) ./sink/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/

@@ -76,7 +76,8 @@ func FuzzParseRetryAfter(f *testing.F) {
 //
 // Invariants:
 //   - it never panics;
-//   - a body that does not start with '[' after trimming spaces, or a
+//   - a body that does not start with '[' after trimming JSON's whitespace
+//     (space, tab, CR, LF: "\v[200]" is not JSON), or a
 //     Content-Type that is set and not JSON, is not an array (isArray false,
 //     err nil, no results);
 //   - err != nil ⇒ isArray;
@@ -98,6 +99,8 @@ func FuzzParseBatchResults(f *testing.F) {
 		{"text/plain", `[200]`},
 		{"application/json", `[null, -0, 1e2, 200.0, "200", 599, 600, 99]`},
 		{"application/json", `[200`},
+		{"application/json", `[99]`}, {"application/json", `[100]`}, {"application/json", `[599]`},
+		{"application/json", `[600]`}, {"application/json", `[0]`}, {"application/json", `[null]`},
 		{"application/json", `[]`},
 		{"bad/;;", `[200]`},
 		{"application/json", "[\xff]"},
@@ -106,7 +109,7 @@ func FuzzParseBatchResults(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ct string, raw []byte) {
 		rs, isArray, err := parseBatchResults(ct, raw)
-		trimmed := bytes.TrimSpace(raw)
+		trimmed := bytes.Trim(raw, " \t\r\n") // JSON's whitespace only
 		jsonCT := ct == "" || isJSONType(ct)
 		if len(trimmed) == 0 || trimmed[0] != '[' || !jsonCT {
 			if isArray || err != nil || rs != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -201,6 +202,25 @@ type Sink struct {
 	Breaker       Breaker           `yaml:"breaker"`         // circuit breaker
 	RateLimit     RateLimit         `yaml:"rate_limit"`      // flow control
 	Batch         Batch             `yaml:"batch"`           // several events per request (CloudEvents batch)
+	// PropagateHeaders forwards these Kafka record headers (case-insensitive
+	// names) as request headers, e.g. [authorization, x-tenant-id]; default
+	// none. Header templates read record headers as {{ index .Headers "k" }}.
+	PropagateHeaders []string `yaml:"propagate_headers"`
+	// AllowPlainHTTP lets url be http:// to a host that is not loopback;
+	// default false: such a url is refused (events and credentials would go
+	// in the clear).
+	AllowPlainHTTP bool    `yaml:"allow_plain_http"`
+	TLS            SinkTLS `yaml:"tls"`            // TLS to an https url: a private CA, mutual TLS
+	MaxBodyBytes   int     `yaml:"max_body_bytes"` // default 8 MiB (at most 64 MiB): a larger rendered body is parked (render-failed)
+}
+
+// SinkTLS is a sink's TLS to its API (see sink.TLSConfig).
+type SinkTLS struct {
+	CAFile     string `yaml:"ca_file"`     // default "": the system roots; else the CAs this sink trusts instead
+	CertFile   string `yaml:"cert_file"`   // default "": no client certificate; with key_file for mutual TLS (re-read when the files change)
+	KeyFile    string `yaml:"key_file"`    // default ""
+	ServerName string `yaml:"server_name"` // default the url's host
+	MinVersion string `yaml:"min_version"` // default "1.2"; or "1.3"
 }
 
 // Batch sends a sink's concurrent deliveries together: one request carries up
@@ -706,6 +726,8 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 		add("url", "%q is not an absolute http(s) URL", redact.URL(s.URL))
 	} else if strings.Contains(u.Host, "{{") {
 		add("url", "the host may not be a template: event data never chooses the destination")
+	} else if u.Scheme == "http" && !s.AllowPlainHTTP && !loopbackHost(u.Hostname()) {
+		add("url", "%q is plain http to a host that is not loopback: events and credentials would cross the network in the clear; use https, or set allow_plain_http: true for a network you trust", redact.URL(s.URL))
 	}
 	if !methods[s.Method] {
 		add("method", "%q is not one of GET, POST, PUT, PATCH, DELETE", s.Method)
@@ -803,6 +825,16 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 		}
 	}
 	return ps
+}
+
+// loopbackHost reports whether host names this machine: localhost or a
+// loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // lineOf finds the line of path or of its nearest parent that was in the file.

@@ -95,11 +95,11 @@ func TestParseProblems(t *testing.T) {
 kafka: {brokers: [a:1], topic: events}
 sinks:
   - name: profile
-    url: http://ok/x
+    url: https://ok/x
     max_in_fligth: 3
   - name: email
     url: "htp//nope"
-  - url: http://ok/y
+  - url: https://ok/y
 `, []string{
 			`sinks[0].max_in_fligth: unknown key (did you mean "max_in_flight"?) (line 6)`,
 			`sinks[1].url: "htp//nope" is not an absolute http(s) URL (line 8)`,
@@ -110,7 +110,7 @@ kafka: {brokers: [nocolon], topic: "bad topic"}
 tracing: {otlp_endpoint: "localhost:4318", sample_ratio: 2}
 sinks:
   - name: Bad_Name
-    url: http://ok/x
+    url: https://ok/x
     timeout: soon
     max_in_flight: lots
     ordering: random
@@ -141,13 +141,13 @@ sinks:
 		{"missing everything", `{}`, []string{"kafka.brokers: required", "kafka.topic: required", "sinks: required"}},
 		{"env unset", `
 kafka: {brokers: ["${NOPE}"], topic: t}
-sinks: [{name: a, url: "http://x/"}]
+sinks: [{name: a, url: "https://x/"}]
 `, []string{"kafka.brokers[0]: environment variable NOPE is not set (line 2)"}},
 		{"duplicate names and wrong shapes", `
 kafka: {brokers: [a:1], topic: t}
 sinks:
-  - {name: a, url: "http://x/"}
-  - {name: a, url: "http://x/", headers: [x]}
+  - {name: a, url: "https://x/"}
+  - {name: a, url: "https://x/", headers: [x]}
 redis: [1]
 `, []string{`sinks[1].name: "a" is also the name of sinks[0]`, "sinks[1].headers: want a mapping, got a list", "redis: want a mapping, got a list (line 6)"}},
 		{"yaml syntax", "kafka: [\n", []string{"(file):"}},
@@ -207,26 +207,26 @@ func TestParseRefusesDestructiveConfigs(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"dlq is the main topic", head + "  - name: a\n    url: http://x/\n    dlq_topic: events\n",
+		{"dlq is the main topic", head + "  - name: a\n    url: https://x/\n    dlq_topic: events\n",
 			[]string{`sinks[0].dlq_topic: "events" is also kafka.topic: a record parked there would be read again as a new event and parked again, without end (line 5)`}},
-		{"tier is the main topic", head + "  - name: a\n    url: http://x/\n    retry: {tiers: [1s, 2s], tier_topics: [a.r1, events]}\n",
+		{"tier is the main topic", head + "  - name: a\n    url: https://x/\n    retry: {tiers: [1s, 2s], tier_topics: [a.r1, events]}\n",
 			[]string{`sinks[0].retry.tier_topics[1]: "events" is also kafka.topic: a record parked there would be read again as a new event and parked again, without end (line 5)`}},
-		{"tier is its own dlq", head + "  - name: a\n    url: http://x/\n    dlq_topic: a.dlq\n    retry: {tiers: [1s], tier_topics: [a.dlq]}\n",
+		{"tier is its own dlq", head + "  - name: a\n    url: https://x/\n    dlq_topic: a.dlq\n    retry: {tiers: [1s], tier_topics: [a.dlq]}\n",
 			[]string{`sinks[0].retry.tier_topics[0]: "a.dlq" is also sinks[0].dlq_topic: a retry tier's consumer would deliver the dead letters again, and the DLQ would hold live retries (line 6)`}},
-		{"tier is another sink's dlq", head + "  - {name: a, url: http://x/, dlq_topic: shared}\n  - name: b\n    url: http://x/\n    retry: {tiers: [1s], tier_topics: [shared]}\n",
+		{"tier is another sink's dlq", head + "  - {name: a, url: https://x/, dlq_topic: shared}\n  - name: b\n    url: https://x/\n    retry: {tiers: [1s], tier_topics: [shared]}\n",
 			[]string{`sinks[1].retry.tier_topics[0]: "shared" is also sinks[0].dlq_topic: a retry tier's consumer would deliver the dead letters again, and the DLQ would hold live retries (line 6)`}},
-		{"dlq is another sink's tier", head + "  - {name: a, url: http://x/, retry: {tiers: [1s], tier_topics: [t1]}}\n  - {name: b, url: http://x/, dlq_topic: t1}\n",
+		{"dlq is another sink's tier", head + "  - {name: a, url: https://x/, retry: {tiers: [1s], tier_topics: [t1]}}\n  - {name: b, url: https://x/, dlq_topic: t1}\n",
 			[]string{`sinks[1].dlq_topic: "t1" is also sinks[0].retry.tier_topics[0]: a retry tier's consumer would deliver the dead letters again`}},
-		{"two sinks share a dlq", head + "  - {name: a, url: http://x/, dlq_topic: dead}\n  - {name: b, url: http://x/, dlq_topic: dead}\n",
+		{"two sinks share a dlq", head + "  - {name: a, url: https://x/, dlq_topic: dead}\n  - {name: b, url: https://x/, dlq_topic: dead}\n",
 			[]string{`sinks[1].dlq_topic: "dead" is also sinks[0].dlq_topic: each sink needs its own dead-letter topic: dlq redrive and status read one sink's letters from it (line 4)`}},
-		{"two sinks share a tier", head + "  - {name: a, url: http://x/, retry: {tiers: [1s], tier_topics: [t1]}}\n  - {name: b, url: http://x/, retry: {tiers: [5s, 1m], tier_topics: [t0, t1]}}\n",
+		{"two sinks share a tier", head + "  - {name: a, url: https://x/, retry: {tiers: [1s], tier_topics: [t1]}}\n  - {name: b, url: https://x/, retry: {tiers: [5s, 1m], tier_topics: [t0, t1]}}\n",
 			[]string{`sinks[1].retry.tier_topics[1]: "t1" is also sinks[0].retry.tier_topics[0]: a tier's consumer delivers what it reads to its own sink: the other sink's records would go to the wrong API (line 4)`}},
-		{"one tier topic twice in a sink", head + "  - name: a\n    url: http://x/\n    retry:\n      tiers: [1s, 1m]\n      tier_topics: [t1, t1]\n",
+		{"one tier topic twice in a sink", head + "  - name: a\n    url: https://x/\n    retry:\n      tiers: [1s, 1m]\n      tier_topics: [t1, t1]\n",
 			[]string{`sinks[0].retry.tier_topics[1]: "t1" is also sinks[0].retry.tier_topics[0]: each tier needs its own topic: a record's delay and its next tier are the topic's (line 7)`}},
-		{"negative redis db", "redis: {db: -3}\n" + head + "  - {name: a, url: http://x/}\n",
+		{"negative redis db", "redis: {db: -3}\n" + head + "  - {name: a, url: https://x/}\n",
 			[]string{`redis.db: -3 must not be negative (line 1)`}},
 		{"negative sizes and counts", head + `  - name: a
-    url: http://x/
+    url: https://x/
     max_event_bytes: -10
     max_in_flight: -1
     rate_limit: {rate: -5, burst: -1}
@@ -245,13 +245,13 @@ func TestParseRefusesDestructiveConfigs(t *testing.T) {
 			`sinks[0].breaker.failure_ratio: 1.5 is not within 0..1 (line 10)`,
 			`sinks[0].breaker.consecutive_failures: -5 is below -1 (-1 disables it) (line 10)`,
 		}},
-		{"not a finite number", "tracing: {sample_ratio: NaN}\n" + head + "  - {name: a, url: http://x/, rate_limit: {rate: Inf}, breaker: {failure_ratio: nan}}\n", []string{
+		{"not a finite number", "tracing: {sample_ratio: NaN}\n" + head + "  - {name: a, url: https://x/, rate_limit: {rate: Inf}, breaker: {failure_ratio: nan}}\n", []string{
 			`tracing.sample_ratio: "NaN" is not a number (line 1)`,
 			`sinks[0].rate_limit.rate: "Inf" is not a number (line 4)`,
 			`sinks[0].breaker.failure_ratio: "nan" is not a number (line 4)`,
 		}},
 		{"negative durations", head + `  - name: a
-    url: http://x/
+    url: https://x/
     timeout: -1s
     max_event_age: -1m
     dedupe: {ttl: -1h, lease: -1s}
@@ -283,7 +283,7 @@ func TestParseRefusesDestructiveConfigs(t *testing.T) {
 		})
 	}
 	// The defaults never collide: <topic>.<sink>.dlq and <topic>.<sink>.retry.<n>.
-	if _, err := Parse("f.yaml", []byte(head+"  - {name: a, url: http://x/}\n  - {name: b, url: http://x/}\n"), env(nil)); err != nil {
+	if _, err := Parse("f.yaml", []byte(head+"  - {name: a, url: https://x/}\n  - {name: b, url: https://x/}\n"), env(nil)); err != nil {
 		t.Errorf("default topics: %v", err)
 	}
 }
@@ -291,7 +291,7 @@ func TestParseRefusesDestructiveConfigs(t *testing.T) {
 // tracing.sample_ratio and service_name stay unset unless the file sets
 // them, so the OTEL_* environment can apply; 0 is a ratio, not "unset".
 func TestTracingUnsetUnlessGiven(t *testing.T) {
-	const head = "kafka: {brokers: [a:1], topic: events}\nsinks: [{name: a, url: \"http://x/\"}]\n"
+	const head = "kafka: {brokers: [a:1], topic: events}\nsinks: [{name: a, url: \"https://x/\"}]\n"
 	cfg, err := Parse("f.yaml", []byte(head), env(nil))
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 )
 
 func TestInstanceID(t *testing.T) {
-	const base = "kafka: {brokers: [a:1], topic: t, instance_id: %s}\nsinks: [{name: a, url: \"http://x/\"}]\n"
+	const base = "kafka: {brokers: [a:1], topic: t, instance_id: %s}\nsinks: [{name: a, url: \"https://x/\"}]\n"
 	tests := []struct {
 		id, env string
 		want    string // "" = valid; else in the error

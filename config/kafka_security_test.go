@@ -25,7 +25,7 @@ func TestKafkaSecurityGood(t *testing.T) {
 		"scram-sha-256": `  sasl: {mechanism: SCRAM-SHA-256, username: u, password: p}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			y := "kafka:\n  brokers: [a:1]\n  topic: t\n" + sec + "\nsinks: [{name: a, url: \"http://x/\"}]\n"
+			y := "kafka:\n  brokers: [a:1]\n  topic: t\n" + sec + "\nsinks: [{name: a, url: \"https://x/\"}]\n"
 			cfg, err := Parse("f.yaml", []byte(y), env(map[string]string{"PW": "s3cret"}))
 			if err != nil {
 				t.Fatalf("Parse: %v\n%s", err, y)
@@ -62,7 +62,7 @@ func TestKafkaSecurityProblems(t *testing.T) {
 			[]string{"kafka.sasl.password: required with mechanism SCRAM-SHA-512"}},
 		{"fields without mechanism", "  sasl: {username: u, password: SECRETVALUE}",
 			[]string{"kafka.sasl.mechanism: required when other kafka.sasl fields are set"}},
-		{"oauth both", "  sasl: {mechanism: OAUTHBEARER, token: SECRETVALUE, token_url: http://x/t}",
+		{"oauth both", "  sasl: {mechanism: OAUTHBEARER, token: SECRETVALUE, token_url: https://x/t}",
 			[]string{"kafka.sasl.token: set either token"}},
 		{"oauth neither", "  sasl: {mechanism: OAUTHBEARER}",
 			[]string{"kafka.sasl.token_url: required with mechanism OAUTHBEARER"}},
@@ -76,7 +76,7 @@ func TestKafkaSecurityProblems(t *testing.T) {
 			[]string{`kafka.sasl.pasword: unknown key (did you mean "password"?)`, "kafka.sasl.password: required"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			y := "kafka:\n  brokers: [a:1]\n  topic: t\n  # security\n" + tt.sec + "\nsinks: [{name: a, url: \"http://x/\"}]\n"
+			y := "kafka:\n  brokers: [a:1]\n  topic: t\n  # security\n" + tt.sec + "\nsinks: [{name: a, url: \"https://x/\"}]\n"
 			_, err := Parse("f.yaml", []byte(y), env(nil))
 			var ce *Error
 			if !errors.As(err, &ce) {

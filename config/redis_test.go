@@ -16,7 +16,7 @@ func TestRedisProblems(t *testing.T) {
 	if err := os.WriteFile(junk, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const head = "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\n"
+	const head = "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"https://x/\"}]\n"
 	for _, tt := range []struct {
 		name, yaml string
 		want       []string

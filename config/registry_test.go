@@ -13,7 +13,7 @@ func TestRegistryAuthTLS(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("nope"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const base = "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nschemas:\n"
+	const base = "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"https://x/\"}]\nschemas:\n"
 	vars := map[string]string{"SR_PASSWORD": "PW-SECRET-1", "SR_TOKEN": "TK-SECRET-2", "CERT": cert, "KEY": key, "NOTPEM": notPEM}
 	tests := []struct {
 		name, schemas string

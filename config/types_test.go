@@ -30,7 +30,7 @@ func TestTypesUnderNaming(t *testing.T) {
 			if tt.schemas != "" {
 				y += "schemas: " + tt.schemas + "\n"
 			}
-			y += "sinks:\n  - {name: profile, url: \"http://x/\", types: " + tt.types + "}\n"
+			y += "sinks:\n  - {name: profile, url: \"https://x/\", types: " + tt.types + "}\n"
 			cfg, err := Parse("f.yaml", []byte(y), env(nil))
 			if len(tt.want) == 0 {
 				if err != nil {

@@ -18,6 +18,8 @@ import (
 // (event-id and traceparent among them), so that on-call can see why it was
 // parked and redrive it unchanged: key and value are the original bytes.
 const (
+	// HeaderPrefix starts every header fanout adds to a parked record.
+	HeaderPrefix     = "fanout-"
 	HeaderTopic      = "fanout-original-topic"
 	HeaderPartition  = "fanout-original-partition"
 	HeaderOffset     = "fanout-original-offset"

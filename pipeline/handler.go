@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -349,6 +350,23 @@ func originalTime(r *kgo.Record) time.Time {
 	return r.Timestamp
 }
 
+// eventHeaders are the record's own headers for the sink (templates,
+// propagate_headers): fanout's park headers (fanout-*), which a record back
+// from a retry tier carries too, are left out, so an event renders the same
+// on every pass.
+func eventHeaders(r *kgo.Record) []sink.Header {
+	if len(r.Headers) == 0 {
+		return nil
+	}
+	out := make([]sink.Header, 0, len(r.Headers))
+	for _, hd := range r.Headers {
+		if !strings.HasPrefix(hd.Key, consumer.HeaderPrefix) {
+			out = append(out, sink.Header{Key: hd.Key, Value: hd.Value})
+		}
+	}
+	return out
+}
+
 func tierOf(r *kgo.Record) int {
 	for _, hd := range r.Headers {
 		if hd.Key == consumer.HeaderTier {
@@ -379,7 +397,7 @@ func (h *Handler) handle(ctx context.Context, r *kgo.Record) consumer.Outcome {
 		return consumer.Outcome{Verdict: consumer.Done}
 	}
 	id := EventID(rec, r, h.cfg.IDField)
-	ev := sink.Event{ID: id, Type: rec.Type, Body: rec.JSON, Record: rec.Fields}
+	ev := sink.Event{ID: id, Type: rec.Type, Body: rec.JSON, Record: rec.Fields, Headers: eventHeaders(r)}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(attribute.String("messaging.message.id", id), attribute.String("fanout.event.type", rec.Type))
 	}
@@ -602,7 +620,17 @@ func (h *Handler) deliver(ctx context.Context, ev sink.Event, c *claim, t ticket
 		return consumer.Outcome{Verdict: consumer.Abandon, Err: res.Err, Status: res.Status, Attempts: res.Attempts}
 	case sink.Permanent:
 		h.release(c)
-		out := h.deadLetter(ReasonPermanent, res.Err, res.Status, res.Attempts)
+		// Why the event cannot be delivered: it could not be rendered, the
+		// API refused the token forwarded with it, or the API refused it.
+		var out consumer.Outcome
+		switch {
+		case errors.Is(res.Err, sink.ErrRender):
+			out = h.deadLetter(ReasonRenderFailed, res.Err, res.Status, res.Attempts)
+		case errors.Is(res.Err, sink.ErrPropagatedAuthRejected):
+			out = h.deadLetter(ReasonPropagatedAuth, res.Err, res.Status, res.Attempts)
+		default:
+			out = h.deadLetter(ReasonPermanent, res.Err, res.Status, res.Attempts)
+		}
 		out.Excerpt = excerpt(res.Err)
 		return out
 	default:

@@ -431,7 +431,7 @@ func (s *Sink) sendBatch(items []*batchItem) (outs []outcome, whole bool) {
 	s.batched.Add(int64(len(items)))
 	resp, err := s.client.Do(req)
 	if err != nil {
-		err = s.redact(err)
+		err = s.explainTLS(s.redact(err))
 		reqErr = err
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("attempt timed out after %s: %w", s.cfg.Timeout, err)

@@ -80,6 +80,20 @@ type Config struct {
 	// Batch, when MaxEvents > 1, sends concurrent deliveries together as one
 	// CloudEvents batch request (see BatchConfig). Default off.
 	Batch BatchConfig
+	// PropagateHeaders names the record headers (Event.Headers) forwarded
+	// as request headers, matched case-insensitively: an allow-list, nothing
+	// is forwarded by default. A record header's every value is sent; a
+	// value that is not a valid field value is a render error. Not with
+	// Batch (one request, many records), not a header the sink sets, not a
+	// configured header, and not Authorization together with Auth.
+	PropagateHeaders []string
+	// TLS is the sink's TLS to an https URL: a private CA, mutual TLS.
+	// Default: the system roots, no client certificate.
+	TLS TLSConfig
+	// MaxBodyBytes caps a rendered request body (the event's JSON or the
+	// body template's output); a larger one is a render error. Default 8 MiB,
+	// at most 64 MiB.
+	MaxBodyBytes int
 }
 
 // Defaults.
@@ -93,6 +107,10 @@ const (
 	DefaultRetryAfterCap    = 30 * time.Second
 	DefaultMaxConns         = 64
 	DefaultMaxResponseBytes = 4096
+	DefaultMaxBodyBytes     = 8 << 20
+
+	// MaxBodyBytesLimit bounds MaxBodyBytes.
+	MaxBodyBytesLimit = 64 << 20
 
 	// maxExcerpt bounds MaxResponseBytes: the excerpt travels in Kafka headers.
 	maxExcerpt = 64 << 10
@@ -108,6 +126,8 @@ var reserved = map[string]string{
 	"Content-Type":      "use content_type",
 	"Idempotency-Key":   "set from the event id",
 	"Webhook-Id":        "set from the event id",
+	"Webhook-Timestamp": "set by signing",
+	"Webhook-Signature": "set by signing",
 	"Traceparent":       "set from the trace context",
 	"Tracestate":        "set from the trace context",
 }
@@ -150,6 +170,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.MaxResponseBytes == 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	return cfg
 }
 
@@ -189,6 +212,15 @@ func (cfg Config) validate() (*url.URL, error) {
 				return nil, configError(n, fmt.Sprintf("headers[%q]", k), "a template renders per event, but a batch request has one set of headers")
 			}
 		}
+	}
+	if err := cfg.validatePropagate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxBodyBytes < 0 || cfg.MaxBodyBytes > MaxBodyBytesLimit {
+		return nil, configError(n, "max_body_bytes", "must be between 1 and %d, got %d", MaxBodyBytesLimit, cfg.MaxBodyBytes)
+	}
+	if cfg.TLS.set() && u.Scheme != "https" {
+		return nil, configError(n, "tls", "set, but url is not https")
 	}
 	if cfg.Method == http.MethodGet && cfg.Body != "" {
 		return nil, configError(n, "body", "a GET request carries no body")
@@ -237,6 +269,39 @@ func (cfg Config) validate() (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// validatePropagate checks PropagateHeaders: header names the sink neither
+// sets itself nor has configured, and no batching.
+func (cfg Config) validatePropagate() error {
+	seen := map[string]bool{}
+	for i, name := range cfg.PropagateHeaders {
+		field := fmt.Sprintf("propagate_headers[%d]", i)
+		c := http.CanonicalHeaderKey(name)
+		switch {
+		case !validToken(name):
+			return configError(cfg.Name, field, "%q is not a valid header name", name)
+		case seen[c]:
+			return configError(cfg.Name, field, "%s is listed twice (header names are case-insensitive)", c)
+		case reserved[c] != "" || c == hdrUserAgent || c == hdrEventType:
+			return configError(cfg.Name, field, "%s is set by the sink and cannot be forwarded", c)
+		case hasHeader(cfg.Headers, c):
+			return configError(cfg.Name, field, "%s is also in headers: forward it or set it, not both", c)
+		case cfg.Batch.enabled():
+			return configError(cfg.Name, field, "a batch request carries many records but one set of headers: forwarding record headers needs batch.max_events 0 or 1")
+		}
+		seen[c] = true
+	}
+	return nil
+}
+
+func hasHeader(h map[string]string, canonical string) bool {
+	for k := range h {
+		if http.CanonicalHeaderKey(k) == canonical {
+			return true
+		}
+	}
+	return false
 }
 
 func validName(s string) bool {

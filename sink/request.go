@@ -15,6 +15,7 @@ import (
 	"text/template/parse"
 	"unicode/utf8"
 
+	"github.com/fanout-dev/fanout/internal/jsontext"
 	"github.com/fanout-dev/fanout/tracing"
 )
 
@@ -34,12 +35,28 @@ type Event struct {
 	// Record is the same record as plain values (maps, slices, strings,
 	// numbers, bools, nil), for templates. The sink does not modify it.
 	Record map[string]any
+	// Headers are the record's own headers, in order: templates read them
+	// (.Headers) and Config.PropagateHeaders forwards some of them.
+	Headers []Header
+}
+
+// Header is one record header.
+type Header struct {
+	Key   string
+	Value []byte
 }
 
 // ErrRender marks an event the sink could not turn into a request: a template
 // that fails for this event's data, a rendered header value that is not a
 // valid field value, or a missing id. It is Permanent: retrying cannot help.
 var ErrRender = errors.New("render request")
+
+// ErrPropagatedAuthRejected marks a 401 answer to a request that carried an
+// Authorization header forwarded from the record (Config.PropagateHeaders):
+// the token someone else minted has expired or was revoked by the time of
+// delivery, and the sink cannot refresh it. It wraps the *StatusError and is
+// Permanent, unless Config.RetryStatus lists 401.
+var ErrPropagatedAuthRejected = errors.New("the API refused the authorization forwarded from the record")
 
 // UserAgent is sent with every request unless Config.Headers overrides it.
 const UserAgent = "fanout/0.1"
@@ -59,6 +76,18 @@ type templateData struct {
 	Type   string
 	Record map[string]any
 	JSON   string
+	// Headers are the record's headers by key, the last value of a key
+	// winning (as Kafka clients' lastHeader): {{ index .Headers "x-tenant" }}.
+	Headers map[string]string
+}
+
+// headerMap is hs by key, the last value of a key winning.
+func headerMap(hs []Header) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		m[h.Key] = string(h.Value)
+	}
+	return m
 }
 
 // printFunc is appended to every printing action so that nil prints as empty
@@ -238,12 +267,15 @@ func (s *Sink) render(ev Event) (http.Header, []byte, error) {
 		if s.cfg.Method != http.MethodGet {
 			h[hdrContentType] = []string{s.cfg.ContentType}
 		}
+		if err := s.propagate(h, ev.Headers); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	if len(s.headerTmpls) == 0 && s.bodyTmpl == nil {
-		return h, body, nil
+		return h, body, s.checkBody(body, false)
 	}
-	data := templateData{ID: ev.ID, Type: ev.Type, Record: nullify(ev.Record), JSON: string(body)}
+	data := templateData{ID: ev.ID, Type: ev.Type, Record: nullify(ev.Record), JSON: string(body), Headers: headerMap(ev.Headers)}
 	var buf bytes.Buffer
 	for _, ht := range s.headerTmpls {
 		buf.Reset()
@@ -263,7 +295,56 @@ func (s *Sink) render(ev Event) (http.Header, []byte, error) {
 		}
 		body = bytes.Clone(buf.Bytes())
 	}
-	return h, body, nil
+	return h, body, s.checkBody(body, s.bodyTmpl != nil)
+}
+
+// propagate copies the record headers named by Config.PropagateHeaders into
+// h, every value of each, in record order.
+func (s *Sink) propagate(h http.Header, hs []Header) error {
+	if len(s.propagated) == 0 {
+		return nil
+	}
+	for _, rh := range hs {
+		name, ok := s.propagated[strings.ToLower(rh.Key)]
+		if !ok {
+			continue
+		}
+		v := string(rh.Value)
+		if !validHeaderValue(v) || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: record header %s holds a control character or invalid UTF-8, so it cannot be forwarded", ErrRender, name)
+		}
+		h[name] = append(h[name], v)
+	}
+	return nil
+}
+
+// checkBody enforces Config.MaxBodyBytes and, when a body template rendered
+// body for a JSON content_type, that it is valid JSON: event data spliced
+// into a template unescaped could otherwise add fields to the request (the
+// json func escapes a value). The error names the first offending byte,
+// never the body.
+func (s *Sink) checkBody(body []byte, templated bool) error {
+	if len(body) > s.cfg.MaxBodyBytes {
+		return fmt.Errorf("%w: body of %d bytes exceeds max_body_bytes %d", ErrRender, len(body), s.cfg.MaxBodyBytes)
+	}
+	if !templated || !s.jsonBody {
+		return nil
+	}
+	var why string
+	if json.Valid(body) {
+		name, off, dup := jsontext.DuplicateName(body)
+		if !dup {
+			return nil
+		}
+		why = fmt.Sprintf("an object has the name %q twice (at byte %d), so event data may have overridden a field", truncateUTF8(name, 64), off)
+	} else {
+		why = "it is not valid JSON"
+		var v any
+		if se, ok := errors.AsType[*json.SyntaxError](json.Unmarshal(body, &v)); ok {
+			why = fmt.Sprintf("it is not valid JSON (%s, at byte %d)", se, se.Offset)
+		}
+	}
+	return fmt.Errorf("%w: the body template rendered a body the content_type %s cannot carry: %s; insert values with the json func, e.g. {{ json .Record.name }}", ErrRender, s.cfg.ContentType, why)
 }
 
 // headerID is the event id as the Idempotency-Key and webhook-id headers

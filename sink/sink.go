@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,8 @@ type Sink struct {
 	static      map[string]string // canonical name → value
 	headerTmpls []headerTemplate  // sorted by name
 	bodyTmpl    *template.Template
+	jsonBody    bool              // content_type is JSON: a templated body must be valid JSON
+	propagated  map[string]string // lower-case record header key → canonical request header
 
 	retry     map[int]bool
 	permanent map[int]bool
@@ -164,12 +167,23 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 			return nil, configError(cfg.Name, "body", "%s", err)
 		}
 	}
+	s.jsonBody = isJSONType(cfg.ContentType)
+	if len(cfg.PropagateHeaders) > 0 {
+		s.propagated = make(map[string]string, len(cfg.PropagateHeaders))
+		for _, name := range cfg.PropagateHeaders {
+			s.propagated[strings.ToLower(name)] = http.CanonicalHeaderKey(name)
+		}
+	}
 	s.span = tracing.NewTarget(cfg.Method, &safe)
 	// Redact the configured copy: only s.url holds credentials.
 	s.cfg.URL = s.safeURL
 	s.cfg.Headers = nil
 
-	s.transport = newTransport(cfg.MaxConns)
+	tc, err := cfg.TLS.build(cfg.Name, "tls.")
+	if err != nil {
+		return nil, err
+	}
+	s.transport = newTransport(cfg.MaxConns, tc)
 	s.client = &http.Client{
 		Transport: s.transport,
 		// An API that redirects is misconfigured: hand back the 3xx, which
@@ -204,7 +218,7 @@ func toSet(codes []int) map[int]bool {
 // newTransport clones http.DefaultTransport (proxy from the environment,
 // dial and TLS handshake timeouts, HTTP/2 attempted) and sizes its pool for
 // one host.
-func newTransport(maxConns int) *http.Transport {
+func newTransport(maxConns int, tc *tls.Config) *http.Transport {
 	var t *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		t = dt.Clone()
@@ -215,6 +229,9 @@ func newTransport(maxConns int) *http.Transport {
 			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,
 		}
+	}
+	if tc != nil {
+		t.TLSClientConfig = tc
 	}
 	t.ForceAttemptHTTP2 = true
 	t.MaxConnsPerHost = maxConns
@@ -275,6 +292,9 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		case class == Permanent:
 			s.logAttempt(ctx, ev.ID, n, a.status, class, a.err, 0)
 			res.Class = Permanent
+			if a.status == http.StatusUnauthorized && h != nil && s.propagated["authorization"] != "" && h.Get("Authorization") != "" {
+				res.Err = fmt.Errorf("%w (expired or revoked by the time of delivery): %w", ErrPropagatedAuthRejected, res.Err)
+			}
 			return res
 		case class == Canceled || ctx.Err() != nil:
 			return canceled(ctx, res)
@@ -342,7 +362,7 @@ func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte, n int) (
 	s.requests.Add(1)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		err = s.redact(err)
+		err = s.explainTLS(s.redact(err))
 		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("attempt timed out after %s: %w", s.cfg.Timeout, err)
 		}

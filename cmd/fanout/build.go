@@ -192,6 +192,8 @@ func sinkConfig(s config.Sink) sink.Config {
 		Timeout: s.Timeout, Attempts: s.Retry.Attempts, BackoffBase: s.Retry.BackoffBase, BackoffCap: s.Retry.BackoffCap,
 		RetryAfterCap: s.Retry.RetryAfterCap, RetryStatus: s.Retry.RetryStatus, PermanentStatus: s.Retry.PermanentStatus,
 		MaxConns: s.MaxInFlight, Batch: sink.BatchConfig{MaxEvents: s.Batch.MaxEvents, MaxWait: s.Batch.MaxWait, MaxBytes: s.Batch.MaxBytes},
+		PropagateHeaders: s.PropagateHeaders, MaxBodyBytes: s.MaxBodyBytes,
+		TLS: sink.TLSConfig{CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, ServerName: s.TLS.ServerName, MinVersion: s.TLS.MinVersion},
 	}
 }
 

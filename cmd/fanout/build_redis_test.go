@@ -44,7 +44,7 @@ func TestBuildStoreRedisModes(t *testing.T) {
 			sentTLS.TLS.CA, sentTLS.TLS.ClientCert, sentTLS.TLS.ClientKey), "*redis.Client"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			yaml := "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis:" + tc.redis + "\n"
+			yaml := "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"https://x/\"}]\nredis:" + tc.redis + "\n"
 			cfg, err := config.Parse("f.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 			if err != nil {
 				t.Fatal(err)
@@ -86,7 +86,7 @@ func TestBuildStoreRedisModes(t *testing.T) {
 		})
 	}
 	// A wrong CA fails the handshake: TLS verification is on.
-	cfg, err := config.Parse("f.yaml", []byte(fmt.Sprintf("kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis: {addr: %s, tls: {enabled: true}}\n", tlsSrv.Addr)), nil)
+	cfg, err := config.Parse("f.yaml", []byte(fmt.Sprintf("kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"https://x/\"}]\nredis: {addr: %s, tls: {enabled: true}}\n", tlsSrv.Addr)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestBuildStoreRedisRefused(t *testing.T) {
 			sent.User, sent.Password, services.SentinelMaster, sent.Sentinel.Addr, wrong), "WRONGPASS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			yaml := "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis: " + tc.redis + "\n"
+			yaml := "kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"https://x/\"}]\nredis: " + tc.redis + "\n"
 			cfg, err := config.Parse("f.yaml", []byte(yaml), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -136,7 +136,7 @@ func TestBuildStoreRedisRefused(t *testing.T) {
 		})
 	}
 	t.Run("unreachable", func(t *testing.T) {
-		yaml := fmt.Sprintf("kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"http://x/\"}]\nredis: {addr: 127.0.0.1:%d, dial_timeout: 200ms}\n", services.FreePort(t))
+		yaml := fmt.Sprintf("kafka: {brokers: [a:1], topic: t}\nsinks: [{name: a, url: \"https://x/\"}]\nredis: {addr: 127.0.0.1:%d, dial_timeout: 200ms}\n", services.FreePort(t))
 		cfg, err := config.Parse("f.yaml", []byte(yaml), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -96,7 +96,7 @@ func TestTypeProblems(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := config.Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: events}\nschemas: "+tt.schemas+
-				"\nsinks:\n  - {name: profile, url: \"http://x/\", types: "+tt.types+"}\n"), func(string) (string, bool) { return "", false })
+				"\nsinks:\n  - {name: profile, url: \"https://x/\", types: "+tt.types+"}\n"), func(string) (string, bool) { return "", false })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestTypeProblems(t *testing.T) {
 func TestOldRegistryWarns(t *testing.T) {
 	for _, old := range []bool{true, false} {
 		cfg, err := config.Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: events}\nschemas: {registry_url: \""+startRegistry(t, old)+
-			"\"}\nsinks:\n  - {name: profile, url: \"http://x/\"}\n"), func(string) (string, bool) { return "", false })
+			"\"}\nsinks:\n  - {name: profile, url: \"https://x/\"}\n"), func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)
 		}

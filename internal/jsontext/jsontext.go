@@ -1,9 +1,13 @@
 // Package jsontext writes JSON text by hand where encoding/json would cost an
 // allocation per value: Avro records rendered as JSON (schemas) and the
-// CloudEvents batch body (sink). It owns only JSON's string quoting.
+// CloudEvents batch body (sink). It owns JSON's string quoting, and the
+// duplicate-name check of rendered bodies (sink).
 package jsontext
 
-import "unicode/utf8"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // AppendString appends s to dst as a JSON string, as encoding/json
 // writes it but without HTML escaping: '"', '\\' and control characters
@@ -57,4 +61,61 @@ func AppendString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// DuplicateName finds the first object member name that occurs twice in the
+// same object of b, which must be valid JSON (json.Valid). Names are
+// compared after unescaping, so "admin" and "\u0061dmin" are one name.
+// RFC 8259 leaves duplicates' meaning to the reader, and most readers take
+// the last one: in a body built from a template, a duplicate is how spliced
+// data overrides a field the template set. off is the byte offset of the
+// second occurrence.
+func DuplicateName(b []byte) (name string, off int, found bool) {
+	type frame struct {
+		names   map[string]struct{} // nil for an array
+		wantKey bool
+	}
+	var stack []frame
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{':
+			stack = append(stack, frame{names: map[string]struct{}{}, wantKey: true})
+		case '[':
+			stack = append(stack, frame{})
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		case ',':
+			if n := len(stack); n > 0 && stack[n-1].names != nil {
+				stack[n-1].wantKey = true
+			}
+		case '"':
+			start := i
+			esc := false
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					esc = true
+					i++
+				}
+			}
+			n := len(stack)
+			if n == 0 || stack[n-1].names == nil || !stack[n-1].wantKey {
+				continue
+			}
+			stack[n-1].wantKey = false
+			key := string(b[start+1 : min(i, len(b))])
+			if esc {
+				var s string
+				if err := json.Unmarshal(b[start:min(i+1, len(b))], &s); err == nil {
+					key = s
+				}
+			}
+			if _, dup := stack[n-1].names[key]; dup {
+				return key, start, true
+			}
+			stack[n-1].names[key] = struct{}{}
+		}
+	}
+	return "", 0, false
 }

@@ -27,3 +27,26 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func TestDuplicateName(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		name string
+		off  int
+	}{
+		{`{"name": "x", "admin": true, "y": "", "admin": false}`, "admin", 38},
+		{`{"a":1,"b":{"a":2}}`, "", -1},
+		{`[{"a":1},{"a":2}]`, "", -1},
+		{`{"a":"{\"a\":1}","b":2}`, "", -1},
+		{`{"a":1,"\u0061":2}`, "a", 7},
+		{`{"k":[1,{"x":1,"x":2}]}`, "x", 15},
+		{`{"a\"b":1,"a\"b":2}`, `a"b`, 10},
+		{`"a"`, "", -1},
+		{`{}`, "", -1},
+	} {
+		name, off, found := DuplicateName([]byte(tc.in))
+		if found != (tc.off >= 0) || name != tc.name || (found && off != tc.off) {
+			t.Errorf("%s: got %q at %d (%v), want %q at %d", tc.in, name, off, found, tc.name, tc.off)
+		}
+	}
+}

@@ -54,4 +54,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRetryAfter$$' -fuzztime $(FUZZTIME) ./sink/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBatchResults$$' -fuzztime $(FUZZTIME) ./sink/
 	$(GO) test -run '^$$' -fuzz '^FuzzBatchEncoder$$' -fuzztime $(FUZZTIME) ./sink/
+	$(GO) test -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME) ./sink/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/

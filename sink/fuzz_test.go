@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -268,4 +269,129 @@ func decodeJSONValue(b []byte) (any, error) {
 		return nil, errors.New("more than one value")
 	}
 	return v, nil
+}
+
+// renderTemplates are FuzzRender's body templates for a JSON content_type,
+// chosen by a fuzzed byte: the json func (safe), a value spliced into a
+// string unescaped (unsafe: must be refused or valid), several values and a
+// record header, the record's own JSON, and none (the record marshalled).
+var renderTemplates = []string{
+	`{"name": {{ json .Record.name }}}`,
+	`{"name": "{{ .Record.name }}"}`,
+	`{"id": {{ json .ID }}, "plan": {{ json .Record.plan }}, "tenant": {{ json (index .Headers "x-tenant-id") }}, "name": {{ json .Record.name }}}`,
+	`{{ .JSON }}`,
+	`{"user": {{ .JSON }}, "plan": "{{ .Record.plan }}"}`,
+	``,
+}
+
+// FuzzRender checks Sink.render, header and body templates, on any record
+// values (strings with quotes, control characters and invalid UTF-8, nested
+// maps and lists, nil, NaN and infinite floats, bytes) and any record headers.
+// Every sink has the header templates X-Plan: {{ .Record.plan }},
+// X-Tenant: {{ index .Headers "x-tenant-id" }} and X-Name: {{ .Record.name }}
+// and forwards the record headers authorization and x-tenant-id.
+//
+// Invariants:
+//   - render never panics;
+//   - an error wraps ErrRender;
+//   - for a JSON content_type, a body it returns is json.Valid;
+//   - no header value it returns holds CR, LF or NUL;
+//   - the json func never needs a refusal: for the body template
+//     {"name": {{ json .Record.name }}} alone (no header templates), any
+//     string name renders, and the body decodes to it (invalid UTF-8 as
+//     U+FFFD).
+func FuzzRender(f *testing.F) {
+	headers := map[string]string{
+		"X-Plan":   `{{ .Record.plan }}`,
+		"X-Tenant": `{{ index .Headers "x-tenant-id" }}`,
+		"X-Name":   `{{ .Record.name }}`,
+	}
+	propagate := []string{"authorization", "x-tenant-id"}
+	var sinks []*Sink
+	for _, body := range renderTemplates {
+		sinks = append(sinks, newTestSink(f, Config{URL: "http://127.0.0.1:1/", Headers: headers, Body: body, PropagateHeaders: propagate}))
+	}
+	textSink := newTestSink(f, Config{URL: "http://127.0.0.1:1/", ContentType: "text/plain", Headers: headers,
+		Body: `name={{ .Record.name }} plan={{ .Record.plan }}`, PropagateHeaders: propagate})
+	safe := newTestSink(f, Config{URL: "http://127.0.0.1:1/", Body: renderTemplates[0]})
+
+	// Seeds: the records and headers of the render and body tests.
+	for _, s := range []struct {
+		tmpl, nameKind, planKind byte
+		name, plan, tenant, auth string
+	}{
+		{0, 0, 0, `x", "admin": true, "y": "`, "pro", "acme", "Bearer abc"},
+		{1, 0, 0, `x", "admin": true, "y": "`, "pro", "acme", ""},
+		{1, 0, 0, `x"y`, "free", "", ""},
+		{1, 0, 0, "Ann", "pro", "t1", ""},
+		{2, 1, 2, "", "", "acme\r\nX-Evil: 1", "Bearer a\x00b"},
+		{3, 3, 4, "\xff\xfe\u2028</script>", "\x00\x1f\x7f", "\xff", "Basic x"},
+		{4, 5, 6, `\"}`, "\t", "a\tb", "\n"},
+		{5, 7, 4, "{{ .ID }}", "nan", "", ""},
+		{2, 4, 4, "", "", "", ""},
+		{0, 6, 7, "bytes\x00", "true", "x-tenant", "Bearer t"},
+	} {
+		f.Add(s.tmpl, s.nameKind, s.planKind, s.name, s.plan, uint64(0x7ff8000000000001), s.tenant, []byte(s.auth), "evt-1", "user.registered")
+	}
+	f.Fuzz(func(t *testing.T, tmpl, nameKind, planKind byte, name, plan string, bits uint64, tenant string, auth []byte, id, typ string) {
+		rec := map[string]any{"name": fuzzValue(nameKind, name, bits), "plan": fuzzValue(planKind, plan, bits), "n": int64(bits)}
+		hs := []Header{{Key: "x-tenant-id", Value: []byte("first")}, {Key: "x-tenant-id", Value: []byte(tenant)}, {Key: "authorization", Value: auth}}
+		ev := Event{ID: id, Type: typ, Record: rec, Headers: hs}
+		check := func(s *Sink, jsonBody bool) {
+			h, body, err := s.render(ev)
+			if err != nil {
+				if !errors.Is(err, ErrRender) {
+					t.Fatalf("render with body template %q: error %v does not wrap ErrRender", s.cfg.Body, err)
+				}
+				return
+			}
+			if jsonBody && !json.Valid(body) {
+				t.Fatalf("render with body template %q of %#v gave a body that is not valid JSON: %q", s.cfg.Body, rec, body)
+			}
+			for k, vs := range h {
+				for _, v := range vs {
+					if strings.ContainsAny(v, "\r\n\x00") {
+						t.Fatalf("render of %#v, headers %q: header %s is %q", rec, hs, k, v)
+					}
+				}
+			}
+		}
+		check(sinks[int(tmpl)%len(sinks)], true)
+		check(textSink, false)
+
+		if id == "" || !validHeaderValue(typ) {
+			return
+		}
+		ev = Event{ID: id, Type: typ, Record: map[string]any{"name": name}}
+		_, body, err := safe.render(ev)
+		if err != nil {
+			t.Fatalf("render of name %q with the json func: %v", name, err)
+		}
+		var got struct{ Name string }
+		if err := json.Unmarshal(body, &got); err != nil || got.Name != jsonDecoded(name) {
+			t.Fatalf("render of name %q with the json func: body %q decodes to %q (%v)", name, body, got.Name, err)
+		}
+	})
+}
+
+// fuzzValue is a record value of the kind k picks, made of s and bits.
+func fuzzValue(k byte, s string, bits uint64) any {
+	switch k % 8 {
+	case 0:
+		return s
+	case 1:
+		return nil
+	case 2:
+		return map[string]any{"first": s, "none": nil, s: []any{s, nil}}
+	case 3:
+		return []any{s, 1.5, nil, map[string]any{"k": s}}
+	case 4:
+		return math.Float64frombits(bits) // NaN and ±Inf too
+	case 5:
+		return int64(bits)
+	case 6:
+		return []byte(s)
+	default:
+		return len(s)%2 == 0
+	}
 }

@@ -122,6 +122,9 @@ func (d *decoder) quote(path string, n *yaml.Node, s string) string {
 }
 
 func join(path, key string) string {
+	if key == "" { // an empty (or a list, mapping or alias) key still needs a path
+		key = `""`
+	}
 	if path == "" {
 		return key
 	}

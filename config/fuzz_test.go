@@ -88,3 +88,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// An empty key (found by FuzzParse, testdata/fuzz/FuzzParse) is named "" in
+// its problem's path, never an empty path.
+func TestEmptyKeyHasAPath(t *testing.T) {
+	_, err := Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: t}\n\"\": 1\nsinks: [{name: a, url: 'http://127.0.0.1/', \"\": x}]\n"), env(nil))
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
+		t.Fatalf("Parse: %v, want two problems", err)
+	}
+	for i, want := range []string{`"": unknown key (line 2)`, `sinks[0]."": unknown key (line 3)`} {
+		if got := ce.Problems[i].String(); got != want {
+			t.Errorf("problem %d = %s, want %s", i, got, want)
+		}
+	}
+}

@@ -160,7 +160,8 @@ func FuzzParseBatchResults(f *testing.F) {
 // JSON string).
 //
 // Invariants:
-//   - every element, and the batch of them, is json.Valid;
+//   - every element, and the batch of them, is json.Valid and valid UTF-8
+//     (JSON text is UTF-8; json.Valid does not check it);
 //   - decoding an element gives back the id, the type ("unknown" when empty),
 //     the source and datacontenttype, each string with invalid UTF-8 replaced
 //     by U+FFFD per byte (as encoding/json decodes);
@@ -192,8 +193,8 @@ func FuzzBatchEncoder(f *testing.F) {
 		var items []*batchItem
 		check := func(s *Sink, jsonData bool) {
 			elem := s.batchElement(ctx, id, typ, body)
-			if !json.Valid(elem) {
-				t.Fatalf("element for id %q type %q body %q (%s) is not valid JSON: %q", id, typ, body, s.cfg.ContentType, elem)
+			if !json.Valid(elem) || !utf8.Valid(elem) {
+				t.Fatalf("element for id %q type %q body %q (%s) is not valid JSON (or UTF-8): %q", id, typ, body, s.cfg.ContentType, elem)
 			}
 			var ce cloudEvent
 			if err := json.Unmarshal(elem, &ce); err != nil {
@@ -226,7 +227,7 @@ func FuzzBatchEncoder(f *testing.F) {
 			check(jsonSink, true)
 		}
 		out, ids := batchBody(items)
-		if !json.Valid(out) {
+		if !json.Valid(out) || !utf8.Valid(out) {
 			t.Fatalf("batch of %d is not valid JSON: %q", len(items), out)
 		}
 		var elems []json.RawMessage

@@ -121,6 +121,20 @@ func (d *decoder) quote(path string, n *yaml.Node, s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// withQuoted is vs and, for each that %q writes differently (a quote, a
+// backslash, a control character, invalid UTF-8), its quoted form without
+// the outer quotes: a problem that shows a value with %q must not show a
+// secret escaped (found by FuzzParse).
+func withQuoted(vs []string) []string {
+	out := vs
+	for _, v := range vs {
+		if q := strconv.Quote(v); q[1:len(q)-1] != v {
+			out = append(out, q[1:len(q)-1])
+		}
+	}
+	return out
+}
+
 func join(path, key string) string {
 	if key == "" { // an empty (or a list, mapping or alias) key still needs a path
 		key = `""`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -101,5 +102,21 @@ func TestEmptyKeyHasAPath(t *testing.T) {
 		if got := ce.Problems[i].String(); got != want {
 			t.Errorf("problem %d = %s, want %s", i, got, want)
 		}
+	}
+}
+
+// A value from the environment with a quote in it is hidden in a problem
+// that shows it with %q too (found by FuzzParse, testdata/fuzz/FuzzParse).
+func TestQuotedExpandedValueIsHidden(t *testing.T) {
+	_, err := Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: t}\nredis: {addr: \"${ADDR}\"}\nsinks: [{name: a, url: 'http://127.0.0.1/'}]\n"),
+		env(map[string]string{"ADDR": `pa"ss\word`}))
+	if err == nil || !strings.Contains(err.Error(), "redis.addr") {
+		t.Fatalf("Parse: %v, want a problem at redis.addr", err)
+	}
+	if strings.Contains(err.Error(), `pa\"ss\\word`) || strings.Contains(err.Error(), "pa") {
+		t.Fatalf("Parse: %v shows the value", err)
+	}
+	if testing.Verbose() {
+		t.Log(err)
 	}
 }

@@ -55,9 +55,9 @@ FUZZTIME ?= 5s
 # (go.dev/issue/75804, fixed in go1.27): that alone, with no failing input
 # written and the seeds passed, is not a failure.
 define fuzz-one
-	@out=$$($(GO) test -run '^$$' -fuzz '^$(1)$$' -fuzztime $(FUZZTIME) ./$(2)/ 2>&1); rc=$$?; echo "$$out" | grep -v '^fuzz: elapsed' ; echo "$$out" | grep '^fuzz: elapsed' | tail -1; \
+	@out=$$($(GO) test -run '^$$' -fuzz '^$(1)$$' -fuzztime $(FUZZTIME) ./$(2)/ 2>&1); rc=$$?; printf '%s\n' "$$out" | grep -v '^fuzz: elapsed' ; printf '%s\n' "$$out" | grep '^fuzz: elapsed' | tail -1; \
 	if [ $$rc -ne 0 ]; then \
-		if echo "$$out" | grep -q -e 'Failing input written' -e 'failure while testing seed corpus' || ! echo "$$out" | grep -qx '    context deadline exceeded'; then exit 1; fi; \
+		if printf '%s\n' "$$out" | grep -q -e 'Failing input written' -e 'failure while testing seed corpus' || ! printf '%s\n' "$$out" | grep -qx '    context deadline exceeded'; then exit 1; fi; \
 		echo "$(1): the fuzz coordinator's end-of-run deadline race (go.dev/issue/75804), no failing input: not a failure"; \
 	fi
 

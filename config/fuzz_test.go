@@ -15,7 +15,8 @@ import (
 //   - it never panics;
 //   - it returns either a *Config and no error, or an *Error with at least
 //     one Problem, each with a non-empty Path, a Line within 0..the file's
-//     lines, and a non-empty Msg;
+//     lines (as YAML counts them: CR, LF, CRLF, NEL, LS and PS end a line),
+//     and a non-empty Msg;
 //   - no Msg holds a value an environment variable gave (every variable is
 //     set to "fuzzenv-<NAME>", except names starting with UNSET).
 //
@@ -78,7 +79,7 @@ func FuzzParse(f *testing.F) {
 		if len(ce.Problems) == 0 || ce.File != "f.yaml" {
 			t.Fatalf("Parse(%q): *Error with file %q and no problems", data, ce.File)
 		}
-		lines := bytes.Count(data, []byte("\n")) + 1
+		lines := yamlLines(data)
 		for _, p := range ce.Problems {
 			if p.Path == "" || p.Msg == "" || p.Line < 0 || p.Line > lines {
 				t.Fatalf("Parse(%q): problem %#v lacks a path or a message, or its line is not in the file's %d", data, p, lines)
@@ -119,4 +120,15 @@ func TestQuotedExpandedValueIsHidden(t *testing.T) {
 	if testing.Verbose() {
 		t.Log(err)
 	}
+}
+
+// yamlLines is how many lines YAML sees in data: CRLF, CR, LF, NEL (U+0085),
+// LS (U+2028) and PS (U+2029) each end one.
+func yamlLines(data []byte) int {
+	s := strings.ReplaceAll(string(data), "\r\n", "\n")
+	n := 1
+	for _, br := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+		n += strings.Count(s, br)
+	}
+	return n
 }

@@ -211,7 +211,46 @@ type Sink struct {
 	// in the clear).
 	AllowPlainHTTP bool    `yaml:"allow_plain_http"`
 	TLS            SinkTLS `yaml:"tls"`            // TLS to an https url: a private CA, mutual TLS
+	Auth           Auth    `yaml:"auth"`           // the sink's own credentials (see sink.AuthConfig)
+	Signing        Signing `yaml:"signing"`        // Standard Webhooks signatures
 	MaxBodyBytes   int     `yaml:"max_body_bytes"` // default 8 MiB (at most 64 MiB): a larger rendered body is parked (render-failed)
+}
+
+// Auth is a sink's own credentials: one type and its fields.
+type Auth struct {
+	Type string `yaml:"type"` // default "": none; bearer | basic | header | oauth2
+	// Token is the bearer token (type bearer); given as ${file:PATH} it is
+	// read again when the file changes, as token_file is.
+	Token     string      `yaml:"token"`
+	TokenFile string      `yaml:"token_file"` // type bearer: a file holding the token, read again when it changes
+	Username  string      `yaml:"username"`   // type basic
+	Password  string      `yaml:"password"`   // type basic
+	Header    string      `yaml:"header"`     // type header: the header's name, e.g. X-Api-Key
+	Value     string      `yaml:"value"`      // type header: its value
+	OAuth2    OAuth2Grant `yaml:"oauth2"`     // type oauth2
+
+	tokenFromFile bool // Token was ${file:TokenFile}
+}
+
+// OAuth2Grant is an OAuth 2.0 client-credentials grant (see sink.OAuth2Config).
+type OAuth2Grant struct {
+	TokenURL     string            `yaml:"token_url"`     // required
+	ClientID     string            `yaml:"client_id"`     // required
+	ClientSecret string            `yaml:"client_secret"` // required; a secret
+	Scopes       []string          `yaml:"scopes"`        // default none
+	Audience     string            `yaml:"audience"`      // default "": sent as the audience parameter when set
+	Params       map[string]string `yaml:"params"`        // default none: extra token-request parameters
+	AuthStyle    string            `yaml:"auth_style"`    // default auto: auto | header | params
+	TLS          SinkTLS           `yaml:"tls"`           // TLS to an https token_url; default the system roots
+}
+
+// Signing signs every request the Standard Webhooks way (webhook-id,
+// webhook-timestamp, webhook-signature).
+type Signing struct {
+	// Secrets sign each request, one signature per secret, so a receiver
+	// can rotate: whsec_ and base64 (as Svix and Standard Webhooks issue
+	// them), from ${VAR} or ${file:PATH}. Default none: unsigned.
+	Secrets []string `yaml:"secrets"`
 }
 
 // SinkTLS is a sink's TLS to its API (see sink.TLSConfig).
@@ -335,11 +374,17 @@ func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, 
 		}
 		return nil, fileErr(line, "holds more than one YAML document (a second ---): want one mapping")
 	}
-	d := &decoder{lines: map[string]int{}, env: env, readFile: os.ReadFile, expanded: map[string]string{}}
+	d := &decoder{lines: map[string]int{}, env: env, readFile: os.ReadFile, expanded: map[string]string{}, fileRefs: map[string]string{}}
 	cfg := &Config{}
 	d.decode("", root.Content[0], reflectValue(cfg))
 	cfg.lines = d.lines
 	cfg.expanded = d.expanded
+	for i := range cfg.Sinks {
+		a := &cfg.Sinks[i].Auth
+		if f, ok := d.fileRefs[fmt.Sprintf("sinks[%d].auth.token", i)]; ok && a.TokenFile == "" {
+			a.TokenFile, a.tokenFromFile = f, true
+		}
+	}
 	cfg.applyDefaults()
 	problems := d.problems
 	for _, p := range cfg.validate() {
@@ -377,6 +422,10 @@ func yamlMsg(err error) string {
 
 // Line returns the line a path was read from, 0 if it was not in the file.
 func (c *Config) Line(path string) int { return c.lines[path] }
+
+// LineNear returns the line of path or, when path was not in the file (a
+// required field left out), of its nearest parent that was.
+func (c *Config) LineNear(path string) int { return c.lineOf(path) }
 
 func (c *Config) applyDefaults() {
 	if c.Kafka.GroupPrefix == "" {
@@ -728,6 +777,9 @@ func (c *Config) validateSink(i int, names map[string]int) []Problem {
 		add("url", "the host may not be a template: event data never chooses the destination")
 	} else if u.Scheme == "http" && !s.AllowPlainHTTP && !loopbackHost(u.Hostname()) {
 		add("url", "%q is plain http to a host that is not loopback: events and credentials would cross the network in the clear; use https, or set allow_plain_http: true for a network you trust", redact.URL(s.URL))
+	}
+	if s.Auth.Token != "" && s.Auth.TokenFile != "" && !s.Auth.tokenFromFile {
+		add("auth.token_file", "set token or token_file, not both")
 	}
 	if !methods[s.Method] {
 		add("method", "%q is not one of GET, POST, PUT, PATCH, DELETE", s.Method)

@@ -56,6 +56,10 @@ type decoder struct {
 	// config, by path: such values are never shown in a Problem, and header
 	// values among them are secrets (see Config.Secrets).
 	expanded map[string]string
+	// fileRefs holds, by path, the file of every value that is exactly
+	// ${file:PATH}: a sink's bearer token given so is read again when the
+	// file changes.
+	fileRefs map[string]string
 }
 
 func (d *decoder) problem(path string, line int, format string, args ...any) {
@@ -98,6 +102,9 @@ func (d *decoder) expand(path string, n *yaml.Node) string {
 	})
 	if changed {
 		d.expanded[path] = out
+		if m := envRef.FindStringSubmatch(n.Value); m != nil && m[0] == n.Value && m[1] != "" {
+			d.fileRefs[path] = m[1]
+		}
 	}
 	return out
 }

@@ -29,6 +29,14 @@ func (c *Config) Secrets() []string {
 	add(redact.URLSecrets(c.Schemas.RegistryURL)...)
 	for i, s := range c.Sinks {
 		add(redact.URLSecrets(s.URL)...)
+		add(s.Auth.Token, s.Auth.Password, s.Auth.Value, s.Auth.OAuth2.ClientSecret)
+		add(redact.URLSecrets(s.Auth.OAuth2.TokenURL)...)
+		add(s.Signing.Secrets...)
+		for _, sec := range s.Signing.Secrets {
+			if k, ok := strings.CutPrefix(sec, "whsec_"); ok {
+				add(k) // the key alone, as a receiver's error might show it
+			}
+		}
 		for k, v := range s.Headers {
 			_, expanded := c.expanded[fmt.Sprintf("sinks[%d].headers.%s", i, k)]
 			if expanded || CredentialHeader(k) {

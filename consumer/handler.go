@@ -51,8 +51,10 @@ func (v Verdict) String() string {
 // Outcome is a Handler's answer for one record.
 type Outcome struct {
 	Verdict Verdict
-	// Reason classifies a dead letter: permanent, retries-exhausted,
-	// undecodable, too-large, template. It becomes the fanout-error-class header.
+	// Reason classifies a parked record (retry tier or DLQ), one of
+	// pipeline.Reasons: permanent, retries-exhausted, undecodable, too-large,
+	// too-old, behind-earlier-of-key, render-failed, propagated-auth-rejected.
+	// It becomes the fanout-error-class header.
 	Reason   string
 	Err      error // the last error, for a dead letter's fanout-error header
 	Status   int   // the last HTTP status, 0 if none

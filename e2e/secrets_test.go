@@ -79,6 +79,12 @@ var auditFields = []auditField{
 	}, nil},
 	{"tracing.headers.Authorization", []string{"AuditOtlpHeader-3c4d5e"}, func(auditWorld) string { return "Bearer AuditOtlpHeader-3c4d5e" },
 		func(auditWorld) string { return "Bearer AuditOtlpHeader-3c4d5e\nX-Injected: 1" }, nil},
+	{"sinks[0].auth.value", []string{"AuditApiKey-4b5c6d7e"}, func(auditWorld) string { return "AuditApiKey-4b5c6d7e" },
+		func(auditWorld) string { return "AuditApiKey-4b5c6d7e\nX-Injected: 1" }, nil},
+	{"sinks[0].signing.secrets", []string{auditSigningSecret, strings.TrimPrefix(auditSigningSecret, "whsec_")}, nil,
+		func(w auditWorld) string { return w.file("signing-wrong", auditSigningSecret) }, nil}, // a string, not a list
+	{"sinks[0].auth.oauth2.client_secret", []string{"AuditSinkOAuth-9f8e7d"}, nil, func(auditWorld) string { return "AuditSinkOAuth-9f8e7d" },
+		map[string]string{"sinks[0].auth.type": "oauth2", "sinks[0].auth.oauth2.token_url": "http://127.0.0.1:1/token", "sinks[0].auth.oauth2.client_id": "audit"}},
 	{"redis.db", []string{"AuditMistyped-6f7a8b"}, nil, func(auditWorld) string { return "${AUDIT_MISTYPED}" }, nil},
 	{"schemas.registry_url", []string{"AuditRegistryPw-2c3d4e", "AuditRegistryQuery-5f6a7b"}, nil, func(auditWorld) string {
 		return "http://sr:AuditRegistryPw-2c3d4e@127.0.0.1:1/?token=AuditRegistryQuery-5f6a7b"
@@ -94,6 +100,10 @@ var auditFields = []auditField{
 	{"schemas.registry_auth.token", []string{"AuditRegistryToken-0d1e2f"}, nil, func(auditWorld) string { return "AuditRegistryToken-0d1e2f" },
 		map[string]string{"schemas.registry_url": "http://127.0.0.1:1"}},
 }
+
+// auditSigningSecret is the good config's signing secret (given through a
+// ${file:PATH}); its key is grepped too.
+const auditSigningSecret = "whsec_QXVkaXRTaWduaW5nS2V5LTAxMjM0NTY3ODlhYmNkZWY="
 
 // setPath sets a dotted path (sinks[0].headers.Authorization) in a YAML tree.
 func setPath(tree map[string]any, path, value string) {
@@ -182,9 +192,11 @@ sinks:
   - name: audit
     url: %q
     headers: {X-Trace: plain}
+    auth: {type: header, header: X-Api-Key}
+    signing: {secrets: [%q]}
     retry: {attempts: 2, backoff_base: 5ms, backoff_cap: 10ms, tiers: [1s]}
     breaker: {enabled: false}
-`, kafka.Addr, s.topic, s.prefix, rs.Addr, s.topic, adminAddr, api.URL)
+`, kafka.Addr, s.topic, s.prefix, rs.Addr, s.topic, adminAddr, api.URL, w.file("signing-secret", auditSigningSecret))
 		var tree map[string]any
 		if err := yaml.Unmarshal([]byte(doc), &tree); err != nil {
 			t.Fatal(err)

@@ -45,10 +45,12 @@ type Config struct {
 	// Tiers is the number of retry tiers the sink's consumers park into.
 	Tiers int
 	// BarrierTTL is how long a record's membership in a tier lasts after it
-	// entered, so a membership left behind (a crash, a failed park, a
+	// entered (each member expires on its own; other records' entries never
+	// extend it), so a membership left behind (a crash, a failed park, a
 	// release that never got through) blocks its key for at most this long;
 	// a record still in its tier past it may be overtaken. Default 1h;
-	// fanout sets twice the time through every tier plus 10 minutes.
+	// fanout sets twice the sum of the sink's retry.tiers delays plus 10
+	// minutes (cmd/fanout build.go, barrierTTL).
 	BarrierTTL time.Duration
 	// Redact hides secrets in the error text and response excerpt of an
 	// outcome before anything records them (a parked record's headers, the

@@ -426,6 +426,18 @@ func (s *Sink) sendBatch(items []*batchItem) (outs []outcome, whole bool) {
 	req.Header[hdrWebhookID] = []string{key}
 	req.Header[hdrContentType] = []string{contentTypeBatch}
 	tracing.InjectHTTP(ctx, req.Header)
+	gen, secret, err := s.authorize(ctx, req.Header)
+	if err != nil {
+		return all(outcome{err: err})
+	}
+	if s.signer != nil {
+		s.signer.sign(req.Header, s.now(), body)
+	}
+	defer func() {
+		for i := range outs {
+			outs[i].authGen = gen
+		}
+	}()
 
 	s.requests.Add(1)
 	s.batched.Add(int64(len(items)))
@@ -443,7 +455,7 @@ func (s *Sink) sendBatch(items []*batchItem) (outs []outcome, whole bool) {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		o := outcome{status: resp.StatusCode}
 		o.retryAfter, o.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
-		excerpt := readExcerpt(resp.Body, s.cfg.MaxResponseBytes)
+		excerpt := scrub(readExcerpt(resp.Body, s.cfg.MaxResponseBytes), secret)
 		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 		o.err = &StatusError{Code: o.status, RetryAfter: o.retryAfter, Excerpt: excerpt}
 		all(o)
@@ -470,7 +482,7 @@ func (s *Sink) sendBatch(items []*batchItem) (outs []outcome, whole bool) {
 	for i, r := range results {
 		outs[i] = outcome{status: r.Status}
 		if r.Status < 200 || r.Status > 299 {
-			outs[i].err = &StatusError{Code: r.Status, Excerpt: truncateUTF8(strings.TrimSpace(r.Error), int(s.cfg.MaxResponseBytes))}
+			outs[i].err = &StatusError{Code: r.Status, Excerpt: scrub(truncateUTF8(strings.TrimSpace(r.Error), int(s.cfg.MaxResponseBytes)), secret)}
 		}
 	}
 	return outs, false

@@ -88,6 +88,12 @@ func (s *Sink) Classify(status int, err error) Class {
 	if s.retry[status] {
 		return Retryable
 	}
+	if status == http.StatusUnauthorized && s.auth != nil {
+		// The sink's own credentials were refused (also after a refresh,
+		// see Deliver): every event would be, so hold them (tiers, the
+		// breaker) instead of dead-lettering the stream.
+		return Retryable
+	}
 	return defaultClass(status)
 }
 
@@ -112,6 +118,9 @@ func classifyErr(err error) Class {
 		unknownAuthority x509.UnknownAuthorityError
 		hostname         x509.HostnameError
 	)
+	if _, ok := errors.AsType[*tokenError](err); ok {
+		return Retryable // whatever failed getting the credential
+	}
 	switch {
 	case errors.Is(err, ErrRender):
 		return Permanent

@@ -87,6 +87,10 @@ type Config struct {
 	// Batch (one request, many records), not a header the sink sets, not a
 	// configured header, and not Authorization together with Auth.
 	PropagateHeaders []string
+	// Auth is the sink's own credentials (see AuthConfig). Default none.
+	Auth AuthConfig
+	// Signing, when it has secrets, signs every request (see SigningConfig).
+	Signing SigningConfig
 	// TLS is the sink's TLS to an https URL: a private CA, mutual TLS.
 	// Default: the system roots, no client certificate.
 	TLS TLSConfig
@@ -134,10 +138,17 @@ var reserved = map[string]string{
 
 var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// configError names the sink and the field at fault:
-// sink "email": url: must be absolute http(s).
+// ConfigError is a config problem New found: the sink and the field at
+// fault (as the YAML names it: "auth.oauth2.client_secret"), and what is
+// wrong. Its text is `sink "email": url: must be absolute http(s)`.
+type ConfigError struct {
+	Sink, Field, Msg string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("sink %q: %s: %s", e.Sink, e.Field, e.Msg) }
+
 func configError(name, field, format string, args ...any) error {
-	return fmt.Errorf("sink %q: %s: %s", name, field, fmt.Sprintf(format, args...))
+	return &ConfigError{Sink: name, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // withDefaults returns cfg with zero values replaced by defaults.
@@ -218,6 +229,9 @@ func (cfg Config) validate() (*url.URL, error) {
 	}
 	if cfg.MaxBodyBytes < 0 || cfg.MaxBodyBytes > MaxBodyBytesLimit {
 		return nil, configError(n, "max_body_bytes", "must be between 1 and %d, got %d", MaxBodyBytesLimit, cfg.MaxBodyBytes)
+	}
+	if ah := cfg.Auth.header(); ah != "" && (hasHeader(cfg.Headers, ah) || slices.ContainsFunc(cfg.PropagateHeaders, func(p string) bool { return http.CanonicalHeaderKey(p) == ah })) {
+		return nil, configError(n, "auth", "sets %s, which headers or propagate_headers set too: one source per header", ah)
 	}
 	if cfg.TLS.set() && u.Scheme != "https" {
 		return nil, configError(n, "tls", "set, but url is not https")

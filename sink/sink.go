@@ -51,6 +51,10 @@ type Sink struct {
 	batch   *batcher // nil: one event per request
 	span    tracing.Target
 
+	auth      authorizer // nil: no auth
+	signer    *signer    // nil: unsigned
+	authStats authStats
+
 	requests atomic.Int64 // HTTP requests sent (attempts, or batches)
 	batched  atomic.Int64 // events carried by batch requests
 }
@@ -59,11 +63,21 @@ type Sink struct {
 type Stats struct {
 	Requests      int64 // HTTP requests sent: one per attempt, or one per batch
 	BatchedEvents int64 // event attempts carried in batch requests
+	// TokenRefreshes counts credentials renewed: OAuth2 tokens fetched, a
+	// token file read again after it changed.
+	TokenRefreshes int64
+	// TokenErrors counts failed token fetches (the endpoint down, slow or
+	// refusing); each costs the events waiting for it a retryable attempt.
+	TokenErrors int64
+	// AuthRetries counts 401 answers followed by newer credentials and one
+	// more request.
+	AuthRetries int64
 }
 
 // Stats returns the sink's request counts so far.
 func (s *Sink) Stats() Stats {
-	return Stats{Requests: s.requests.Load(), BatchedEvents: s.batched.Load()}
+	return Stats{Requests: s.requests.Load(), BatchedEvents: s.batched.Load(), TokenRefreshes: s.authStats.refreshes.Load(),
+		TokenErrors: s.authStats.errors.Load(), AuthRetries: s.authStats.retries.Load()}
 }
 
 // Breaker returns the sink's circuit breaker, nil if it has none. Every
@@ -184,6 +198,12 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Sink, error) {
 		return nil, err
 	}
 	s.transport = newTransport(cfg.MaxConns, tc)
+	if s.signer, err = newSigner(cfg.Name, cfg.Signing); err != nil {
+		return nil, err
+	}
+	if s.auth, err = newAuthorizer(cfg.Name, cfg.Auth, cfg.Timeout, cfg.MaxConns, &s.authStats); err != nil {
+		return nil, err
+	}
 	s.client = &http.Client{
 		Transport: s.transport,
 		// An API that redirects is misconfigured: hand back the 3xx, which
@@ -260,7 +280,7 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		return Result{Class: Permanent, Err: err}
 	}
 	var res Result
-	pausedBySelf := false
+	pausedBySelf, refreshed := false, false
 	for n := 1; ; n++ {
 		if ctx.Err() != nil {
 			return canceled(ctx, res)
@@ -274,10 +294,21 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		}
 		pausedBySelf = false
 		var a outcome
-		if s.batch != nil {
-			a = s.batch.attempt(ctx, ev.ID, ev.Type, body)
-		} else {
-			a = s.attempt(ctx, h, body, n)
+		send := func() {
+			if s.batch != nil {
+				a = s.batch.attempt(ctx, ev.ID, ev.Type, body)
+			} else {
+				a = s.attempt(ctx, h, body, n)
+			}
+		}
+		send()
+		if a.status == http.StatusUnauthorized && s.auth != nil && !refreshed && s.auth.refresh(ctx, a.authGen) {
+			// The API refused credentials that newer ones replace (an
+			// expired token, a rotated file): once per delivery, send
+			// again at once, before the ordinary classification.
+			refreshed = true
+			s.authStats.retries.Add(1)
+			send()
 		}
 		res.Attempts, res.Status, res.Err = n, a.status, a.err
 		if a.hasRetryAfter {
@@ -301,6 +332,9 @@ func (s *Sink) Deliver(ctx context.Context, ev Event) Result {
 		case n >= s.cfg.Attempts:
 			s.logAttempt(ctx, ev.ID, n, a.status, class, a.err, 0)
 			res.Class = Retryable
+			if a.status == http.StatusUnauthorized && s.auth != nil {
+				res.Err = fmt.Errorf("the API refused the sink's auth.type %s credentials, also after a refresh: %w", s.cfg.Auth.Type, res.Err)
+			}
 			return res
 		}
 		wait := backoff(n, s.cfg.BackoffBase, s.cfg.BackoffCap, s.rand)
@@ -341,6 +375,7 @@ func canceled(ctx context.Context, res Result) Result {
 
 // outcome is one attempt's result.
 type outcome struct {
+	authGen       uint64 // the generation of the credentials sent
 	status        int
 	err           error
 	retryAfter    time.Duration
@@ -359,6 +394,17 @@ func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte, n int) (
 	if err != nil {
 		return outcome{err: fmt.Errorf("%w: %w", ErrRender, s.redact(err))}
 	}
+	gen, secret, err := s.authorize(actx, req.Header)
+	if err != nil {
+		return outcome{err: err}
+	}
+	if s.signer != nil {
+		signed := body
+		if s.cfg.Method == http.MethodGet {
+			signed = nil // sent without a body
+		}
+		s.signer.sign(req.Header, s.now(), signed)
+	}
 	s.requests.Add(1)
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -376,10 +422,44 @@ func (s *Sink) attempt(ctx context.Context, h http.Header, body []byte, n int) (
 		return o
 	}
 	o.retryAfter, o.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
-	excerpt := readExcerpt(resp.Body, s.cfg.MaxResponseBytes)
+	excerpt := scrub(readExcerpt(resp.Body, s.cfg.MaxResponseBytes), secret, h.Get("Authorization"))
 	_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
 	o.err = &StatusError{Code: o.status, RetryAfter: o.retryAfter, Excerpt: excerpt}
+	o.authGen = gen
 	return o
+}
+
+// authorize sets the sink's credentials on h (none without Config.Auth).
+// An error is a tokenError: no request is sent.
+func (s *Sink) authorize(ctx context.Context, h http.Header) (gen uint64, secret string, err error) {
+	if s.auth == nil {
+		return 0, "", nil
+	}
+	gen, secret, err = s.auth.apply(ctx, h)
+	switch {
+	case err == nil:
+	case errors.Is(ctx.Err(), context.Canceled):
+		err = ctx.Err() // the caller gave up; not the endpoint's fault
+	case ctx.Err() != nil: // the attempt's timeout ran out waiting for a token
+		err = &tokenError{fmt.Errorf("no token within the attempt's timeout %s (the token endpoint is slow or down)", s.cfg.Timeout)}
+	}
+	return gen, secret, err
+}
+
+// scrub replaces each credential the request carried (the sink's own, a
+// forwarded Authorization) in an error excerpt: an API that echoes the
+// request's headers must not put them on the DLQ. Bearer and Basic values
+// are scrubbed with and without their scheme.
+func scrub(excerpt string, secrets ...string) string {
+	for _, sec := range secrets {
+		if len(sec) >= 8 {
+			excerpt = strings.ReplaceAll(excerpt, sec, "***")
+		}
+		if _, cred, ok := strings.Cut(sec, " "); ok && len(cred) >= 8 {
+			excerpt = strings.ReplaceAll(excerpt, cred, "***")
+		}
+	}
+	return excerpt
 }
 
 // readExcerpt reads up to n bytes of r as valid, trimmed UTF-8. A rune cut

@@ -678,6 +678,11 @@ func BenchmarkDeliver(b *testing.B) {
 		{"templated", Config{URL: srv.URL,
 			Headers: map[string]string{"Authorization": "Bearer t", "X-Plan": "{{ .Record.plan }}"},
 			Body:    `{"to":{{ json .Record.email }},"name":{{ json .Record.user.name }}}`}},
+		// The issue 11 costs: a checked JSON body, and signing with two
+		// secrets plus a bearer token per attempt.
+		{"signed", Config{URL: srv.URL, Auth: AuthConfig{Type: "bearer", Token: "tok-123456"},
+			Signing: SigningConfig{Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"}},
+			Body:    `{"to":{{ json .Record.email }},"name":{{ json .Record.user.name }}}`}},
 	}
 	for _, bb := range benches {
 		b.Run(bb.name, func(b *testing.B) {

@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/sink"
 )
 
 // admin is fanout run's operator endpoint (run.admin_addr or --admin):
@@ -38,6 +36,10 @@ type admin struct {
 	draining atomic.Bool
 	token    string // run.admin_token; "" = none (loopback only)
 	pprof    bool   // run.admin_pprof
+	// runtimeMetrics adds the standard go_* and process_* families to
+	// /metrics (fanout run sets it; the handler tests leave it off, as their
+	// line check covers fanout's own families).
+	runtimeMetrics bool
 }
 
 func (a *admin) handler() http.Handler {
@@ -52,7 +54,7 @@ func (a *admin) handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /metrics", a.auth(a.metrics))
+	mux.HandleFunc("GET /metrics", a.auth(a.metricsHandler()))
 	mux.HandleFunc("GET /api/sinks", a.auth(a.sinks))
 	if a.pprof {
 		mux.HandleFunc("/debug/pprof/", a.auth(pprof.Index))
@@ -127,6 +129,9 @@ type sinkState struct {
 	ClaimBusy    int64           `json:"claim_busy_waits"`
 	Requests     int64           `json:"http_requests"`
 	BatchedEvent int64           `json:"batched_events"`
+	TokenRefresh int64           `json:"token_refreshes"`
+	TokenErrors  int64           `json:"token_errors"`
+	AuthRetries  int64           `json:"auth_retries"`
 	Consumers    []consumerState `json:"consumers"`
 }
 
@@ -148,7 +153,7 @@ func (a *admin) states() []sinkState {
 		h := r.handler.Stats()
 		ss := r.sink.Stats()
 		st := sinkState{summary: r.summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind,
-			Requests: ss.Requests, BatchedEvent: ss.BatchedEvents}
+			Requests: ss.Requests, BatchedEvent: ss.BatchedEvents, TokenRefresh: ss.TokenRefreshes, TokenErrors: ss.TokenErrors, AuthRetries: ss.AuthRetries}
 		st.Unordered, st.ClaimBusy = h.Unordered, h.ClaimBusyWaits
 		for tier, c := range r.consumers {
 			s := c.Stats()
@@ -166,71 +171,3 @@ func (a *admin) sinks(w http.ResponseWriter, _ *http.Request) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(map[string]any{"uptime_seconds": int64(time.Since(a.started).Seconds()), "draining": a.draining.Load(), "sinks": a.states()})
 }
-
-// metrics writes the Prometheus text exposition format (version 0.0.4).
-func (a *admin) metrics(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	states := a.states()
-	var b strings.Builder
-	family := func(name, typ, help string, each func(emit func(labels string, v int64))) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-		each(func(labels string, v int64) {
-			fmt.Fprintf(&b, "%s{%s} %d\n", name, labels, v)
-		})
-	}
-	perSink := func(name, help string, f func(s sinkState) int64) {
-		family(name, "counter", help, func(emit func(string, int64)) {
-			for _, s := range states {
-				emit(sinkLabel(s.Sink), f(s))
-			}
-		})
-	}
-	perConsumer := func(name, typ, help string, f func(c consumerState) int64) {
-		family(name, typ, help, func(emit func(string, int64)) {
-			for _, s := range states {
-				for _, c := range s.Consumers {
-					emit(sinkLabel(s.Sink)+`,tier="`+strconv.Itoa(c.Tier)+`"`, f(c))
-				}
-			}
-		})
-	}
-	perSink("fanout_events_delivered_total", "Events the API accepted (2xx).", func(s sinkState) int64 { return s.Delivered })
-	perSink("fanout_delivery_retries_total", "Attempts beyond the first, over all events.", func(s sinkState) int64 { return s.Retried })
-	perSink("fanout_events_dead_lettered_total", "Events parked on the dead-letter topic.", func(s sinkState) int64 { return s.DeadLettered })
-	perSink("fanout_events_tiered_total", "Events parked in a retry tier.", func(s sinkState) int64 { return s.Tiered })
-	perSink("fanout_events_duplicate_total", "Events skipped because dedupe had them done already.", func(s sinkState) int64 { return s.Duplicates })
-	perSink("fanout_events_skipped_total", "Events not of the sink's types.", func(s sinkState) int64 { return s.Skipped })
-	perSink("fanout_events_unprotected_total", "Events delivered without a dedupe claim (fail-open, store down).", func(s sinkState) int64 { return s.Unprotected })
-	perSink("fanout_events_parked_behind_total", "Events parked behind an earlier event of their key in a retry tier.", func(s sinkState) int64 { return s.ParkedBehind })
-	perSink("fanout_dedupe_store_errors_total", "Dedupe or order-barrier store calls that failed.", func(s sinkState) int64 { return s.StoreErrors })
-	perSink("fanout_http_requests_total", "HTTP requests sent to the API: one per attempt, or one per batch.", func(s sinkState) int64 { return s.Requests })
-	perSink("fanout_batch_events_total", "Event attempts carried in batch requests (batch.max_events > 1).", func(s sinkState) int64 { return s.BatchedEvent })
-	perSink("fanout_breaker_waits_total", "Times an event waited for the circuit breaker.", func(s sinkState) int64 { return s.BreakerWaits })
-	perSink("fanout_dedupe_claim_busy_waits_total", "Events that waited for another owner's live dedupe claim.", func(s sinkState) int64 { return s.ClaimBusy })
-	perSink("fanout_events_unordered_total", "Events handled without key order across tiers (fail-open, order store down).", func(s sinkState) int64 { return s.Unordered })
-	family("fanout_breaker_state", "gauge", "1 for the circuit breaker's current state (closed, open, half-open).", func(emit func(string, int64)) {
-		for _, s := range states {
-			if s.Breaker == "" {
-				continue
-			}
-			for _, st := range []sink.State{sink.Closed, sink.Open, sink.HalfOpen} {
-				v := int64(0)
-				if st.String() == s.Breaker {
-					v = 1
-				}
-				emit(sinkLabel(s.Sink)+`,state="`+st.String()+`"`, v)
-			}
-		}
-	})
-	perConsumer("fanout_consumer_records_total", "counter", "Records handled to the end (delivered, skipped, parked).", func(c consumerState) int64 { return c.Handled })
-	perConsumer("fanout_consumer_abandoned_total", "counter", "Records left uncommitted (cancelled, revoked) for a later redelivery.", func(c consumerState) int64 { return c.Abandoned })
-	perConsumer("fanout_consumer_commits_total", "counter", "Successful offset commits.", func(c consumerState) int64 { return c.Commits })
-	perConsumer("fanout_offset_resets_total", "counter", "Partitions that resumed at the log start because retention took records never delivered (a commit or fetch position below the log start).", func(c consumerState) int64 { return c.Resets })
-	perConsumer("fanout_consumer_in_flight", "gauge", "Records being handled now.", func(c consumerState) int64 { return int64(c.InFlight) })
-	perConsumer("fanout_consumer_buffered", "gauge", "Records fetched and not finished now.", func(c consumerState) int64 { return int64(c.Buffered) })
-	perConsumer("fanout_consumer_paused_partitions", "gauge", "Partitions whose fetching is paused now.", func(c consumerState) int64 { return int64(c.Paused) })
-	_, _ = w.Write([]byte(b.String()))
-}
-
-// sinkLabel is the sink label; sink names are [a-z0-9_-], nothing to escape.
-func sinkLabel(name string) string { return `sink="` + name + `"` }

@@ -193,8 +193,23 @@ func sinkConfig(s config.Sink) sink.Config {
 		RetryAfterCap: s.Retry.RetryAfterCap, RetryStatus: s.Retry.RetryStatus, PermanentStatus: s.Retry.PermanentStatus,
 		MaxConns: s.MaxInFlight, Batch: sink.BatchConfig{MaxEvents: s.Batch.MaxEvents, MaxWait: s.Batch.MaxWait, MaxBytes: s.Batch.MaxBytes},
 		PropagateHeaders: s.PropagateHeaders, MaxBodyBytes: s.MaxBodyBytes,
-		TLS: sink.TLSConfig{CAFile: s.TLS.CAFile, CertFile: s.TLS.CertFile, KeyFile: s.TLS.KeyFile, ServerName: s.TLS.ServerName, MinVersion: s.TLS.MinVersion},
+		TLS: sinkTLS(s.TLS), Auth: sinkAuth(s.Auth), Signing: sink.SigningConfig{Secrets: s.Signing.Secrets},
 	}
+}
+
+func sinkTLS(t config.SinkTLS) sink.TLSConfig {
+	return sink.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, MinVersion: t.MinVersion}
+}
+
+func sinkAuth(a config.Auth) sink.AuthConfig {
+	o := a.OAuth2
+	out := sink.AuthConfig{Type: a.Type, Token: a.Token, TokenFile: a.TokenFile, Username: a.Username, Password: a.Password, Header: a.Header, Value: a.Value,
+		OAuth2: sink.OAuth2Config{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes,
+			Audience: o.Audience, Params: o.Params, AuthStyle: o.AuthStyle, TLS: sinkTLS(o.TLS)}}
+	if out.TokenFile != "" {
+		out.Token = "" // the file is read, and read again when it changes
+	}
+	return out
 }
 
 var orderings = map[string]consumer.Ordering{
@@ -354,8 +369,10 @@ func buildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withD
 	return sk, h, nil
 }
 
-// barrierTTL is how long a key's order barrier lives without an update:
-// twice the time through every tier, plus 10 minutes.
+// barrierTTL is pipeline.Config.BarrierTTL for s: how long one record's
+// membership in a tier of its key lasts after it entered (per member; other
+// records' entries never extend it): twice the sum of the tier delays, plus
+// 10 minutes.
 func barrierTTL(s config.Sink) time.Duration {
 	var sum time.Duration
 	for _, d := range s.Retry.Tiers {

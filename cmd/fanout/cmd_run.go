@@ -78,7 +78,7 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err != nil {
 					return err
 				}
-				adm := &admin{runners: runners, started: time.Now(), token: cfg.Run.AdminToken, pprof: cfg.Run.AdminPprof}
+				adm := &admin{runners: runners, started: time.Now(), token: cfg.Run.AdminToken, pprof: cfg.Run.AdminPprof, runtimeMetrics: true}
 				if addr := cmp.Or(*adminAddr, cfg.Run.AdminAddr); addr != "" {
 					stop, err := serveAdmin(addr, adm, e.log)
 					if err != nil {

@@ -62,7 +62,11 @@ there is any problem.`,
 						}
 					}
 					if _, err := sink.New(sc, e.log); err != nil && !dup {
-						ce.Problems = append(ce.Problems, config.Problem{Path: p, Line: cfg.Line(p), Msg: err.Error()})
+						path, msg := p, err.Error()
+						if se, ok := errors.AsType[*sink.ConfigError](err); ok {
+							path, msg = p+"."+se.Field, se.Msg // the field's own path and line
+						}
+						ce.Problems = append(ce.Problems, config.Problem{Path: path, Line: cfg.LineNear(path), Msg: msg})
 					}
 				}
 				if len(ce.Problems) > 0 {

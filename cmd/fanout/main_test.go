@@ -236,3 +236,38 @@ sinks:
 		}
 	}
 }
+
+// validate names a sink's security problems at their own paths and lines:
+// plain http off loopback, an oauth2 grant without its secret, an unreadable
+// CA file, a signing secret that is not one.
+func TestValidateNamesSinkSecurityFields(t *testing.T) {
+	cfg := writeFile(t, `kafka: {brokers: [127.0.0.1:9092], topic: events}
+sinks:
+  - name: a
+    url: http://api.internal/x
+  - name: b
+    url: https://api.internal/x
+    auth: {type: oauth2, oauth2: {token_url: "https://idp/t", client_id: c}}
+  - name: c
+    url: https://api.internal/x
+    tls:
+      ca_file: /nonexistent/ca.pem
+  - name: d
+    url: https://api.internal/x
+    signing: {secrets: ["whsec_abc"]}
+`)
+	code, _, stderr := runCLI(t, "validate", "-c", cfg)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		`sinks[0].url: "http://api.internal/x" is plain http to a host that is not loopback`,
+		`sinks[1].auth.oauth2.client_secret: required with auth.type oauth2 (line 7)`,
+		`sinks[2].tls.ca_file: open /nonexistent/ca.pem: no such file or directory (line 11)`,
+		`sinks[3].signing.secrets[0]: is not whsec_ and base64 (a Standard Webhooks secret) (line 14)`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, stderr)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fanout-dev/fanout/redact"
 )
 
 // Problem is one thing wrong with a config file.
@@ -128,15 +130,20 @@ func (d *decoder) quote(path string, n *yaml.Node, s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
-// withQuoted is vs and, for each that %q writes differently (a quote, a
-// backslash, a control character, invalid UTF-8), its quoted form without
-// the outer quotes: a problem that shows a value with %q must not show a
-// secret escaped (found by FuzzParse).
-func withQuoted(vs []string) []string {
+// withShownForms is vs and each value's other forms a problem may show it
+// in: quoted by %q without the outer quotes (a quote, a backslash, a control
+// character, invalid UTF-8), and re-serialized by redact.URL (a URL setting's
+// problem shows that; it percent-encodes). Found by FuzzParse.
+func withShownForms(vs []string) []string {
 	out := vs
 	for _, v := range vs {
-		if q := strconv.Quote(v); q[1:len(q)-1] != v {
-			out = append(out, q[1:len(q)-1])
+		for _, f := range []string{v, redact.URL(v)} {
+			if f != v {
+				out = append(out, f)
+			}
+			if q := strconv.Quote(f); q[1:len(q)-1] != f {
+				out = append(out, q[1:len(q)-1])
+			}
 		}
 	}
 	return out

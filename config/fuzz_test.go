@@ -132,3 +132,16 @@ func yamlLines(data []byte) int {
 	}
 	return n
 }
+
+// A ${...} URL that redact.URL percent-encodes in a problem is hidden in that
+// form too (found by FuzzParse, testdata/fuzz/FuzzParse).
+func TestEncodedExpandedURLIsHidden(t *testing.T) {
+	_, err := Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: t}\nschemas: {registry_url: \"${SR}\"}\nsinks: [{name: a, url: 'http://127.0.0.1/'}]\n"),
+		env(map[string]string{"SR": `zq"xw vy`}))
+	if err == nil || !strings.Contains(err.Error(), "schemas.registry_url") {
+		t.Fatalf("Parse: %v, want a problem at schemas.registry_url", err)
+	}
+	if strings.Contains(err.Error(), "xw") {
+		t.Fatalf("Parse: %v shows the value", err)
+	}
+}

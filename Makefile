@@ -12,9 +12,10 @@ demo:
 build:
 	$(GO) build -o $(BIN) ./cmd/fanout
 
-## test: installs what is missing (redis-server, Kafka jars), then vet + every test with -race, e2e included
+## test: installs what is missing (redis-server, Kafka jars), then vet + every test with -race, e2e included, then every fuzz target for 5s
 test: install lint
 	$(GO) test -race -shuffle=on -count=1 -timeout 40m $(PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 ## unit: the tests that need no installed service (kfake, httptest)
 unit:

@@ -236,7 +236,7 @@ type Server struct {
 }
 
 // Listen serves h on addr ("127.0.0.1:0" for a fresh loopback port); the
-// URL ends in path. Close stops it.
+// URL ends in path. Close or Shutdown stops it.
 func Listen(addr, path string, h http.Handler) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -248,10 +248,13 @@ func Listen(addr, path string, h http.Handler) (*Server, error) {
 	return s, nil
 }
 
-// Close shuts the server down, waiting up to 5s for requests in flight,
-// then closes what is left.
-func (s *Server) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// Close closes the server and its connections at once.
+func (s *Server) Close() { s.srv.Close() }
+
+// Shutdown stops the server, waiting up to d for requests in flight, then
+// closes what is left.
+func (s *Server) Shutdown(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		s.srv.Close()

@@ -1,6 +1,7 @@
 package sinktest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -20,6 +21,7 @@ type Call struct {
 	Body        []byte      // the request body; a batch element's data
 	TraceParent string      // the traceparent header; a batch element's
 	Header      http.Header // the request's headers (shared by a batch's elements)
+	Received    time.Time   // when the request arrived, before its body was read
 }
 
 // Loss is how an accepted event's answer is lost on purpose.
@@ -48,6 +50,7 @@ type API struct {
 	answer   func(Call) Answer
 	observe  func(Call, Answer)
 	noRecord bool
+	badBatch int
 
 	// Counters, readable at any time.
 	Inflight   atomic.Int64 // requests being handled
@@ -75,14 +78,18 @@ type Options struct {
 	// Observe, if set, is called for each event right after its decision,
 	// before any delay (the benchmark records arrival times with it).
 	Observe func(Call, Answer)
-	// NoRecord skips the per-key records (Attempts still counts): for load
+	// NoRecord skips every per-key record (Call.Attempt is then 0): for load
 	// runs that keep their own.
 	NoRecord bool
+	// UnreadableStatus answers a batch whose body is no JSON array of
+	// events (default 400).
+	UnreadableStatus int
 }
 
 // New returns an API; serve it with an http.Server, httptest or Listen.
 func New(o Options) *API {
 	return &API{latency: o.Latency, answer: o.Answer, observe: o.Observe, noRecord: o.NoRecord,
+		badBatch: cmp.Or(o.UnreadableStatus, http.StatusBadRequest),
 		Attempts: map[string]int{}, Accepted: map[string]int{}, Bodies: map[string][]byte{},
 		Traces: map[string]string{}, Headers: map[string]http.Header{}}
 }
@@ -96,6 +103,7 @@ func Statuses(status func(key string, attempt int) int) func(Call) Answer {
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
 	a.Inflight.Add(1)
 	defer a.Inflight.Add(-1)
 	a.Requests.Add(1)
@@ -104,10 +112,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the client went away mid-request: nothing was decided
 	}
 	if IsBatch(r) {
-		a.serveBatch(w, r, body)
+		a.serveBatch(w, r, body, now)
 		return
 	}
-	c := Call{Key: r.Header.Get("Idempotency-Key"), Body: body, TraceParent: r.Header.Get("traceparent"), Header: r.Header}
+	c := Call{Key: r.Header.Get("Idempotency-Key"), Body: body, TraceParent: r.Header.Get("traceparent"), Header: r.Header, Received: now}
 	ans := a.decide(&c)
 	if ans.Lose == Drop {
 		ResetConn(w)
@@ -121,11 +129,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveBatch answers a CloudEvents batch like an API that takes arrays: each
 // event is decided on its own, the request takes as long as its slowest
 // event, and the answer lists each event's status when any is not 2xx.
-func (a *API) serveBatch(w http.ResponseWriter, r *http.Request, body []byte) {
+func (a *API) serveBatch(w http.ResponseWriter, r *http.Request, body []byte, now time.Time) {
 	evs, err := ParseBatch(body)
 	if err != nil {
 		a.Unreadable.Add(1)
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		http.Error(w, err.Error(), a.badBatch)
 		return
 	}
 	a.Batches.Add(1)
@@ -134,7 +142,7 @@ func (a *API) serveBatch(w http.ResponseWriter, r *http.Request, body []byte) {
 	var longest time.Duration
 	lose := Keep
 	for i, ev := range evs {
-		c := Call{Key: ev.ID, Batch: true, Body: ev.Data, TraceParent: ev.TraceParent, Header: r.Header}
+		c := Call{Key: ev.ID, Batch: true, Body: ev.Data, TraceParent: ev.TraceParent, Header: r.Header, Received: now}
 		ans := a.decide(&c)
 		statuses[i] = ans.Status
 		longest = max(longest, ans.Delay)
@@ -156,10 +164,12 @@ func (a *API) serveBatch(w http.ResponseWriter, r *http.Request, body []byte) {
 
 // decide counts the attempt, asks Answer and records an acceptance.
 func (a *API) decide(c *Call) Answer {
-	a.Mu.Lock()
-	a.Attempts[c.Key]++
-	c.Attempt = a.Attempts[c.Key]
-	a.Mu.Unlock()
+	if !a.noRecord {
+		a.Mu.Lock()
+		a.Attempts[c.Key]++
+		c.Attempt = a.Attempts[c.Key]
+		a.Mu.Unlock()
+	}
 	var ans Answer
 	if a.answer != nil {
 		ans = a.answer(*c)

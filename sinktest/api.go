@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -212,11 +213,7 @@ func (a *API) wait(r *http.Request, d time.Duration) {
 func (a *API) Snapshot() map[string]int {
 	a.Mu.Lock()
 	defer a.Mu.Unlock()
-	m := make(map[string]int, len(a.Accepted))
-	for k, v := range a.Accepted {
-		m[k] = v
-	}
-	return m
+	return maps.Clone(a.Accepted)
 }
 
 // AcceptedCount is the number of keys accepted at least once.

@@ -186,7 +186,7 @@ func TestTargetBatch(t *testing.T) {
 	post(ct+"; charset=utf-8", "batch-bbbb", "["+el(2, b.id(2))+","+el(3, "0badcafe-0002-4000-8000-000000000003")+"]") // a dup and a foreign id
 	post("application/json", b.id(3), `{"id":"whatever"}`)                                                             // per request: the key counts
 	post(ct, b.id(4), `{"not":"an array"}`)                                                                            // unreadable batch: foreign, the key does not count
-	if u, d, f := tg.unique.Load(), tg.dups.Load(), tg.foreign.Load(); u != 4 || d != 1 || f != 2 {
+	if u, d, f := tg.unique.Load(), tg.dups.Load(), tg.foreignCount(); u != 4 || d != 1 || f != 2 {
 		t.Errorf("unique %d, dups %d, foreign %d; want 4, 1, 2", u, d, f)
 	}
 	for i, want := range []bool{true, true, true, true, false} {

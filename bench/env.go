@@ -21,6 +21,7 @@ import (
 
 	"github.com/fanout-dev/fanout/e2e/services"
 	"github.com/fanout-dev/fanout/schemas"
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
 // env is the world every scenario runs in: one Kafka (kfake in this process or
@@ -206,37 +207,19 @@ type sinkConf struct {
 // writeConfig writes a fanout config for one run and returns its path. Retry
 // tiers are off (every target answers 200), so only DLQ topics are needed.
 func (e *env) writeConfig(name, topic string, sinks []sinkConf) (string, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, `kafka:
-  brokers: [%s]
-  topic: %s
-  group_prefix: %s.
-  session_timeout: 10s
-  rebalance_timeout: 20s
-redis:
-  addr: %s
-  key_prefix: "%s:"
-run:
-  drain_timeout: 10s
-  revoke_timeout: 5s
-sinks:
-`, strings.Join(e.brokers, ", "), topic, e.name("group"), e.redis.Addr, e.name("dedupe"))
+	c := sinktest.Config{
+		Brokers: e.brokers, Topic: topic, GroupPrefix: e.name("group") + ".",
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: 20 * time.Second,
+		RedisAddr: e.redis.Addr, KeyPrefix: e.name("dedupe") + ":",
+		DrainTimeout: 10 * time.Second, RevokeTimeout: 5 * time.Second,
+	}
 	for _, s := range sinks {
-		fmt.Fprintf(&b, `  - name: %s
-    url: %s
-    ordering: %s
-    max_in_flight: %d
-    retry:
-      tiers: []
-    dedupe:
-      enabled: %t
-`, s.name, s.url, s.ordering, s.inFlight, s.dedupe)
-		if s.batch > 0 {
-			fmt.Fprintf(&b, "    batch: {max_events: %d}\n", s.batch)
-		}
+		c.Sinks = append(c.Sinks, sinktest.Sink{Name: s.name, URL: s.url, Ordering: s.ordering,
+			MaxInFlight: s.inFlight, BatchEvents: s.batch,
+			Extra: fmt.Sprintf("retry:\n  tiers: []\ndedupe:\n  enabled: %t", s.dedupe)})
 	}
 	path := filepath.Join(e.dir, name+".yaml")
-	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+	return path, c.Write(path)
 }
 
 // child is one `fanout run` process.

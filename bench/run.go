@@ -129,7 +129,7 @@ func (e *env) runFanout(ctx context.Context, spec runSpec) ([]result, error) {
 		if s.ordering != "unordered" {
 			results[len(results)-1].OrderErrors = d.orderErrors
 		}
-		if f := targets[i].foreign.Load(); f > 0 {
+		if f := targets[i].foreignCount(); f > 0 {
 			return nil, fmt.Errorf("%s %s: sink %s received %d requests that are no event of the batch", spec.scenario, spec.run, s.name, f)
 		}
 		if s.batch > 0 {

@@ -2,74 +2,61 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
-	"net"
 	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
 // target is a real HTTP API on 127.0.0.1 that answers 200 after a fixed
-// latency. For requests of its batch (by Idempotency-Key) it records the
-// receipt time, the moment the request arrived, before the latency. A
-// CloudEvents batch request (Content-Type application/cloudevents-batch+json,
-// a batched sink's) records the same receipt time for each element, by the
-// element's id; its Idempotency-Key is the batch's, not an event's.
+// latency: a sinktest.API that keeps no per-key records of its own. For
+// requests of its batch (by Idempotency-Key) it records the receipt time,
+// the moment the request arrived, before the latency. A CloudEvents batch
+// request (a batched sink's) records the same receipt time for each element,
+// by the element's id; its Idempotency-Key is the batch's, not an event's.
 // Requests to /raw are the raw HTTP ceiling's: answered the same, not recorded.
 type target struct {
 	URL     string
 	latency time.Duration
 	b       *batch
-	srv     *http.Server
+	api     *sinktest.API
+	srv     *sinktest.Server
 
 	arrivals []atomic.Int64 // receipt time of event i's first request, unix ns
 	unique   atomic.Int64
 	dups     atomic.Int64 // requests for an event that had arrived before
-	foreign  atomic.Int64 // requests (batch elements) whose key (id) is not an id of the batch; unreadable batch requests
+	foreign  atomic.Int64 // requests (batch elements) whose key (id) is not an id of the batch
 	all      chan struct{}
 
-	requests atomic.Int64 // recorded requests, one event or a batch each
-	batches  atomic.Int64 // of which CloudEvents batches
-	batched  atomic.Int64 // elements in those batches
+	// The API's counters: recorded requests, one event or a batch each; of
+	// which CloudEvents batches; elements in those batches.
+	requests, batches, batched *atomic.Int64
 }
 
-// contentTypeBatch is the media type of a CloudEvents JSON batch.
-const contentTypeBatch = "application/cloudevents-batch+json"
-
-// startTarget serves on a fresh loopback port until ctx ends or stop is called.
+// startTarget serves on a fresh loopback port until stop is called.
 func startTarget(b *batch, latency time.Duration) (*target, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	t := &target{latency: latency, b: b, arrivals: make([]atomic.Int64, b.n), all: make(chan struct{})}
+	t.api = sinktest.New(sinktest.Options{Latency: latency, NoRecord: true, UnreadableStatus: http.StatusOK,
+		Observe: func(c sinktest.Call, _ sinktest.Answer) { t.arrive(c.Key, c.Received.UnixNano()) }})
+	t.requests, t.batches, t.batched = &t.api.Requests, &t.api.Batches, &t.api.Batched
+	srv, err := sinktest.Listen("127.0.0.1:0", "/events", t)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{URL: "http://" + ln.Addr().String() + "/events", latency: latency, b: b,
-		arrivals: make([]atomic.Int64, b.n), all: make(chan struct{})}
-	t.srv = &http.Server{Handler: t, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	go t.srv.Serve(ln) // ends with stop
+	t.srv, t.URL = srv, srv.URL
 	return t, nil
 }
 
-func (t *target) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if t.srv.Shutdown(ctx) != nil {
-		t.srv.Close()
-	}
-}
+func (t *target) stop() { t.srv.Shutdown(5 * time.Second) }
 
 func (t *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	now := time.Now().UnixNano()
 	if r.URL.Path != "/raw" {
-		t.requests.Add(1)
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == contentTypeBatch {
-			t.arriveBatch(r.Body, now)
-		} else {
-			t.arrive(r.Header.Get("Idempotency-Key"), now)
-		}
+		t.api.ServeHTTP(w, r)
+		return
 	}
 	io.Copy(io.Discard, r.Body)
 	if t.latency > 0 {
@@ -78,23 +65,9 @@ func (t *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// arriveBatch records an arrival at now for each element of a CloudEvents
-// batch, by its id. A body that is not a JSON array of events counts as one
-// foreign request.
-func (t *target) arriveBatch(body io.Reader, now int64) {
-	var evs []struct {
-		ID string `json:"id"`
-	}
-	if err := json.NewDecoder(body).Decode(&evs); err != nil || len(evs) == 0 {
-		t.foreign.Add(1)
-		return
-	}
-	t.batches.Add(1)
-	t.batched.Add(int64(len(evs)))
-	for _, ev := range evs {
-		t.arrive(ev.ID, now)
-	}
-}
+// foreignCount is the requests (batch elements) whose key (id) is not an id
+// of the batch, and the unreadable batch requests.
+func (t *target) foreignCount() int64 { return t.foreign.Load() + t.api.Unreadable.Load() }
 
 func (t *target) arrive(id string, now int64) {
 	i, ok := t.b.index(id)

@@ -394,7 +394,7 @@ func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, 
 	}
 	if len(problems) > 0 {
 		// No value that came from ${...}, and no secret, is ever shown.
-		hide := redact.New(append(cfg.Secrets(), slices.Collect(maps.Values(d.expanded))...)...)
+		hide := redact.New(withShownForms(append(cfg.Secrets(), slices.Collect(maps.Values(d.expanded))...))...)
 		for i := range problems {
 			problems[i].Msg = hide.String(problems[i].Msg)
 		}

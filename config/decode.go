@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fanout-dev/fanout/redact"
 )
 
 // Problem is one thing wrong with a config file.
@@ -128,7 +130,29 @@ func (d *decoder) quote(path string, n *yaml.Node, s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// withShownForms is vs and each value's other forms a problem may show it
+// in: quoted by %q without the outer quotes (a quote, a backslash, a control
+// character, invalid UTF-8), and re-serialized by redact.URL (a URL setting's
+// problem shows that; it percent-encodes). Found by FuzzParse.
+func withShownForms(vs []string) []string {
+	out := vs
+	for _, v := range vs {
+		for _, f := range []string{v, redact.URL(v)} {
+			if f != v {
+				out = append(out, f)
+			}
+			if q := strconv.Quote(f); q[1:len(q)-1] != f {
+				out = append(out, q[1:len(q)-1])
+			}
+		}
+	}
+	return out
+}
+
 func join(path, key string) string {
+	if key == "" { // an empty (or a list, mapping or alias) key still needs a path
+		key = `""`
+	}
 	if path == "" {
 		return key
 	}

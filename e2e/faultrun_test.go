@@ -27,6 +27,7 @@ import (
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/e2e/services"
 	"github.com/fanout-dev/fanout/naming"
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
 // faultRun is one fault scenario's world: a fresh topic with its own partition
@@ -189,35 +190,20 @@ func (fr *faultRun) note(format string, args ...any) {
 // Every sink sends X-Fanout-Instance from the instance's environment.
 func (fr *faultRun) writeConfig(file string, sinks ...*faultSink) string {
 	fr.t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, `kafka:
-  brokers: [%s]
-  topic: %s
-  group_prefix: %s
-  session_timeout: 6s
-  rebalance_timeout: 20s
-redis:
-  addr: %s
-  key_prefix: "%s:"
-run:
-  drain_timeout: %s
-  revoke_timeout: 10s
-sinks:
-`, kafka.Addr, fr.topic, fr.prefix, redisSrv.Addr, fr.topic, cmp.Or(fr.drain, "20s"))
+	drain, err := time.ParseDuration(cmp.Or(fr.drain, "20s"))
+	if err != nil {
+		fr.t.Fatalf("drain %q: %v", fr.drain, err)
+	}
+	c := sinktest.Config{
+		Brokers: []string{kafka.Addr}, Topic: fr.topic, GroupPrefix: fr.prefix,
+		SessionTimeout: 6 * time.Second, RebalanceTimeout: 20 * time.Second,
+		RedisAddr: redisSrv.Addr, KeyPrefix: fr.topic + ":",
+		DrainTimeout: drain, RevokeTimeout: 10 * time.Second,
+	}
 	for _, sk := range sinks {
-		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n    ordering: %s\n", sk.name, sk.target.URL, sk.mode)
-		if sk.maxInFlight > 0 {
-			fmt.Fprintf(&b, "    max_in_flight: %d\n", sk.maxInFlight)
-		}
-		if sk.batch > 0 {
-			fmt.Fprintf(&b, "    batch: {max_events: %d}\n", sk.batch)
-		}
-		b.WriteString("    headers: {X-Fanout-Instance: \"${FANOUT_INSTANCE:-none}\"}\n")
-		for _, line := range strings.Split(strings.TrimSpace(sk.extra), "\n") {
-			if line != "" {
-				fmt.Fprintf(&b, "    %s\n", line)
-			}
-		}
+		c.Sinks = append(c.Sinks, sinktest.Sink{Name: sk.name, URL: sk.target.URL, Ordering: sk.mode,
+			MaxInFlight: sk.maxInFlight, BatchEvents: sk.batch,
+			Headers: map[string]string{"X-Fanout-Instance": "${FANOUT_INSTANCE:-none}"}, Extra: sk.extra})
 		known := false
 		for _, s := range fr.sinks {
 			known = known || s == sk
@@ -227,7 +213,7 @@ sinks:
 		}
 	}
 	path := filepath.Join(fr.dir, file)
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := c.Write(path); err != nil {
 		fr.t.Fatal(err)
 	}
 	return path

@@ -3,27 +3,29 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
-// faultTarget is a real HTTP API on 127.0.0.1 that misbehaves on purpose:
+// faultTarget is a real HTTP API on 127.0.0.1 that misbehaves on purpose
+// (built on sinktest's batch parsing and failure modes, with a per-request
+// ledger of its own for the checker):
 // latency (fixed + jitter), random 503s, connection resets, down windows (all
 // 503, or connections refused), and slow (trickled) response bodies. It records
 // every request it sees, so the checker can tell what the API accepted, when,
 // from which fanout instance, and what it answered.
 //
 // Acceptance is decided when the request arrives, before any artificial delay,
-// as e2e/target.go does: a real API does the work even if the client goes away
+// as sinktest.API does: a real API does the work even if the client goes away
 // before the answer. A reset or a 503 is decided before that point, so it is
 // never an acceptance.
 type faultTarget struct {
@@ -213,7 +215,7 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the client went away mid-request: nothing was decided
 	}
 	b := ft.behaviour.Load()
-	if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
+	if sinktest.IsBatch(r) {
 		ft.serveBatch(w, r, b, body)
 		return
 	}
@@ -262,7 +264,7 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if reset || lose == loseDrop {
 		ft.answered(i) // before the RST: the client may send its retry at once
-		resetConn(w)
+		sinktest.ResetConn(w)
 		return
 	}
 	if lose == loseSlow {
@@ -277,7 +279,7 @@ func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Slow {
 		w.WriteHeader(status)
-		trickle(w, b.SlowBody)
+		sinktest.Trickle(w, b.SlowBody)
 	} else {
 		w.WriteHeader(status)
 		io.WriteString(w, http.StatusText(status))
@@ -296,38 +298,14 @@ func (ft *faultTarget) wait(b *faultBehaviour) {
 	}
 }
 
-// trickle writes a body in 8 pieces over d.
-func trickle(w http.ResponseWriter, d time.Duration) {
-	fl, _ := w.(http.Flusher)
-	for range 8 {
-		io.WriteString(w, "slow ")
-		if fl != nil {
-			fl.Flush()
-		}
-		time.Sleep(d / 8)
-	}
-}
-
-// resetConn ends the request with a TCP RST, as a crashed API would.
-func resetConn(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if c, _, err := hj.Hijack(); err == nil {
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetLinger(0) // RST, not FIN: a crashed API, not a polite close
-			}
-			c.Close()
-		}
-	}
-}
-
 // serveBatch takes a CloudEvents batch (a batched sink's request) like an
 // API that accepts arrays: each element is recorded as a request of its own
 // (its id, trace and data), decided on its own (Reject, ErrorRate), and the
 // answer lists each element's status. Down modes, resets, latency and slow
 // bodies (when every element is accepted) apply to the request as a whole.
 func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *faultBehaviour, body []byte) {
-	var evs []batchEvent
-	if err := json.Unmarshal(body, &evs); err != nil || len(evs) == 0 {
+	evs, err := sinktest.ParseBatch(body)
+	if err != nil {
 		ft.t.Errorf("%s: a batch request that is not a JSON array of events: %v", ft.name, err)
 		w.WriteHeader(http.StatusBadRequest)
 		return
@@ -382,7 +360,7 @@ func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *fau
 	}
 	if whole == -1 || lose == loseDrop {
 		answered() // before the RST: the client may send its retry at once
-		resetConn(w)
+		sinktest.ResetConn(w)
 		return
 	}
 	if lose == loseSlow {
@@ -398,19 +376,17 @@ func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *fau
 	}
 	switch {
 	case lose == loseCut:
-		cutAnswer(w, statuses)
+		sinktest.CutAnswer(w, statuses)
 	case whole != 0:
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(whole)
 	case allOK && slow:
 		w.WriteHeader(http.StatusOK)
-		trickle(w, b.SlowBody)
+		sinktest.Trickle(w, b.SlowBody)
 	case allOK:
 		w.WriteHeader(http.StatusOK)
 	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		json.NewEncoder(w).Encode(statuses)
+		sinktest.WriteResults(w, statuses)
 	}
 	answered()
 }
@@ -453,25 +429,6 @@ func (ft *faultTarget) watchGone(r *http.Request, idx *[]int) func() {
 		}
 	})
 	return func() { stop() }
-}
-
-// cutAnswer writes a 2xx with the per-event results, announces their full
-// length, sends half of them and closes the connection: fanout reads a
-// body cut off (unexpected EOF).
-func cutAnswer(w http.ResponseWriter, statuses []int) {
-	body, _ := json.Marshal(statuses)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(body[:len(body)/2])
-	if fl, ok := w.(http.Flusher); ok {
-		fl.Flush()
-	}
-	if hj, ok := w.(http.Hijacker); ok {
-		if c, _, err := hj.Hijack(); err == nil {
-			c.Close()
-		}
-	}
 }
 
 func (ft *faultTarget) lost(i int) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fanout-dev/fanout/e2e/services"
 	"github.com/fanout-dev/fanout/schemas"
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
 // scenario is one test's world: a unique topic, group prefix and dedupe key
@@ -85,32 +86,18 @@ func userRegistered(i int, id string) []byte {
 
 // writeConfig writes the scenario's fanout.yaml.
 func (s *scenario) writeConfig(sinks ...sinkSpec) {
-	var b strings.Builder
-	fmt.Fprintf(&b, `kafka:
-  brokers: [%s]
-  topic: %s
-  group_prefix: %s
-  session_timeout: 6s
-  rebalance_timeout: 20s
-redis:
-  addr: %s
-  key_prefix: "%s:"
-run:
-  drain_timeout: 20s
-  revoke_timeout: 10s
-%s
-sinks:
-`, kafka.Addr, s.topic, s.prefix, redisSrv.Addr, s.topic, s.top)
+	c := sinktest.Config{
+		Brokers: []string{kafka.Addr}, Topic: s.topic, GroupPrefix: s.prefix,
+		SessionTimeout: 6 * time.Second, RebalanceTimeout: 20 * time.Second,
+		RedisAddr: redisSrv.Addr, KeyPrefix: s.topic + ":",
+		DrainTimeout: 20 * time.Second, RevokeTimeout: 10 * time.Second,
+		Top: s.top,
+	}
 	for _, sk := range sinks {
-		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n", sk.name, sk.target.URL)
-		for _, line := range strings.Split(strings.TrimSpace(sk.extra), "\n") {
-			if line != "" {
-				fmt.Fprintf(&b, "    %s\n", line)
-			}
-		}
+		c.Sinks = append(c.Sinks, sinktest.Sink{Name: sk.name, URL: sk.target.URL, Extra: sk.extra})
 	}
 	s.cfg = filepath.Join(s.dir, "fanout.yaml")
-	if err := os.WriteFile(s.cfg, []byte(b.String()), 0o644); err != nil {
+	if err := c.Write(s.cfg); err != nil {
 		s.t.Fatal(err)
 	}
 }

@@ -53,7 +53,7 @@ func TestKeyOrderKeptAcrossRetryTiers(t *testing.T) {
 	defer api.mu.Unlock()
 	last := map[int]int{}
 	violations := 0
-	for _, id := range api.order {
+	for _, id := range api.Order {
 		ks := seqOf[id]
 		if prev, ok := last[ks[0]]; ok && ks[1] <= prev {
 			if violations++; violations <= 5 {

@@ -1,165 +1,64 @@
 package e2e
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
-// target is a real HTTP server standing in for a downstream API. It records,
-// per Idempotency-Key, how often it accepted (answered 2xx to) the event, the
-// body and the traceparent it got.
+// target is a real HTTP server standing in for a downstream API: a
+// sinktest.API on 127.0.0.1. It records, per Idempotency-Key (a batch
+// element's id), how often it accepted (answered 2xx to) the event, the body
+// (a batch element's data) and the traceparent it got.
+//
+// The lower-case fields are the API's own records under the names the tests
+// use: mu guards the maps, which are the API's maps, not copies.
 type target struct {
-	t      *testing.T
-	srv    *http.Server
-	URL    string
-	delay  time.Duration
-	status func(key string, attempt int) int // nil: 200
+	*sinktest.API
+	URL string
 
-	inflight atomic.Int64
-	requests atomic.Int64
-	batches  atomic.Int64 // batch requests
-	batched  atomic.Int64 // events in batch requests
-
-	mu       sync.Mutex
-	attempts map[string]int
-	accepted map[string]int
-	bodies   map[string][]byte
-	traces   map[string]string
-	order    []string // keys in the order they were accepted
+	mu                                   *sync.Mutex
+	attempts, accepted                   map[string]int
+	bodies                               map[string][]byte
+	traces                               map[string]string
+	inflight, requests, batches, batched *atomic.Int64
 }
 
+// newTarget serves an API that answers status(key, attempt) (nil: 200) to
+// each event, after delay. A batch request whose body is no JSON array of
+// events fails the test.
 func newTarget(t *testing.T, delay time.Duration, status func(key string, attempt int) int) *target {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	api := sinktest.New(sinktest.Options{Latency: delay, Answer: sinktest.Statuses(status)})
+	return serveTarget(t, api)
+}
+
+func serveTarget(t *testing.T, api *sinktest.API) *target {
+	t.Helper()
+	srv, err := sinktest.Listen("127.0.0.1:0", "/events", api)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tg := &target{t: t, URL: "http://" + ln.Addr().String() + "/events", delay: delay, status: status,
-		attempts: map[string]int{}, accepted: map[string]int{}, bodies: map[string][]byte{}, traces: map[string]string{}}
-	tg.srv = &http.Server{Handler: tg, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	go tg.srv.Serve(ln)
-	t.Cleanup(func() { tg.srv.Close() })
-	return tg
+	t.Cleanup(srv.Close)
+	return asTarget(t, api, srv.URL)
 }
 
-func (tg *target) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tg.inflight.Add(1)
-	defer tg.inflight.Add(-1)
-	tg.requests.Add(1)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
-		tg.serveBatch(w, r, body)
-		return
-	}
-	key := r.Header.Get("Idempotency-Key")
-	tg.mu.Lock()
-	tg.attempts[key]++
-	n := tg.attempts[key]
-	tg.mu.Unlock()
-	status := http.StatusOK
-	if tg.status != nil {
-		status = tg.status(key, n)
-	}
-	// The API decides when the request arrives; like a real one, it does the
-	// work even if the client goes away before the answer.
-	if status/100 == 2 {
-		tg.mu.Lock()
-		tg.accepted[key]++
-		tg.order = append(tg.order, key)
-		tg.bodies[key] = body
-		tg.traces[key] = r.Header.Get("traceparent")
-		tg.mu.Unlock()
-	}
-	if tg.delay > 0 {
-		time.Sleep(tg.delay)
-	}
-	w.WriteHeader(status)
-	io.WriteString(w, http.StatusText(status))
+// asTarget is api as a target answering at url, for a server in front of it.
+func asTarget(t *testing.T, api *sinktest.API, url string) *target {
+	t.Cleanup(func() {
+		if n := api.Unreadable.Load(); n > 0 {
+			t.Errorf("%d batch requests were not a JSON array of events", n)
+		}
+	})
+	return &target{API: api, URL: url, mu: &api.Mu, attempts: api.Attempts, accepted: api.Accepted,
+		bodies: api.Bodies, traces: api.Traces,
+		inflight: &api.Inflight, requests: &api.Requests, batches: &api.Batches, batched: &api.Batched}
 }
 
 // snapshot copies the per-key acceptance counts.
-func (tg *target) snapshot() map[string]int {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	m := make(map[string]int, len(tg.accepted))
-	for k, v := range tg.accepted {
-		m[k] = v
-	}
-	return m
-}
+func (tg *target) snapshot() map[string]int { return tg.Snapshot() }
 
-func (tg *target) acceptedCount() int {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	return len(tg.accepted)
-}
-
-// batchEvent is the part of a CloudEvents batch element the target checks.
-type batchEvent struct {
-	ID          string          `json:"id"`
-	TraceParent string          `json:"traceparent"`
-	Data        json.RawMessage `json:"data"`
-}
-
-// serveBatch answers a CloudEvents batch like an API that takes events one by
-// one: status decides each event by its id, as for single requests, and the
-// answer lists the per-event statuses when any is not 2xx.
-func (tg *target) serveBatch(w http.ResponseWriter, r *http.Request, body []byte) {
-	var evs []batchEvent
-	if err := json.Unmarshal(body, &evs); err != nil {
-		tg.t.Errorf("batch request is not a JSON array of events: %v", err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	tg.batches.Add(1)
-	tg.batched.Add(int64(len(evs)))
-	statuses := make([]int, len(evs))
-	allOK := true
-	for i, ev := range evs {
-		tg.mu.Lock()
-		tg.attempts[ev.ID]++
-		n := tg.attempts[ev.ID]
-		tg.mu.Unlock()
-		statuses[i] = http.StatusOK
-		if tg.status != nil {
-			statuses[i] = tg.status(ev.ID, n)
-		}
-		if statuses[i]/100 != 2 {
-			allOK = false
-			continue
-		}
-		tg.mu.Lock()
-		tg.accepted[ev.ID]++
-		tg.order = append(tg.order, ev.ID)
-		tg.bodies[ev.ID] = ev.Data
-		tg.traces[ev.ID] = ev.TraceParent
-		tg.mu.Unlock()
-	}
-	if tg.delay > 0 {
-		time.Sleep(tg.delay)
-	}
-	if allOK {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	io.WriteString(w, "[")
-	for i, st := range statuses {
-		if i > 0 {
-			io.WriteString(w, ",")
-		}
-		fmt.Fprintf(w, `{"status":%d,"error":%q}`, st, http.StatusText(st))
-	}
-	io.WriteString(w, "]")
-}
+func (tg *target) acceptedCount() int { return tg.AcceptedCount() }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fanout-dev/fanout/e2e/services"
 	"github.com/fanout-dev/fanout/letter"
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
 // mtlsAPI is one HTTPS API that requires a client certificate from the
@@ -71,8 +72,7 @@ func newMTLSAPI(t *testing.T, ca *services.TestCA, routes ...string) *mtlsAPI {
 // recorder is a target without a server of its own: a handler that records,
 // for a server in front of it that answers at url.
 func recorder(t *testing.T, url string) *target {
-	return &target{t: t, URL: url,
-		attempts: map[string]int{}, accepted: map[string]int{}, bodies: map[string][]byte{}, traces: map[string]string{}}
+	return asTarget(t, sinktest.New(sinktest.Options{}), url)
 }
 
 // Write takes the http.Server's error log: it keeps the handshake failures.

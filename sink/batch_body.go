@@ -124,7 +124,7 @@ func (r *batchResult) UnmarshalJSON(b []byte) error {
 // is not a JSON array (the batch was accepted as a whole); err says why an
 // array is not valid results.
 func parseBatchResults(contentType string, raw []byte) (rs []batchResult, isArray bool, err error) {
-	raw = bytes.TrimSpace(raw)
+	raw = bytes.Trim(raw, jsonSpace) // not TrimSpace: "\v[200]" is not JSON
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil, false, nil
 	}
@@ -136,6 +136,9 @@ func parseBatchResults(contentType string, raw []byte) (rs []batchResult, isArra
 	}
 	return rs, true, nil
 }
+
+// jsonSpace is JSON's whitespace (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
 
 func isJSONType(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/sinktest"
 	"github.com/fanout-dev/fanout/tracing"
 )
 
@@ -214,31 +215,17 @@ func printDemoTable(w io.Writer, s demoSummary) {
 
 // demoConfig is the YAML a user would write for the worked example.
 func demoConfig(brokers []string, apis []*demoAPI) string {
-	return fmt.Sprintf(`
-kafka:
-  brokers: [%s]
-  topic: %s
-run:
-  drain_timeout: 5s
-  revoke_timeout: 5s
-sinks:
-  - name: profile
-    url: %s
-    ordering: key
-    max_in_flight: 32
-    retry: {tiers: [2s, 4s]}
-    headers:
-      X-Plan: "{{ .Record.plan }}"
-  - name: email
-    url: %s
-    ordering: unordered
-    max_in_flight: 32
-    retry: {attempts: 3, backoff_base: 20ms, backoff_cap: 200ms, tiers: [2s, 4s]}
-  - name: analytics
-    url: %s
-    ordering: unordered
-    max_in_flight: 64
-    retry: {tiers: [2s, 4s]}
-    batch: {max_events: 16}   # the analytics API takes arrays: a slow API, fewer requests
-`, strings.Join(brokers, ", "), demoTopic, apis[0].url, apis[1].url, apis[2].url)
+	tiers := "retry: {tiers: [2s, 4s]}"
+	return sinktest.Config{
+		Brokers: brokers, Topic: demoTopic,
+		DrainTimeout: 5 * time.Second, RevokeTimeout: 5 * time.Second,
+		Sinks: []sinktest.Sink{
+			{Name: "profile", URL: apis[0].url, Ordering: "key", MaxInFlight: 32, Extra: tiers,
+				Headers: map[string]string{"X-Plan": "{{ .Record.plan }}"}},
+			{Name: "email", URL: apis[1].url, Ordering: "unordered", MaxInFlight: 32,
+				Extra: "retry: {attempts: 3, backoff_base: 20ms, backoff_cap: 200ms, tiers: [2s, 4s]}"},
+			// The analytics API takes arrays: a slow API, fewer requests.
+			{Name: "analytics", URL: apis[2].url, Ordering: "unordered", MaxInFlight: 64, BatchEvents: 16, Extra: tiers},
+		},
+	}.YAML()
 }

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
-	"time"
+
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
 func init() {
@@ -29,17 +28,8 @@ a real fanout run at.`,
 				if err != nil {
 					return err
 				}
-				a := &demoAPI{name: *name, behave: behave, accepted: map[string]int{}}
-				a.srv = &http.Server{Handler: a, ReadHeaderTimeout: 5 * time.Second}
 				fmt.Fprintf(e.stdout, "demo API %s listening on http://%s/\n", *name, ln.Addr())
-				go func() {
-					<-ctx.Done()
-					a.close()
-				}()
-				if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-					return err
-				}
-				return nil
+				return sinktest.Serve(ctx, ln, newDemoHandler(behave, false))
 			}
 		},
 	})

@@ -1,133 +1,55 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/fanout-dev/fanout/sinktest"
 )
 
 // demoAPI is one of the worked example's downstream APIs, served for real on
-// loopback. It counts what it accepted per Idempotency-Key so the demo can show
-// that nothing was accepted twice.
+// loopback: a sinktest.API that decides each event (single or in a
+// CloudEvents batch) by its data. It counts what it accepted per
+// Idempotency-Key (a batch element's id) so the demo can show that nothing
+// was accepted twice.
 type demoAPI struct {
-	name   string
-	srv    *http.Server
-	url    string
-	behave func(ev map[string]any) (status int, delay time.Duration)
+	name string
+	url  string
+	api  *sinktest.API
+	srv  *sinktest.Server
+}
 
-	mu       sync.Mutex
-	accepted map[string]int
-	requests int
+// newDemoHandler is the API that answers by behave; record keeps the
+// per-key records counts reads (demo-api, which runs for as long as the
+// Compose stack, keeps none).
+func newDemoHandler(behave func(ev map[string]any) (int, time.Duration), record bool) *sinktest.API {
+	return sinktest.New(sinktest.Options{NoRecord: !record, Answer: func(c sinktest.Call) sinktest.Answer {
+		var ev map[string]any
+		if err := json.Unmarshal(c.Body, &ev); err != nil {
+			return sinktest.Answer{Status: http.StatusBadRequest}
+		}
+		status, delay := behave(ev)
+		return sinktest.Answer{Status: status, Delay: delay}
+	}})
 }
 
 func newDemoAPI(name string, behave func(ev map[string]any) (int, time.Duration)) (*demoAPI, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	api := newDemoHandler(behave, true)
+	srv, err := sinktest.Listen("127.0.0.1:0", "/"+name, api)
 	if err != nil {
 		return nil, err
 	}
-	a := &demoAPI{name: name, behave: behave, accepted: map[string]int{}, url: "http://" + ln.Addr().String() + "/" + name}
-	a.srv = &http.Server{Handler: a, ReadHeaderTimeout: 5 * time.Second}
-	go a.srv.Serve(ln)
-	return a, nil
-}
-
-func (a *demoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if r.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
-		a.serveBatch(w, r, body, err)
-		return
-	}
-	var ev map[string]any
-	if err == nil {
-		err = json.Unmarshal(body, &ev)
-	}
-	if err != nil {
-		http.Error(w, "body is not JSON", http.StatusBadRequest)
-		return
-	}
-	status, delay := a.behave(ev)
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	a.mu.Lock()
-	a.requests++
-	if status/100 == 2 {
-		a.accepted[r.Header.Get("Idempotency-Key")]++
-	}
-	a.mu.Unlock()
-	w.WriteHeader(status)
-}
-
-// serveBatch takes a CloudEvents batch as an API that accepts arrays would:
-// each event is judged on its own, the request takes as long as its slowest
-// event, and the answer lists each event's status.
-func (a *demoAPI) serveBatch(w http.ResponseWriter, r *http.Request, body []byte, err error) {
-	var evs []struct {
-		ID   string         `json:"id"`
-		Data map[string]any `json:"data"`
-	}
-	if err == nil {
-		err = json.Unmarshal(body, &evs)
-	}
-	if err != nil {
-		http.Error(w, "body is not a JSON array of events", http.StatusBadRequest)
-		return
-	}
-	results := make([]map[string]any, len(evs))
-	var longest time.Duration
-	for i, ev := range evs {
-		status, delay := a.behave(ev.Data)
-		longest = max(longest, delay)
-		results[i] = map[string]any{"status": status}
-	}
-	select {
-	case <-time.After(longest):
-	case <-r.Context().Done():
-		return
-	}
-	a.mu.Lock()
-	a.requests++
-	for i, ev := range evs {
-		if st := results[i]["status"].(int); st/100 == 2 {
-			a.accepted[ev.ID]++
-		}
-	}
-	a.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(results)
+	return &demoAPI{name: name, url: srv.URL, api: api, srv: srv}, nil
 }
 
 // counts returns the keys accepted, how many of them were accepted twice or
 // more, and the requests answered.
-func (a *demoAPI) counts() (accepted, twice, requests int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, n := range a.accepted {
-		if n > 1 {
-			twice++
-		}
-	}
-	return len(a.accepted), twice, a.requests
-}
+func (a *demoAPI) counts() (accepted, twice, requests int) { return a.api.Counts() }
 
-func (a *demoAPI) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := a.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		a.srv.Close()
-	}
-}
+func (a *demoAPI) close() { a.srv.Shutdown(2 * time.Second) }
 
 // demoBehaviours are the worked example's three APIs.
 func demoBehaviours() map[string]func(map[string]any) (int, time.Duration) {

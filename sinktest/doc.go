@@ -1,0 +1,21 @@
+// Package sinktest is the test kit for fanout's sinks: one fake webhook API
+// and one config builder, shared by the demo, the benchmark, the end-to-end
+// tests and the fault suite.
+//
+// [API] is an http.Handler standing in for a downstream API. It takes single
+// events and CloudEvents batches (application/cloudevents-batch+json), lets an
+// [Answer] func decide each event on its own (status sequences per key and
+// attempt, latency, an answer dropped after the API accepted, a batch answer
+// cut off), answers a batch per event, and records per key what it accepted:
+// attempts, acceptances, bodies, traceparent, headers. It has no dependency
+// on package testing, so the demo serves it too; [API.Listen] serves it on a
+// loopback port without httptest.
+//
+// [Config] writes a fanout.yaml from typed fields (the kafka, redis and run
+// sections, typed sink specs, and verbatim YAML for the rest).
+//
+// The primitives the fault target builds on are exported too: [ParseBatch],
+// [WriteResults], [CutAnswer], [ResetConn], [Trickle].
+//
+// sinktest must not know how fanout delivers: it sees only HTTP requests.
+package sinktest

@@ -93,6 +93,9 @@ type Config struct {
 	// and once when Run ends: every partition of Range with its watermark
 	// and the records done past it. Required with Range.
 	Commit func(ctx context.Context, progress map[int32]Progress) error
+	// Repark, if set, rewrites each parked copy before it is produced; fanout
+	// dlq redrive counts a letter parked again with it (one more redrive).
+	Repark func(parked *kgo.Record) *kgo.Record
 }
 
 // Span is one partition of a range: the offsets [Pos, End), of which an

@@ -98,24 +98,6 @@ type Config struct {
 	Repark func(parked *kgo.Record) *kgo.Record
 }
 
-// Span is one partition of a range: the offsets [Pos, End), of which an
-// earlier run already finished Done (ascending, each in [Pos, End)); those are
-// not handled again.
-type Span struct {
-	Pos, End int64
-	Done     []int64
-}
-
-// Progress is one partition of a range as far as it got: every offset below
-// Offset is done (or does not exist), and so are DoneAhead (ascending,
-// including the Span's Done not reached yet). Remaining counts the offsets of
-// [Offset, End) not done.
-type Progress struct {
-	Offset    int64
-	DoneAhead []int64
-	Remaining int64
-}
-
 func (c *Config) defaults() error {
 	switch {
 	case c.Sink == "":

@@ -15,6 +15,24 @@ import (
 // is only where a partition starts, that it ends, and where progress goes
 // (Config.Commit instead of a group commit).
 
+// Span is one partition of a range: the offsets [Pos, End), of which an
+// earlier run already finished Done (ascending, each in [Pos, End)); those are
+// not handled again.
+type Span struct {
+	Pos, End int64
+	Done     []int64
+}
+
+// Progress is one partition of a range as far as it got: every offset below
+// Offset is done (or does not exist), and so are DoneAhead (ascending,
+// including the Span's Done not reached yet). Remaining counts the offsets of
+// [Offset, End) not done.
+type Progress struct {
+	Offset    int64
+	DoneAhead []int64
+	Remaining int64
+}
+
 // rangeOpts are a range consumer's own options: the partitions still to do,
 // from their start, read committed with the transaction markers kept (so a
 // range that ends on a marker ends), resuming at the log start if

@@ -15,6 +15,21 @@ import (
 	"github.com/fanout-dev/fanout/letter"
 )
 
+// rangeTopic makes a cluster with topic and its DLQ, produces n records with
+// keys keys to topic and returns the partitions' end offsets.
+func rangeTopic(t *testing.T, topic string, n, keys int) ([]string, map[int32]int64) {
+	t.Helper()
+	addrs := newCluster(t, topic, topic+".s.dlq")
+	produce(t, addrs, topic, n, keys)
+	ends, err := adminFor(t, addrs).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { end[o.Partition] = o.Offset })
+	return addrs, end
+}
+
 // Range mode: each partition from its start to its end (exclusive), records
 // an earlier run finished skipped, key order kept, failures parked, progress
 // through the Commit hook, and Run returning by itself at the end — with
@@ -22,14 +37,7 @@ import (
 // alone.
 func TestRangeMode(t *testing.T) {
 	topic := "t-range"
-	addrs := newCluster(t, topic, topic+".s.dlq")
-	produce(t, addrs, topic, 400, 20)
-	ends, err := adminFor(t, addrs).ListEndOffsets(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	end := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { end[o.Partition] = o.Offset })
+	addrs, end := rangeTopic(t, topic, 400, 20)
 	for p := range int32(3) {
 		if end[p] < 20 {
 			t.Fatalf("partition %d has only %d records", p, end[p])
@@ -128,15 +136,13 @@ func TestRangeMode(t *testing.T) {
 // from that progress handles exactly the rest.
 func TestRangeInterruptedThenResumed(t *testing.T) {
 	topic := "t-range-resume"
-	addrs := newCluster(t, topic, topic+".s.dlq")
-	produce(t, addrs, topic, 200, 50)
-	ends, err := adminFor(t, addrs).ListEndOffsets(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addrs, end := rangeTopic(t, topic, 200, 50)
 	rng := map[int32]Span{}
 	total := 0
-	ends.Each(func(o kadm.ListedOffset) { rng[o.Partition] = Span{Pos: 0, End: o.Offset}; total += int(o.Offset) })
+	for p, e := range end {
+		rng[p] = Span{Pos: 0, End: e}
+		total += int(e)
+	}
 
 	var mu sync.Mutex
 	seen := map[string]int{}

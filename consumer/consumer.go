@@ -497,7 +497,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) (denied error) {
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			if Denied(err) && denied == nil {
-				denied = fmt.Errorf("Kafka refused (group %s, topic %s): %w", c.cfg.Group, cmp.Or(t, c.cfg.Topic), err)
+				denied = fmt.Errorf("Kafka refused (group %s, topic %s): %w", cmp.Or(c.cfg.Group, "none: a range"), cmp.Or(t, c.cfg.Topic), err)
 			}
 			if !errors.Is(err, context.Canceled) {
 				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)

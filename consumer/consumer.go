@@ -87,7 +87,9 @@ type Config struct {
 	// direct consuming: Group, Start and RevokeTimeout do not apply). Run
 	// returns by itself once every partition's watermark reaches its End,
 	// with the same drain, ordering lanes and parking as a group consumer.
-	// Progress goes to Commit, never to a group of the consumer's own.
+	// Progress goes to Commit, never to a group of the consumer's own. A
+	// record left undone (Abandon) holds its partition short of its End:
+	// Run then returns when ctx ends, with that record uncommitted.
 	Range map[int32]Span
 	// Commit receives a range's progress, every CommitInterval when it moved
 	// and once when Run ends: every partition of Range with its watermark

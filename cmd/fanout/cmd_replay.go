@@ -17,8 +17,7 @@ import (
 // fanout replay: send a range of the main topic through one sink's delivery
 // path again. The range is resolved here and in replay_range.go, progress is
 // kept in replay_progress.go, the run (a range-mode consumer.Consumer) is
-// replay_run.go and the
-// progress display replay_display.go.
+// replay_run.go and the progress display replay_display.go.
 
 const replayArgs = "-c FILE --sink NAME (--from-offset P:O[,P:O…] | --from-time T) [--to-offset P:O[,…] | --to-time T] [--partition P[,P…]] [--dry-run] [--respect-dedupe | --bypass-dedupe] [--rate N/s] [--resume ID [--restart]] [--output text|json]"
 

@@ -81,6 +81,23 @@ type Config struct {
 	// waiting with the partition paused; it always orders by partition, since
 	// a tier partition holds records in not-before order.
 	Tier int
+
+	// Range, if set, makes the consumer read these partitions of Topic, each
+	// from its Span's Pos to its End, with no group membership (franz-go's
+	// direct consuming: Group, Start and RevokeTimeout do not apply). Run
+	// returns by itself once every partition's watermark reaches its End,
+	// with the same drain, ordering lanes and parking as a group consumer.
+	// Progress goes to Commit, never to a group of the consumer's own. A
+	// record left undone (Abandon) holds its partition short of its End:
+	// Run then returns when ctx ends, with that record uncommitted.
+	Range map[int32]Span
+	// Commit receives a range's progress, every CommitInterval when it moved
+	// and once when Run ends: every partition of Range with its watermark
+	// and the records done past it. Required with Range.
+	Commit func(ctx context.Context, progress map[int32]Progress) error
+	// Repark, if set, rewrites each parked copy before it is produced; fanout
+	// dlq redrive counts a letter parked again with it (one more redrive).
+	Repark func(parked *kgo.Record) *kgo.Record
 }
 
 func (c *Config) defaults() error {
@@ -89,8 +106,10 @@ func (c *Config) defaults() error {
 		return errors.New("consumer: Sink is required")
 	case c.Topic == "":
 		return errors.New("consumer: Topic is required")
-	case c.Group == "":
+	case c.Group == "" && c.Range == nil:
 		return errors.New("consumer: Group is required")
+	case c.Range != nil && c.Commit == nil:
+		return errors.New("consumer: Commit is required with Range")
 	case c.DLQTopic == "":
 		return errors.New("consumer: DLQTopic is required")
 	case c.Ordering < ByPartition || c.Ordering > Unordered:
@@ -173,6 +192,9 @@ type Consumer struct {
 
 	afterPoll func() // test hook: runs after a poll that returned records, before they are accepted
 
+	rangeLeft int                // range mode: partitions whose watermark has not reached their end (c.mu)
+	rangeDone context.CancelFunc // range mode: ends the poll once rangeLeft is 0
+
 	resetMu  sync.Mutex      // guards outRange; taken under c.mu or alone, never the other way
 	outRange map[int32]int64 // partition → offset franz-go found out of range while consuming, until the next record
 }
@@ -189,6 +211,7 @@ type partition struct {
 	n       int                  // records accepted and not finished (c.mu)
 	full    bool                 // n reached the partition's share and its fetching is paused (c.mu)
 	revoked atomic.Bool          // set by stop: start nothing new
+	done    bool                 // range mode: the watermark reached the end (c.mu)
 	waiting map[*waiter]struct{} // records waiting for their not-before time (c.mu)
 }
 
@@ -331,7 +354,8 @@ func (c *Consumer) Stats() Stats {
 		OffsetResets: c.resets.Load(), InFlight: running, Buffered: buffered, Paused: paused}
 }
 
-// Run joins the group and handles records until ctx ends, then stops fetching,
+// Run joins the group (or, with Config.Range, reads the range until every
+// partition of it is done) and handles records until ctx ends, then stops fetching,
 // waits up to DrainTimeout for in-flight records, cancels the rest (left
 // uncommitted), commits the done watermark and leaves the group. It returns
 // after every goroutine it started has exited.
@@ -348,43 +372,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.FetchMaxWait(c.cfg.FetchMaxWait),
 	}
 	opts = append(opts, c.opts...)
-	opts = append(opts,
-		kgo.ConsumerGroup(c.cfg.Group),
-		kgo.ConsumeTopics(c.cfg.Topic),
-		// Start applies only where the group has no commit; a commit out
-		// of range resumes at the log start (see checkCommitted), so
-		// retention never makes fanout skip a retained record.
-		kgo.ConsumeStartOffset(c.cfg.Start),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// Records of aborted transactions are never delivered. The
-		// control markers are kept so the watermark passes them (see
-		// accept), and with them the aborted records' offsets.
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.DisableAutoCommit(),
-		// No callback runs between a poll returning and AllowRebalance,
-		// so poll binds every record to the partition state that was
-		// current when it was fetched (see poll).
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnOffsetsFetched(c.checkCommitted),
-		kgo.WithLogger(resetWatch{c}),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			c.assign(work, m[c.cfg.Topic])
-		}),
-		kgo.OnPartitionsRevoked(func(rctx context.Context, cl *kgo.Client, m map[string][]int32) {
-			c.revoke(rctx, cl, m[c.cfg.Topic], true)
-		}),
-		kgo.OnPartitionsLost(func(rctx context.Context, cl *kgo.Client, m map[string][]int32) {
-			c.revoke(rctx, cl, m[c.cfg.Topic], false)
-		}),
-	)
+	if c.cfg.Range != nil {
+		opts = append(opts, c.rangeOpts()...)
+	} else {
+		opts = append(opts, c.groupOpts(work)...)
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.cfg.Sink, err)
 	}
 	c.cl = cl
-	c.log.Info("consumer started", "group", c.cfg.Group, "topic", c.cfg.Topic,
-		"ordering", c.cfg.Ordering.String(), "max_in_flight", c.cfg.MaxInFlight)
+	pollCtx := ctx
+	if c.cfg.Range != nil {
+		var cancel context.CancelFunc
+		pollCtx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		c.startRange(work, cancel)
+		c.log.Info("consumer started", "range", len(c.cfg.Range), "topic", c.cfg.Topic,
+			"ordering", c.cfg.Ordering.String(), "max_in_flight", c.cfg.MaxInFlight)
+	} else {
+		c.log.Info("consumer started", "group", c.cfg.Group, "topic", c.cfg.Topic,
+			"ordering", c.cfg.Ordering.String(), "max_in_flight", c.cfg.MaxInFlight)
+	}
 
 	var loops sync.WaitGroup
 	stopCommits := make(chan struct{})
@@ -394,7 +403,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.commitLoop(work, cl, stopCommits)
 	}()
 
-	denied := c.poll(ctx, cl)
+	denied := c.poll(pollCtx, cl)
 	stopStart := time.Now()
 
 	// Stage 1: fetching has stopped; start nothing new (queued records stay
@@ -437,6 +446,41 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
+// groupOpts are a group consumer's own options: it joins the group and
+// follows its assignments.
+func (c *Consumer) groupOpts(work context.Context) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.ConsumeTopics(c.cfg.Topic),
+		// Start applies only where the group has no commit; a commit out
+		// of range resumes at the log start (see checkCommitted), so
+		// retention never makes fanout skip a retained record.
+		kgo.ConsumeStartOffset(c.cfg.Start),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Records of aborted transactions are never delivered. The
+		// control markers are kept so the watermark passes them (see
+		// accept), and with them the aborted records' offsets.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.DisableAutoCommit(),
+		// No callback runs between a poll returning and AllowRebalance,
+		// so poll binds every record to the partition state that was
+		// current when it was fetched (see poll).
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnOffsetsFetched(c.checkCommitted),
+		kgo.WithLogger(resetWatch{c}),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			c.assign(work, m[c.cfg.Topic])
+		}),
+		kgo.OnPartitionsRevoked(func(rctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			c.revoke(rctx, cl, m[c.cfg.Topic], true)
+		}),
+		kgo.OnPartitionsLost(func(rctx context.Context, cl *kgo.Client, m map[string][]int32) {
+			c.revoke(rctx, cl, m[c.cfg.Topic], false)
+		}),
+	}
+}
+
 // poll fetches and dispatches until ctx ends. Each poll takes everything
 // franz-go has buffered, so it never holds fetched records back and a
 // partition never waits behind another's records; backpressure is per
@@ -455,7 +499,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) (denied error) {
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			if Denied(err) && denied == nil {
-				denied = fmt.Errorf("Kafka refused (group %s, topic %s): %w", c.cfg.Group, cmp.Or(t, c.cfg.Topic), err)
+				denied = fmt.Errorf("Kafka refused (group %s, topic %s): %w", cmp.Or(c.cfg.Group, "none: a range"), cmp.Or(t, c.cfg.Topic), err)
 			}
 			if !errors.Is(err, context.Canceled) {
 				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
@@ -514,14 +558,29 @@ func (c *Consumer) unhold(id int32) {
 
 // accept starts r or queues it behind its ordering lane; c.mu is held.
 func (c *Consumer) accept(p *partition, r *kgo.Record) {
-	if p == nil || p.revoked.Load() || c.parts[p.id] != p || !p.tr.add(r.Offset, r.LeaderEpoch) {
+	if p == nil || p.revoked.Load() || c.parts[p.id] != p {
 		return
 	}
+	if p.tr.bounded && r.Offset >= p.tr.end {
+		// Past a range's end: the offsets between the last record and
+		// the end do not exist.
+		p.tr.close()
+		c.settled(p)
+		return
+	}
+	if !p.tr.add(r.Offset, r.LeaderEpoch) {
+		return
+	}
+	if p.tr.bounded && r.Offset+1 >= p.tr.end {
+		p.tr.close()
+	}
 	c.noteResumed(r)
-	if r.Attrs.IsControl() {
+	if r.Attrs.IsControl() || p.tr.priorDone(r.Offset) {
 		// A transaction's commit or abort marker: nothing to deliver, but
-		// done, so the watermark reaches the end offset.
+		// done, so the watermark reaches the end offset. Or a range's
+		// record an earlier run finished: never handled again.
 		p.tr.finish(r.Offset)
+		c.settled(p)
 		return
 	}
 	c.buffered++
@@ -691,6 +750,7 @@ func (c *Consumer) lockedFinish(p *partition, r *kgo.Record, done bool) {
 func (c *Consumer) finish(p *partition, r *kgo.Record, done bool) {
 	if done {
 		p.tr.finish(r.Offset)
+		c.settled(p)
 	} else {
 		c.abandoned.Add(1)
 	}
@@ -786,6 +846,9 @@ func (c *Consumer) commitLoop(ctx context.Context, cl *kgo.Client, stop <-chan s
 
 // commit commits the moved watermarks of ps (all partitions if nil).
 func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, ps []*partition) error {
+	if c.cfg.Range != nil {
+		return c.commitRange(ctx)
+	}
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	c.mu.Lock()

@@ -65,7 +65,11 @@ func truncate(s string, n int) string {
 // acknowledged park lets the offset be committed.
 func (c *Consumer) park(ctx context.Context, cl *kgo.Client, topic string, tier *Tier, r *kgo.Record, out Outcome) error {
 	_, err := ProduceParked(ctx, cl, func() *kgo.Record {
-		return ParkedRecord(topic, c.cfg.Sink, r, out, time.Now(), tier)
+		rec := ParkedRecord(topic, c.cfg.Sink, r, out, time.Now(), tier)
+		if c.cfg.Repark != nil {
+			rec = c.cfg.Repark(rec)
+		}
+		return rec
 	}, c.log.With("partition", r.Partition, "offset", r.Offset))
 	if err != nil {
 		return fmt.Errorf("park %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -88,5 +89,102 @@ func TestTrackerRandomOrder(t *testing.T) {
 		if tr.commit.Offset != offs[n-1]+1 || tr.inflight() != 0 {
 			t.Fatalf("seed %d: final commit %d inflight %d, want %d 0", seed, tr.commit.Offset, tr.inflight(), offs[n-1]+1)
 		}
+	}
+}
+
+// A range's watermark (fanout replay's progress): pos only moves over a done prefix; gaps are passed
+// over only when a later offset is done or the reader closes the range.
+func TestRangeTrackerWatermark(t *testing.T) {
+	type step struct {
+		op       string // add, finish, close
+		offset   int64
+		ok       bool  // add's answer
+		released int   // finish's answer
+		pos      int64 // pos after the step
+		ahead    []int64
+	}
+	for _, tc := range []struct {
+		name            string
+		from, end, pos0 int64
+		prior           []int64
+		steps           []step
+	}{
+		{name: "in order", from: 0, end: 3, steps: []step{
+			{op: "add", offset: 0, ok: true, pos: 0},
+			{op: "add", offset: 1, ok: true, pos: 0},
+			{op: "finish", offset: 0, released: 1, pos: 1},
+			{op: "finish", offset: 1, released: 1, pos: 2},
+			{op: "add", offset: 2, ok: true, pos: 2},
+			{op: "finish", offset: 2, released: 1, pos: 3},
+		}},
+		{name: "out of order keeps the prefix", from: 10, end: 20, steps: []step{
+			{op: "add", offset: 10, ok: true, pos: 10},
+			{op: "add", offset: 11, ok: true, pos: 10},
+			{op: "add", offset: 12, ok: true, pos: 10},
+			{op: "finish", offset: 12, released: 0, pos: 10, ahead: []int64{12}},
+			{op: "finish", offset: 11, released: 0, pos: 10, ahead: []int64{11, 12}},
+			{op: "finish", offset: 11, released: 0, pos: 10, ahead: []int64{11, 12}}, // twice: nothing
+			{op: "finish", offset: 10, released: 3, pos: 13},
+		}},
+		{name: "gaps are passed over by done offsets, the tail by close", from: 0, end: 10, steps: []step{
+			{op: "add", offset: 3, ok: true, pos: 0},
+			{op: "add", offset: 7, ok: true, pos: 0},
+			{op: "finish", offset: 7, released: 0, pos: 0, ahead: []int64{7}},
+			{op: "finish", offset: 3, released: 2, pos: 8},
+			{op: "close", pos: 10},
+		}},
+		{name: "close waits for what is pending", from: 0, end: 10, steps: []step{
+			{op: "add", offset: 4, ok: true, pos: 0},
+			{op: "close", pos: 0},
+			{op: "add", offset: 5, ok: false, pos: 0},
+			{op: "finish", offset: 4, released: 1, pos: 10},
+		}},
+		{name: "refuses stale and out-of-range offsets", from: 5, end: 8, steps: []step{
+			{op: "add", offset: 4, ok: false, pos: 5},
+			{op: "add", offset: 8, ok: false, pos: 5},
+			{op: "add", offset: 6, ok: true, pos: 5},
+			{op: "add", offset: 6, ok: false, pos: 5},
+			{op: "add", offset: 5, ok: false, pos: 5},
+		}},
+		{name: "resumed: prior done offsets stay done until reached", from: 0, end: 10, pos0: 2, prior: []int64{4, 5, 8},
+			steps: []step{
+				{op: "add", offset: 2, ok: true, pos: 2, ahead: []int64{4, 5, 8}},
+				{op: "add", offset: 3, ok: true, pos: 2, ahead: []int64{4, 5, 8}},
+				{op: "finish", offset: 3, pos: 2, ahead: []int64{3, 4, 5, 8}},
+				{op: "add", offset: 4, ok: true, pos: 2, ahead: []int64{3, 4, 5, 8}}, // the reader finishes it at once
+				{op: "finish", offset: 4, pos: 2, ahead: []int64{3, 4, 5, 8}},
+				{op: "finish", offset: 2, released: 3, pos: 5, ahead: []int64{5, 8}},
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pos0 := tc.pos0
+			if pos0 == 0 {
+				pos0 = tc.from
+			}
+			tr := newRangeTracker(pos0, tc.end, tc.prior)
+			for i, s := range tc.steps {
+				switch s.op {
+				case "add":
+					if got := tr.add(s.offset, 0); got != s.ok {
+						t.Fatalf("step %d: add(%d) = %v, want %v", i, s.offset, got, s.ok)
+					}
+				case "finish":
+					if got := tr.finish(s.offset); got != s.released {
+						t.Fatalf("step %d: finish(%d) released %d, want %d", i, s.offset, got, s.released)
+					}
+				case "close":
+					tr.close()
+				}
+				if tr.commit.Offset != s.pos {
+					t.Fatalf("step %d (%s %d): pos %d, want %d", i, s.op, s.offset, tr.commit.Offset, s.pos)
+				}
+				if got := tr.doneAhead(); !slices.Equal(got, s.ahead) {
+					t.Fatalf("step %d (%s %d): done ahead %v, want %v", i, s.op, s.offset, got, s.ahead)
+				}
+				if want := tc.end - tr.commit.Offset - int64(len(s.ahead)); tr.remaining() != want {
+					t.Fatalf("step %d: remaining %d, want %d", i, tr.remaining(), want)
+				}
+			}
+		})
 	}
 }

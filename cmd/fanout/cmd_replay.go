@@ -16,8 +16,8 @@ import (
 
 // fanout replay: send a range of the main topic through one sink's delivery
 // path again. The range is resolved here and in replay_range.go, progress is
-// kept in replay_progress.go, the delivery loop is replay_run.go and the
-// progress display replay_display.go.
+// kept in replay_progress.go, the run (a range-mode consumer.Consumer) is
+// replay_run.go and the progress display replay_display.go.
 
 const replayArgs = "-c FILE --sink NAME (--from-offset P:O[,P:O…] | --from-time T) [--to-offset P:O[,…] | --to-time T] [--partition P[,P…]] [--dry-run] [--respect-dedupe | --bypass-dedupe] [--rate N/s] [--resume ID [--restart]] [--output text|json]"
 
@@ -222,7 +222,10 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	}
 	defer sk.Close()
 
-	rp := newReplayer(t, r, group, h, o, out, log)
+	rp, err := newReplayer(ctx, t, r, group, h, o, out, log)
+	if err != nil {
+		return err
+	}
 	runErr, commitErr := rp.run(ctx)
 	rp.fill(&sum)
 	sum.Interrupted = ctx.Err() != nil && sum.Remaining > 0

@@ -15,7 +15,6 @@ import (
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/pipeline"
-	"github.com/fanout-dev/fanout/tracing"
 )
 
 func init() {
@@ -133,7 +132,12 @@ type redriveCounts struct {
 	Interrupted      bool   `json:"interrupted,omitempty"`
 }
 
-// redriver is one run of dlq redrive.
+// redriver is one run of dlq redrive. A dry run reads the letters with the
+// plain reader and lists them; a redrive is a range-mode consumer.Consumer
+// over the DLQ (one letter at a time, consumer.Config.Range from the redrive
+// group's position to the end), whose handler is examine: the consumer does
+// the reading, parking again (Repark: one more redrive), the drain on
+// interrupt and the position, committed through commit.
 type redriver struct {
 	e      *env
 	t      *dlqTarget
@@ -142,16 +146,18 @@ type redriver struct {
 	ids    *idResolver
 	out    *letterPrinter     // the dry run's listing
 	newest map[string]parking // origin → its newest copy in the range
-	next   map[int32]int64    // partition → one past the last letter examined
-	sent   time.Time          // when the last letter was sent, for --rate
-	commit time.Time          // when offsets were last committed
+	pace   pacer              // --rate
 	counts redriveCounts
-	pk     *parker // parks letters that fail again; nil on a dry run
+
+	stopRun  context.CancelFunc // ends the consumer's run early (--limit reached, an error)
+	stopping <-chan struct{}    // closed once the run is ending: start no more letters
+	limited  bool               // --limit reached
+	halt     error              // why the run ended early, other than --limit and interrupts
 }
 
 func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 	rd := &redriver{e: e, t: t, o: o, ids: &idResolver{cfg: t.cfg, field: t.sink.IDField},
-		newest: map[string]parking{}, next: map[int32]int64{}, commit: time.Now()}
+		newest: map[string]parking{}, pace: pacer{interval: o.interval}}
 	rd.counts.Topic, rd.counts.Group, rd.counts.DryRun = t.sink.DLQTopic, t.cfg.Kafka.GroupPrefix+t.sink.Name+".redrive", o.dryRun
 
 	var pos map[int32]int64
@@ -192,69 +198,97 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 
 	if o.dryRun {
 		rd.out = newLetterPrinter(e.stdout, o.json, true)
+		err = r.read(ctx, kafkaOpts(t.cfg), func(rec *kgo.Record) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			l := parseLetter(rec)
+			send, selected, err := rd.decide(ctx, l)
+			if err == nil && send {
+				err = rd.out.row(l, rd.ids.id(ctx, l), "redrive")
+			}
+			if err == nil {
+				rd.examined(selected)
+			}
+			return err
+		})
+		if errors.Is(err, errStop) {
+			err = nil
+		}
+		rd.out.flush()
 	} else {
-		stopTracing, err := startTracing(t.cfg, e.log)
-		if err != nil {
-			return err
-		}
-		defer stopTracing()
-		codec, err := buildCodec(t.cfg)
-		if err != nil {
-			return err
-		}
-		store, closeStore, err := buildStore(t.cfg, e.log)
-		if err != nil {
-			return err
-		}
-		defer closeStore()
-		// Only this sink's handler: the other sinks never see a redrive.
-		// Without key order: a letter is out of its key's order already,
-		// and a redrive parks it on the DLQ again, never in a tier.
-		sk, h, err := buildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, e.log)
-		if err != nil {
-			return err
-		}
-		defer sk.Close()
-		rd.h = h
-		rd.pk = newParker(t.cfg, t.adm, e.log, t.sink.DLQTopic)
-		defer rd.pk.close()
+		err = rd.run(ctx, r)
 	}
-
-	// The letter in hand may finish after SIGINT, within the drain timeout.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(t.cfg.Run.DrainTimeout, cancelWork) })
-	defer stopGrace()
-
-	// Pass 2: examine each letter in turn.
-	complete := false
-	err = r.read(ctx, kafkaOpts(t.cfg), func(rec *kgo.Record) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return rd.examine(ctx, work, parseLetter(rec))
-	})
-	switch {
-	case err == nil:
-		complete = rd.o.limit == 0 || rd.counts.Selected < rd.o.limit
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		rd.counts.Interrupted = true
 		err = fmt.Errorf("interrupted after %d letters; the examined ones are committed", rd.counts.Examined)
 	}
-	if complete {
-		// Everything up to the range's end was examined, gaps included.
-		for p, end := range r.end {
-			rd.next[p] = end
-		}
-	}
-	if rd.out != nil {
-		rd.out.flush()
-	}
-	if cerr := rd.commitNow(ctx); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
 	rd.summary()
 	return err
+}
+
+// run redrives r's letters with a range-mode consumer and returns why it
+// ended early (ctx's error when interrupted).
+func (rd *redriver) run(ctx context.Context, r *dlqRange) error {
+	t := rd.t
+	stopTracing, err := startTracing(t.cfg, rd.e.log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	codec, err := buildCodec(t.cfg)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := buildStore(t.cfg, rd.e.log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	// Only this sink's handler: the other sinks never see a redrive.
+	// Without key order: a letter is out of its key's order already,
+	// and a redrive parks it on the DLQ again, never in a tier.
+	sk, h, err := buildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, rd.e.log)
+	if err != nil {
+		return err
+	}
+	defer sk.Close()
+	rd.h = h
+
+	spans := map[int32]consumer.Span{}
+	for p, from := range r.from {
+		spans[p] = consumer.Span{Pos: from, End: r.end[p]}
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	limits := topicLimits(lctx, t.adm, []string{t.sink.DLQTopic}, rd.e.log)
+	cancel()
+	c, err := consumer.New(consumer.Config{
+		Sink: t.sink.Name, Topic: rd.counts.Topic, DLQTopic: t.sink.DLQTopic, Ordering: consumer.ByPartition, MaxInFlight: 1,
+		CommitInterval: 5 * time.Second, DrainTimeout: t.cfg.Run.DrainTimeout,
+		Range:  spans,
+		Commit: func(ctx context.Context, p map[int32]consumer.Progress) error { return rd.commit(ctx, spans, p) },
+		Repark: redriven,
+	}, consumer.HandlerFunc(rd.handle), rd.e.log.With("redrive", rd.counts.Group), append(kafkaOpts(t.cfg), consumer.ProducerSizing(limits))...)
+	if err != nil {
+		return err
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	rd.stopRun, rd.stopping = stopRun, runCtx.Done()
+	err = c.Run(runCtx)
+	switch {
+	case rd.halt != nil:
+		return errors.Join(rd.halt, err)
+	case err != nil:
+		return err
+	case ctx.Err() != nil && !rd.limited:
+		for _, pr := range c.Progress() {
+			if pr.Remaining > 0 {
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
 }
 
 // position returns the redrive group's committed offsets in the DLQ topic.
@@ -278,53 +312,44 @@ func (rd *redriver) position(ctx context.Context) (map[int32]int64, error) {
 	return pos, nil
 }
 
-// examine decides what becomes of one letter and, unless it returns an
-// error, marks it examined.
-func (rd *redriver) examine(ctx, work context.Context, l deadLetter) error {
+// decide decides what becomes of one letter: send it, or count it as
+// superseded, filtered out, a stub or capped (listed on a dry run). selected
+// says whether it counts as selected; errStop that --limit is reached.
+func (rd *redriver) decide(ctx context.Context, l deadLetter) (send, selected bool, err error) {
 	c := &rd.counts
-	selected := true
 	switch {
 	case !rd.newest[l.origin()].is(l):
 		c.Superseded++
-		selected = false
+		return false, false, nil
 	case !rd.o.filter.match(l):
 		c.SkippedByFilter++
-		selected = false
+		return false, false, nil
 	case rd.o.limit > 0 && c.Selected >= rd.o.limit:
-		return errStop
+		return false, false, errStop
 	case l.stub != nil:
 		// A stub letter's value was dropped when it was parked (too large
 		// for the DLQ): there is no event to send. It stays in the DLQ.
 		c.ValueDropped++
 		if rd.out != nil {
-			if err := rd.out.row(l, rd.ids.id(ctx, l), "value dropped"); err != nil {
-				return err
-			}
-		} else {
-			rd.e.log.Warn("stub letter not redriven: its value was dropped at parking; the original is at its fanout-original-* coordinates while retained",
-				"sink", rd.t.sink.Name, "at", l.at(), "value_bytes", l.stub.ValueBytes, "sha256", l.stub.ValueSHA256)
+			return false, true, rd.out.row(l, rd.ids.id(ctx, l), "value dropped")
 		}
+		rd.e.log.Warn("stub letter not redriven: its value was dropped at parking; the original is at its fanout-original-* coordinates while retained",
+			"sink", rd.t.sink.Name, "at", l.at(), "value_bytes", l.stub.ValueBytes, "sha256", l.stub.ValueSHA256)
+		return false, true, nil
 	case l.redrives >= rd.o.maxRedrives:
 		c.CapReached++
 		if rd.out != nil {
-			if err := rd.out.row(l, rd.ids.id(ctx, l), "cap reached"); err != nil {
-				return err
-			}
+			return false, true, rd.out.row(l, rd.ids.id(ctx, l), "cap reached")
 		}
-	case rd.out != nil:
-		if err := rd.out.row(l, rd.ids.id(ctx, l), "redrive"); err != nil {
-			return err
-		}
-	default:
-		if err := rd.pace(ctx); err != nil {
-			return err
-		}
-		if err := rd.send(work, l); err != nil {
-			return err
-		}
+		return false, true, nil
 	}
+	return true, true, nil
+}
+
+// examined counts a letter dealt with.
+func (rd *redriver) examined(selected bool) {
+	c := &rd.counts
 	c.Examined++
-	rd.next[l.rec.Partition] = l.rec.Offset + 1
 	if selected {
 		c.Selected++
 		if c.Selected%rd.o.progress == 0 && rd.out == nil {
@@ -332,37 +357,41 @@ func (rd *redriver) examine(ctx, work context.Context, l deadLetter) error {
 				rd.t.sink.Name, c.Selected, c.Delivered, c.AlreadyDelivered, c.FailedAgain, c.CapReached)
 		}
 	}
-	if time.Since(rd.commit) > 5*time.Second {
-		return rd.commitNow(ctx)
-	}
-	return nil
 }
 
-// pace waits for --rate.
-func (rd *redriver) pace(ctx context.Context) error {
-	if rd.o.interval <= 0 {
-		return nil
+// handle is the consumer's handler, one letter at a time: it decides, and
+// hands a letter to send to the sink's handler as the consumer would have
+// handed the original record. A letter that fails again comes back as
+// DeadLetter: the consumer parks it again (with Repark's one more redrive).
+// Once the run is ending (--limit, an error, an interrupt) it starts nothing:
+// the letter stays uncommitted for the next run.
+func (rd *redriver) handle(ctx context.Context, rec *kgo.Record) consumer.Outcome {
+	abandon := consumer.Outcome{Verdict: consumer.Abandon}
+	select {
+	case <-rd.stopping:
+		return abandon
+	default:
 	}
-	wait := time.Until(rd.sent.Add(rd.o.interval))
-	if wait > 0 {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	l := parseLetter(rec)
+	send, selected, err := rd.decide(ctx, l)
+	switch {
+	case errors.Is(err, errStop):
+		rd.limited = true
+		rd.stopRun()
+		return abandon
+	case err != nil:
+		rd.halt = err
+		rd.stopRun()
+		return abandon
+	case !send:
+		rd.examined(selected)
+		return consumer.Outcome{Verdict: consumer.Done}
+	case !rd.pace.wait(rd.stopping):
+		return abandon
 	}
-	rd.sent = time.Now()
-	return nil
-}
-
-// send hands l to the sink's handler as the consumer would have handed the
-// original record, and parks it again if it fails again.
-func (rd *redriver) send(ctx context.Context, l deadLetter) error {
-	rec := l.original()
+	orig := l.original()
 	before := rd.h.Stats()
-	out := rd.h.Handle(tracing.ExtractRecord(ctx, rec), rec)
+	out := rd.h.Handle(ctx, orig)
 	after := rd.h.Stats()
 	c := &rd.counts
 	switch out.Verdict {
@@ -375,30 +404,38 @@ func (rd *redriver) send(ctx context.Context, l deadLetter) error {
 		default:
 			c.NotSinkType++
 		}
-		return nil
+		rd.examined(true)
+		return out
 	case consumer.DeadLetter:
-		if _, err := rd.pk.park(ctx, func() *kgo.Record { return reparked(l, rd.t.sink.Name, out, time.Now()) },
-			rd.e.log.With("sink", rd.t.sink.Name, "at", l.at())); err != nil {
-			return fmt.Errorf("park %s again on %s: %w", l.at(), rd.t.sink.DLQTopic, err)
+		then := out.OnParked
+		out.OnParked = func() {
+			c.FailedAgain++
+			rd.e.log.Info("redrive failed again; parked again", "sink", rd.t.sink.Name, "at", l.at(),
+				"event_id", rd.ids.id(ctx, l), "status", out.Status, "class", out.Reason, "redrive_count", l.redrives+1)
+			rd.examined(true)
+			if then != nil {
+				then()
+			}
 		}
-		c.FailedAgain++
-		rd.e.log.Info("redrive failed again; parked again", "sink", rd.t.sink.Name, "at", l.at(),
-			"event_id", rd.ids.id(ctx, l), "status", out.Status, "class", out.Reason, "redrive_count", l.redrives+1)
-		return nil
+		out.Retryable = false
+		return out
 	}
-	return fmt.Errorf("redrive %s: given up before an outcome (dedupe store unreachable, or stopped): %w", l.at(), out.Err)
+	rd.halt = fmt.Errorf("redrive %s: given up before an outcome (dedupe store unreachable, or stopped): %w", l.at(), out.Err)
+	rd.stopRun()
+	return abandon
 }
 
-// commitNow commits the examined offsets in the redrive group; a dry run
-// commits nothing.
-func (rd *redriver) commitNow(ctx context.Context) error {
-	rd.commit = time.Now()
-	if rd.o.dryRun || len(rd.next) == 0 {
-		return nil
-	}
+// commit commits the examined offsets in the redrive group: each partition's
+// watermark, where it moved past the start.
+func (rd *redriver) commit(ctx context.Context, spans map[int32]consumer.Span, progress map[int32]consumer.Progress) error {
 	os := kadm.Offsets{}
-	for p, o := range rd.next {
-		os.Add(kadm.Offset{Topic: rd.counts.Topic, Partition: p, At: o, LeaderEpoch: -1})
+	for p, pr := range progress {
+		if pr.Offset > spans[p].Pos {
+			os.Add(kadm.Offset{Topic: rd.counts.Topic, Partition: p, At: pr.Offset, LeaderEpoch: -1})
+		}
+	}
+	if len(os) == 0 {
+		return nil
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -432,13 +469,18 @@ func (rd *redriver) summary() {
 	fmt.Fprintf(rd.e.stdout, " (%d examined in %s)\n", c.Examined, c.Topic)
 }
 
-// reparked is l parked again after out, built as the consumer parks records
-// (consumer.ParkedRecord: key, value and own headers kept, the original place
-// kept, attempts added up, fresh failure headers) with fanout-redrive-count one
-// higher.
+// reparked is l parked again after out, as the redrive's consumer parks it:
+// built as the consumer parks records (consumer.ParkedRecord: key, value and
+// own headers kept, the original place kept, attempts added up, fresh failure
+// headers), then redriven.
 func reparked(l deadLetter, sink string, out consumer.Outcome, now time.Time) *kgo.Record {
-	r := consumer.ParkedRecord(l.rec.Topic, sink, l.rec, out, now, nil)
-	pl, _ := letter.Parse(r)
-	pl.RedriveCount = l.redrives + 1
-	return pl.Encode(r.Topic, r)
+	return redriven(consumer.ParkedRecord(l.rec.Topic, sink, l.rec, out, now, nil))
+}
+
+// redriven is a letter parked again by a redrive (consumer.Config.Repark):
+// fanout-redrive-count one higher than the letter it was parked from.
+func redriven(parked *kgo.Record) *kgo.Record {
+	pl, _ := letter.Parse(parked)
+	pl.RedriveCount++
+	return pl.Encode(parked.Topic, parked)
 }

@@ -6,11 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/consumer"
@@ -91,44 +88,4 @@ func fitEventBytes(cfg *config.Config, names []string, limits map[string]int32, 
 		}
 	}
 	return nil
-}
-
-// parker is the producer replay and dlq redrive park letters with: a client
-// of its own, sized from the park topics' max.message.bytes (the DLQ
-// commands' shared client keeps franz-go's default), made at the first park.
-type parker struct {
-	cfg    *config.Config
-	adm    *kadm.Client
-	topics []string
-	log    *slog.Logger
-
-	once sync.Once
-	cl   *kgo.Client
-	err  error
-}
-
-func newParker(cfg *config.Config, adm *kadm.Client, log *slog.Logger, topics ...string) *parker {
-	return &parker{cfg: cfg, adm: adm, topics: topics, log: log}
-}
-
-// park produces build()'s letter with consumer.ProduceParked: in full when
-// the topic takes it, else as a stub letter; it retries only what may
-// succeed on a retry, until ctx ends.
-func (p *parker) park(ctx context.Context, build func() *kgo.Record, log *slog.Logger) (consumer.Level, error) {
-	p.once.Do(func() {
-		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		limits := topicLimits(lctx, p.adm, p.topics, p.log)
-		p.cl, p.err = kgo.NewClient(append(kafkaOpts(p.cfg), consumer.ProducerSizing(limits))...)
-	})
-	if p.err != nil {
-		return consumer.FullCopy, p.err
-	}
-	return consumer.ProduceParked(ctx, p.cl, build, log)
-}
-
-func (p *parker) close() {
-	if p != nil && p.cl != nil {
-		p.cl.Close()
-	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/naming"
 	"github.com/fanout-dev/fanout/sinktest"
 	"github.com/fanout-dev/fanout/tracing"
 )
@@ -87,7 +88,7 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 	}()
 	var dlqs []string
 	for _, a := range apis {
-		dlqs = append(dlqs, demoTopic+"."+a.name+".dlq", demoTopic+"."+a.name+".retry.1", demoTopic+"."+a.name+".retry.2")
+		dlqs = append(dlqs, naming.DLQTopic(demoTopic, a.name), naming.TierTopic(demoTopic, a.name, 1), naming.TierTopic(demoTopic, a.name, 2))
 	}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, append([]string{demoTopic}, dlqs...)...))
 	if err != nil {

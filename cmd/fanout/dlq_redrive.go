@@ -14,6 +14,7 @@ import (
 
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/letter"
+	"github.com/fanout-dev/fanout/naming"
 	"github.com/fanout-dev/fanout/pipeline"
 )
 
@@ -158,7 +159,7 @@ type redriver struct {
 func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 	rd := &redriver{e: e, t: t, o: o, ids: &idResolver{cfg: t.cfg, field: t.sink.IDField},
 		newest: map[string]parking{}, pace: pacer{interval: o.interval}}
-	rd.counts.Topic, rd.counts.Group, rd.counts.DryRun = t.sink.DLQTopic, t.cfg.Kafka.GroupPrefix+t.sink.Name+".redrive", o.dryRun
+	rd.counts.Topic, rd.counts.Group, rd.counts.DryRun = t.sink.DLQTopic, naming.RedriveGroup(t.cfg.Kafka.GroupPrefix, t.sink.Name), o.dryRun
 
 	var pos map[int32]int64
 	if !o.fromStart {

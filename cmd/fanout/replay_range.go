@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fanout-dev/fanout/naming"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -277,7 +278,7 @@ func resolveRange(ctx context.Context, adm *kadm.Client, topic, mode string, sp 
 }
 
 // replayGroup is the consumer group holding a replay's progress.
-func replayGroup(prefix, sink, id string) string { return prefix + sink + ".replay." + id }
+func replayGroup(prefix, sink, id string) string { return naming.ReplayGroup(prefix, sink, id) }
 
 // validReplayID reports whether id can be a replay id (what id() returns).
 func validReplayID(id string) bool {

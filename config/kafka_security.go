@@ -4,8 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/fanout-dev/fanout/internal/tlsfile"
 )
 
 var saslMechanisms = []string{SASLPlain, SASLScram256, SASLScram512, SASLOAuthBearer, SASLAWSMSKIAM}
@@ -88,14 +89,4 @@ func (c *Config) validateKafkaSecurity() []Problem {
 }
 
 // LoadCAFile reads a PEM file of one or more CA certificates.
-func LoadCAFile(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
+func LoadCAFile(path string) (*x509.CertPool, error) { return tlsfile.CAPool(path) }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/fanout-dev/fanout/internal/tlsfile"
 )
 
 // TLSConfig is a sink's TLS to its API: the authority that signs the API's
@@ -45,7 +47,7 @@ func (t TLSConfig) build(name, prefix string) (*tls.Config, error) {
 	}
 	c := &tls.Config{MinVersion: v, ServerName: t.ServerName}
 	if t.CAFile != "" {
-		pool, err := loadCAs(t.CAFile)
+		pool, err := tlsfile.CAPool(t.CAFile)
 		if err != nil {
 			return nil, configError(name, prefix+"ca_file", "%s", err)
 		}
@@ -65,19 +67,6 @@ func (t TLSConfig) build(name, prefix string) (*tls.Config, error) {
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get() }
 	}
 	return c, nil
-}
-
-// loadCAs reads a PEM file of CA certificates.
-func loadCAs(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 // keyPair is a client certificate read from files, read again when either

@@ -22,8 +22,9 @@ import (
 	"github.com/fanout-dev/fanout/tracing"
 )
 
-func init() {
-	register(&command{
+// demoCommand is the "fanout demo" command.
+func demoCommand() *command {
+	return &command{
 		name: "demo", args: "[--duration D] [--rate N] [--output text|json]", short: "run the worked example in-process: no services to install",
 		long: `Runs the worked example on the embedded default: an in-process Kafka (kfake), the
 in-memory dedupe store, and three local APIs — profile (rejects addresses
@@ -52,7 +53,7 @@ which an API can see an event again).`,
 				return demo(ctx, e, *dur, *rate, *output == "json")
 			}
 		},
-	})
+	}
 }
 
 const demoTopic = "events"

@@ -9,8 +9,9 @@ import (
 	"github.com/fanout-dev/fanout/sinktest"
 )
 
-func init() {
-	register(&command{
+// demoAPICommand is the "fanout demo-api" command.
+func demoAPICommand() *command {
+	return &command{
 		name: "demo-api", args: "--name profile|email|analytics [--addr :8081]", short: "serve one of the worked example's APIs (for the Compose stack)",
 		long: `Serves one of the three downstream APIs of the worked example over HTTP, as fanout
 demo runs them in-process: profile (422 for an address without @), email (503 one
@@ -32,5 +33,5 @@ a real fanout run at.`,
 				return sinktest.Serve(ctx, ln, newDemoHandler(behave, false))
 			}
 		},
-	})
+	}
 }

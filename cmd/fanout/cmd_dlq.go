@@ -28,8 +28,9 @@ import (
 // the range reader (dlq_reader.go) and the filter (dlq_filter.go); redrive's
 // loop is in dlq_redrive.go.
 
-func init() {
-	register(&command{
+// dlqListCommand is the "fanout dlq list" command.
+func dlqListCommand() *command {
+	return &command{
 		name: "dlq list", args: "-c FILE --sink NAME [--since T] [--until T] [--status S] [--class C] [--limit N] [--output table|json]",
 		short: "list a sink's dead letters",
 		long: `Reads the sink's dead-letter topic from its oldest record up to the end it has
@@ -68,8 +69,12 @@ appears once more with a higher redrive count.`,
 				return listLetters(ctx, e, t, f, *limit, *output == "json")
 			}
 		},
-	})
-	register(&command{
+	}
+}
+
+// dlqShowCommand is the "fanout dlq show" command.
+func dlqShowCommand() *command {
+	return &command{
 		name: "dlq show", args: "-c FILE --sink NAME --at PARTITION:OFFSET", short: "print one dead letter: headers and body",
 		long: `Prints the dead letter at PARTITION:OFFSET of the sink's dead-letter topic (the
 first column of fanout dlq list): its key, every header (the record's own and
@@ -97,7 +102,7 @@ that does not decode is printed as base64 after the decode error.`,
 				return showLetter(ctx, e, t, p, o)
 			}
 		},
-	})
+	}
 }
 
 // dlqFlags defines the flags every dlq command has.

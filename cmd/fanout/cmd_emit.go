@@ -19,8 +19,9 @@ import (
 	"github.com/fanout-dev/fanout/tracing"
 )
 
-func init() {
-	register(&command{
+// emitCommand is the "fanout emit" command.
+func emitCommand() *command {
+	return &command{
 		name: "emit", args: "-c FILE --type TYPE (--json DOC | --file FILE.jsonl)", short: "publish events as an upstream system would",
 		long: `Validates each JSON document against the event type's schema, encodes it in the
 Confluent wire format, and produces it to kafka.topic (acks=all) with the headers
@@ -81,7 +82,7 @@ line is reported with its number and nothing after it is sent.`,
 				return err
 			}
 		},
-	})
+	}
 }
 
 type emitter struct {

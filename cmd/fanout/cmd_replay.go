@@ -21,8 +21,9 @@ import (
 
 const replayArgs = "-c FILE --sink NAME (--from-offset P:O[,P:O…] | --from-time T) [--to-offset P:O[,…] | --to-time T] [--partition P[,P…]] [--dry-run] [--respect-dedupe | --bypass-dedupe] [--rate N/s] [--resume ID [--restart]] [--output text|json]"
 
-func init() {
-	register(&command{
+// replayCommand is the "fanout replay" command.
+func replayCommand() *command {
+	return &command{
 		name: "replay", args: replayArgs,
 		short: "send a range of the topic to one sink again",
 		long: `Re-delivers a range of kafka.topic to ONE sink, through that sink's delivery path
@@ -128,7 +129,7 @@ skipped by type or parked on the DLQ); 1 interrupted or failed (resume with
 				return replay(ctx, e, t, o)
 			}
 		},
-	})
+	}
 }
 
 // replayOpts are a replay's settings.

@@ -22,8 +22,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-func init() {
-	register(&command{
+// runCommand is the "fanout run" command.
+func runCommand() *command {
+	return &command{
 		name: "run", args: "-c FILE [--sinks a,b]", short: "run the sinks of a config file",
 		long: `Runs every sink of the config (or only those named by --sinks), each in its own
 consumer group. Several instances started with the same file share the partitions.
@@ -91,7 +92,7 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				return runAll(ctx, e, runners, *statsEvery)
 			}
 		},
-	})
+	}
 }
 
 // runAll runs the sinks until ctx ends and they have drained.

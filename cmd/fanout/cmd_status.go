@@ -17,8 +17,9 @@ import (
 	"github.com/fanout-dev/fanout/naming"
 )
 
-func init() {
-	register(&command{
+// statusCommand is the "fanout status" command.
+func statusCommand() *command {
+	return &command{
 		name: "status", args: "-c FILE [--sinks a,b] [--output text|json]", short: "each sink's lag, retry-tier backlog and dead letters, as the broker sees them",
 		long: `Asks the broker, for every sink (or those of --sinks): its consumer group on
 the main topic (state, members, lag = records not yet committed), each retry
@@ -62,7 +63,7 @@ counted from the partition's start. Reads only; safe while fanout runs.`,
 				return nil
 			}
 		},
-	})
+	}
 }
 
 // statusRow is one topic of one sink: its main topic, a retry tier, or its

@@ -11,8 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func init() {
-	register(&command{
+// topicsEnsureCommand is the "fanout topics ensure" command.
+func topicsEnsureCommand() *command {
+	return &command{
 		name: "topics ensure", args: "-c FILE [--partitions N] [--replication-factor R]", short: "create the topic and each sink's retry-tier and dead-letter topics if missing",
 		long: `Creates kafka.topic and, for every sink, its retry-tier topics
 (<topic>.<sink>.retry.<n> unless retry.tier_topics is set) and its dead-letter
@@ -48,7 +49,7 @@ topic's partition count.`,
 				return nil
 			}
 		},
-	})
+	}
 }
 
 // ensureTopic creates topic if missing and returns its partition count.

@@ -12,8 +12,9 @@ import (
 	"github.com/fanout-dev/fanout/sink"
 )
 
-func init() {
-	register(&command{
+// validateCommand is the "fanout validate" command.
+func validateCommand() *command {
+	return &command{
 		name: "validate", args: "-c FILE", short: "check a config file and print every problem",
 		long: `Reads the config strictly and prints every problem with its path and line:
 unknown keys, values of the wrong type, bad URLs, missing fields, header and
@@ -76,7 +77,7 @@ there is any problem.`,
 				return nil
 			}
 		},
-	})
+	}
 }
 
 // placeholderTemplate stands in for a template already reported as broken.

@@ -18,8 +18,9 @@ import (
 	"github.com/fanout-dev/fanout/pipeline"
 )
 
-func init() {
-	register(&command{
+// dlqRedriveCommand is the "fanout dlq redrive" command.
+func dlqRedriveCommand() *command {
+	return &command{
 		name: "dlq redrive", args: "-c FILE --sink NAME [--since T] [--until T] [--status S] [--class C] [--limit N] [--dry-run] [--rate N/s] [--max-redrives N] [--from-start]",
 		short: "send a sink's dead letters through its delivery path again",
 		long: `Sends the sink's dead letters that pass the filters through that sink's delivery
@@ -98,7 +99,7 @@ means every letter examined was dealt with, letters that failed again included.`
 				return redrive(ctx, e, t, o)
 			}
 		},
-	})
+	}
 }
 
 // redriveOpts are a redrive's settings.

@@ -39,9 +39,22 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-var commands []*command
-
-func register(c *command) { commands = append(commands, c) }
+// commands is the command table, in the order help lists them: each
+// command's flags, printing and body are in its cmd_<name>.go (redrive in
+// dlq_redrive.go).
+var commands = []*command{
+	runCommand(),
+	validateCommand(),
+	topicsEnsureCommand(),
+	emitCommand(),
+	statusCommand(),
+	dlqListCommand(),
+	dlqShowCommand(),
+	dlqRedriveCommand(),
+	replayCommand(),
+	demoCommand(),
+	demoAPICommand(),
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

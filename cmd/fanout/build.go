@@ -432,6 +432,28 @@ func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 // startTracing installs the propagator and, when cfg (or the OTEL_EXPORTER_OTLP_*
 // environment) names an OTLP endpoint, exports spans to it. The returned func
 // flushes the spans still buffered, waiting at most 5s; defer it.
+// eventRuntime is what every command that handles events opens first, after the
+// config: tracing (spans exported until close) and the schema codec.
+type eventRuntime struct {
+	codec *schemas.Codec
+	close func()
+}
+
+// openRuntime starts tracing and builds the codec; the one preamble of run,
+// emit, replay and dlq redrive.
+func openRuntime(cfg *config.Config, log *slog.Logger) (*eventRuntime, error) {
+	stop, err := startTracing(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	codec, err := buildCodec(cfg)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &eventRuntime{codec: codec, close: stop}, nil
+}
+
 func startTracing(cfg *config.Config, log *slog.Logger) (func(), error) {
 	shutdown, endpoint, err := tracing.Start(tracing.Config{
 		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio, ServiceName: cfg.Tracing.ServiceName,

@@ -47,15 +47,12 @@ line is reported with its number and nothing after it is sent.`,
 				if err != nil {
 					return err
 				}
-				stopTracing, err := startTracing(cfg, e.log)
+				rt, err := openRuntime(cfg, e.log)
 				if err != nil {
 					return err
 				}
-				defer stopTracing()
-				codec, err := buildCodec(cfg)
-				if err != nil {
-					return err
-				}
+				defer rt.close()
+				codec := rt.codec
 				cl, err := kgo.NewClient(append(kafkaOpts(cfg), kgo.DefaultProduceTopic(cfg.Kafka.Topic))...)
 				if err != nil {
 					return err

@@ -195,15 +195,12 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 		return fmt.Errorf("sink %s: %w", s.Name, err) // failures must have a DLQ to go to
 	}
 
-	stopTracing, err := startTracing(cfg, e.log)
+	rt, err := openRuntime(cfg, e.log)
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
-	codec, err := buildCodec(cfg)
-	if err != nil {
-		return err
-	}
+	defer rt.close()
+	codec := rt.codec
 	var store dedupe.Store
 	if r.mode == modeRespect {
 		var closeStore func()

@@ -51,15 +51,12 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err != nil {
 					return err
 				}
-				stopTracing, err := startTracing(cfg, e.log)
+				rt, err := openRuntime(cfg, e.log)
 				if err != nil {
 					return err
 				}
-				defer stopTracing()
-				codec, err := buildCodec(cfg)
-				if err != nil {
-					return err
-				}
+				defer rt.close()
+				codec := rt.codec
 				if ps := typeProblems(ctx, cfg, names, true, e.log); len(ps) > 0 {
 					return &config.Error{File: *file, Problems: ps}
 				}

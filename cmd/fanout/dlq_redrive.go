@@ -233,15 +233,12 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 // ended early (ctx's error when interrupted).
 func (rd *redriver) run(ctx context.Context, r *dlqRange) error {
 	t := rd.t
-	stopTracing, err := startTracing(t.cfg, rd.e.log)
+	rt, err := openRuntime(t.cfg, rd.e.log)
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
-	codec, err := buildCodec(t.cfg)
-	if err != nil {
-		return err
-	}
+	defer rt.close()
+	codec := rt.codec
 	store, closeStore, err := buildStore(t.cfg, rd.e.log)
 	if err != nil {
 		return err

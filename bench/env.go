@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/e2e/services"
+	"github.com/fanout-dev/fanout/naming"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/sinktest"
 )
@@ -187,7 +188,7 @@ func (e *env) createTopics(ctx context.Context, topic string, partitions int32, 
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	for _, s := range sinks {
-		if _, err := e.adm.CreateTopic(ctx, 1, 1, nil, topic+"."+s+".dlq"); err != nil {
+		if _, err := e.adm.CreateTopic(ctx, 1, 1, nil, naming.DLQTopic(topic, s)); err != nil {
 			return fmt.Errorf("create dlq topic for %s: %w", s, err)
 		}
 	}

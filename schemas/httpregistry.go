@@ -3,7 +3,6 @@ package schemas
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,13 +10,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fanout-dev/fanout/internal/tlsfile"
 )
 
 const (
@@ -170,14 +169,11 @@ func registryTLS(o RegistryOptions) (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName}
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+		pool, err := tlsfile.CAPool(o.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("schemas: registry CA file: %w", err)
 		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("schemas: registry CA file %s holds no PEM certificate", o.CAFile)
-		}
+		tc.RootCAs = pool
 	}
 	if (o.CertFile == "") != (o.KeyFile == "") {
 		return nil, errors.New("schemas: registry: a client certificate needs both cert_file and key_file")
@@ -391,103 +387,6 @@ func (r *HTTPRegistry) parse(ctx context.Context, id int, schemaType string, ref
 	return s, nil
 }
 
-// schemaRef is one entry of a registry schema's "references": the
-// subject and version that define a named type the schema uses.
-type schemaRef struct {
-	Name    string `json:"name"`
-	Subject string `json:"subject"`
-	Version int    `json:"version"`
-}
-
-type refKey struct {
-	subject string
-	version int // <= 0: latest
-}
-
-// refSchema is a referenced subject version as the registry holds it.
-type refSchema struct {
-	schema     string
-	schemaType string
-	refs       []schemaRef
-}
-
-const (
-	// maxRefDepth bounds a chain of references (a refers to b refers to
-	// c ...); maxRefs the distinct subject versions one schema pulls in.
-	maxRefDepth = 16
-	maxRefs     = 256
-)
-
-// resolveRefs returns the texts of the schemas refs name and, recursively,
-// of the schemas those reference, each subject version once, in
-// dependency order. Subject versions are fetched once for the life of r
-// (GET /subjects/{subject}/versions/{version}). A cycle, a chain deeper
-// than maxRefDepth or more than maxRefs subject versions is an unsupported
-// schema; a reference the registry does not have, an unknown one.
-func (r *HTTPRegistry) resolveRefs(ctx context.Context, refs []schemaRef) ([]refText, error) {
-	var (
-		order  []refText
-		done   = map[refKey]bool{}
-		onPath = map[refKey]bool{}
-		visit  func(refs []schemaRef, depth int) error
-	)
-	visit = func(refs []schemaRef, depth int) error {
-		for _, ref := range refs {
-			k := refKey{ref.Subject, ref.Version}
-			switch {
-			case done[k]:
-				continue
-			case ref.Subject == "":
-				return fmt.Errorf("%w: a schema reference (name %q) has no subject", ErrUnsupportedSchema, ref.Name)
-			case onPath[k]:
-				return fmt.Errorf("%w: schema references form a cycle through subject %q version %d", ErrUnsupportedSchema, ref.Subject, ref.Version)
-			case depth >= maxRefDepth:
-				return fmt.Errorf("%w: schema references nest deeper than %d (at subject %q version %d)", ErrUnsupportedSchema, maxRefDepth, ref.Subject, ref.Version)
-			case len(done) >= maxRefs:
-				return fmt.Errorf("%w: a schema references more than %d subject versions", ErrUnsupportedSchema, maxRefs)
-			}
-			rs, err := r.refs.get(ctx, k, r.now, func(ctx context.Context) (*refSchema, error) {
-				return r.fetchRef(ctx, k)
-			})
-			if err != nil {
-				return fmt.Errorf("referenced subject %q version %d: %w", ref.Subject, ref.Version, err)
-			}
-			if rs.schemaType != "" && rs.schemaType != "AVRO" {
-				return fmt.Errorf("%w: referenced subject %q version %d is %s, not AVRO", ErrUnsupportedSchema, ref.Subject, ref.Version, rs.schemaType)
-			}
-			onPath[k] = true
-			if err := visit(rs.refs, depth+1); err != nil {
-				return err
-			}
-			delete(onPath, k)
-			done[k] = true
-			order = append(order, refText{subject: ref.Subject, version: ref.Version, avsc: []byte(rs.schema)})
-		}
-		return nil
-	}
-	if err := visit(refs, 0); err != nil {
-		return nil, err
-	}
-	return order, nil
-}
-
-// fetchRef is GET /subjects/{subject}/versions/{version}.
-func (r *HTTPRegistry) fetchRef(ctx context.Context, k refKey) (*refSchema, error) {
-	v := "latest"
-	if k.version > 0 {
-		v = strconv.Itoa(k.version)
-	}
-	var resp struct {
-		Schema     string      `json:"schema"`
-		SchemaType string      `json:"schemaType"`
-		References []schemaRef `json:"references"`
-	}
-	if err := r.get(ctx, "/subjects/"+url.PathEscape(k.subject)+"/versions/"+v, &resp); err != nil {
-		return nil, err
-	}
-	return &refSchema{schema: resp.Schema, schemaType: resp.SchemaType, refs: resp.References}, nil
-}
-
 // registryError is the body of a Schema Registry error response.
 type registryError struct {
 	Code    int    `json:"error_code"`
@@ -581,97 +480,4 @@ func clip(s string) string {
 		s = s[:200] + "..."
 	}
 	return s
-}
-
-// cache holds values (schemas, subject lists) by key, collapses concurrent misses for a key into
-// one fetch, and does not cache failures.
-type cache[K comparable, V any] struct {
-	ttl time.Duration // 0: forever
-
-	mu      sync.Mutex
-	entries map[K]cacheEntry[V]
-	calls   map[K]*call[V]
-}
-
-type cacheEntry[V any] struct {
-	s  V
-	at time.Time
-}
-
-type call[V any] struct {
-	done chan struct{}
-	s    V
-	err  error
-	// abandoned: the caller that fetched gave up (its ctx ended), so its
-	// error says nothing to the callers that waited for it.
-	abandoned bool
-}
-
-func (c *cache[K, V]) cached(key K, now func() time.Time) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lookup(key, now)
-}
-
-func (c *cache[K, V]) lookup(key K, now func() time.Time) (V, bool) {
-	e, ok := c.entries[key]
-	if !ok || c.ttl > 0 && now().Sub(e.at) >= c.ttl {
-		var zero V
-		return zero, false
-	}
-	return e.s, true
-}
-
-func (c *cache[K, V]) put(key K, s V, now func() time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil {
-		c.entries = map[K]cacheEntry[V]{}
-	}
-	c.entries[key] = cacheEntry[V]{s: s, at: now()}
-}
-
-// get returns the cached schema for key, or fetches it. The fetch runs on
-// the calling goroutine of the first caller, with its ctx; the others wait
-// for it or for their own ctx, and fetch again themselves if the first
-// caller gave up.
-func (c *cache[K, V]) get(ctx context.Context, key K, now func() time.Time,
-	fetch func(context.Context) (V, error)) (V, error) {
-	for {
-		c.mu.Lock()
-		if s, ok := c.lookup(key, now); ok {
-			c.mu.Unlock()
-			return s, nil
-		}
-		if cl, ok := c.calls[key]; ok {
-			c.mu.Unlock()
-			select {
-			case <-cl.done:
-				if cl.abandoned {
-					continue
-				}
-				return cl.s, cl.err
-			case <-ctx.Done():
-				var zero V
-				return zero, fmt.Errorf("schemas: registry: %w", ctx.Err())
-			}
-		}
-		cl := &call[V]{done: make(chan struct{})}
-		if c.calls == nil {
-			c.calls = map[K]*call[V]{}
-		}
-		c.calls[key] = cl
-		c.mu.Unlock()
-
-		cl.s, cl.err = fetch(ctx)
-		cl.abandoned = cl.err != nil && ctx.Err() != nil
-		if cl.err == nil {
-			c.put(key, cl.s, now)
-		}
-		c.mu.Lock()
-		delete(c.calls, key)
-		c.mu.Unlock()
-		close(cl.done)
-		return cl.s, cl.err
-	}
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"strings"
 
@@ -25,7 +24,7 @@ func (c *Config) validateKafkaSecurity() []Problem {
 		add("kafka.tls.enabled", "false while other kafka.tls fields are set: set enabled: true to use TLS")
 	}
 	if t.CAFile != "" {
-		if _, err := LoadCAFile(t.CAFile); err != nil {
+		if _, err := tlsfile.CAPool(t.CAFile); err != nil {
 			add("kafka.tls.ca_file", "%v", err)
 		}
 	}
@@ -87,6 +86,3 @@ func (c *Config) validateKafkaSecurity() []Problem {
 	}
 	return ps
 }
-
-// LoadCAFile reads a PEM file of one or more CA certificates.
-func LoadCAFile(path string) (*x509.CertPool, error) { return tlsfile.CAPool(path) }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/consumer"
+	"github.com/fanout-dev/fanout/internal/tlsfile"
 )
 
 // kafkaSecurityOpts are the TLS and SASL options of kafka.tls and kafka.sasl.
@@ -60,7 +61,7 @@ func kafkaSecurityOpts(cfg *config.Config) []kgo.Opt {
 func kafkaTLSConfig(t config.KafkaTLS) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
 	if t.CAFile != "" {
-		pool, err := config.LoadCAFile(t.CAFile)
+		pool, err := tlsfile.CAPool(t.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
 		}

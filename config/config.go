@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/naming"
 	"github.com/fanout-dev/fanout/redact"
@@ -191,7 +192,7 @@ type Sink struct {
 	Timeout       time.Duration     `yaml:"timeout"`         // default 10s per attempt
 	Retry         Retry             `yaml:"retry"`           // in-line retries
 	Ordering      string            `yaml:"ordering"`        // default "partition": partition | key | unordered
-	MaxInFlight   int               `yaml:"max_in_flight"`   // default 64
+	MaxInFlight   int               `yaml:"max_in_flight"`   // default consumer.DefaultMaxInFlight (64)
 	Start         string            `yaml:"start"`           // default "earliest": earliest | latest | RFC 3339 time (new group only)
 	Types         []string          `yaml:"types"`           // default all: event types (schema subjects) this sink receives
 	IDField       string            `yaml:"id_field"`        // default events.id_field
@@ -494,7 +495,7 @@ func (c *Config) applyDefaults() {
 			s.Ordering = OrderPartition
 		}
 		if s.MaxInFlight == 0 {
-			s.MaxInFlight = sink.DefaultMaxConns
+			s.MaxInFlight = consumer.DefaultMaxInFlight
 		}
 		if s.Start == "" {
 			s.Start = "earliest"

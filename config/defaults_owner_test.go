@@ -22,7 +22,7 @@ func TestDefaultsNotCopied(t *testing.T) {
 	owned := map[string]string{
 		`"POST"`:             "sink.DefaultMethod",
 		`"application/json"`: "sink.DefaultContentType",
-		`64`:                 "sink.DefaultMaxConns",
+		`64`:                 "consumer.DefaultMaxInFlight",
 		`5`:                  "sink.DefaultAttempts",
 		`"fanout."`:          "naming.DefaultGroupPrefix",
 		`"fanout:dedupe:"`:   "dedupe.DefaultPrefix",

@@ -9,6 +9,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// DefaultMaxInFlight is Config.MaxInFlight when it is not set, and a sink's
+// max_in_flight in the config file when that is not set (config refers to it).
+const DefaultMaxInFlight = 64
+
 // Ordering says which records of a sink may be in flight together.
 type Ordering int
 
@@ -33,7 +37,8 @@ type Config struct {
 	Group    string   // required: the sink's consumer group, e.g. fanout.<sink>
 	DLQTopic string   // required: where dead letters are parked
 	Ordering Ordering // default ByPartition
-	// MaxInFlight bounds the records being handled at once; default 64.
+	// MaxInFlight bounds the records being handled at once; default
+	// DefaultMaxInFlight.
 	MaxInFlight int
 	// MaxBuffered bounds the records fetched and not yet done (in flight plus
 	// waiting behind their ordering lane); default max(4×MaxInFlight, 256).
@@ -109,7 +114,7 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("consumer: Ordering %d is unknown", c.Ordering)
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 64
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.Tier > 0 {
 		c.Ordering = ByPartition

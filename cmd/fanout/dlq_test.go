@@ -626,3 +626,27 @@ func headerValue(r *kgo.Record, key string) string {
 	}
 	return ""
 }
+
+// Redrive's progress lines (every --progress selected letters, on stderr)
+// come from dlq.Redriver's progress func; the summary stays on stdout.
+func TestDLQRedriveProgressLines(t *testing.T) {
+	w := newDLQWorld(t, nil)
+	w.park(
+		dlqLetter{partition: 0, id: "p1", origin: 1, class: "permanent", status: 400},
+		dlqLetter{partition: 0, id: "p2", origin: 2, class: "permanent", status: 400},
+		dlqLetter{partition: 0, id: "p3", origin: 3, class: "permanent", status: 400, redrives: 5},
+	)
+	code, out, stderr := w.fanout("dlq", "redrive", "--sink", "profile", "--progress", "2")
+	if code != 0 || !strings.Contains(out, "redrive profile: 3 selected, 2 delivered") {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
+	}
+	var lines []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "redrive profile: ") {
+			lines = append(lines, l)
+		}
+	}
+	if want := "redrive profile: 2 selected: 2 delivered, 0 already delivered, 0 failed again, 0 cap reached"; len(lines) != 1 || lines[0] != want {
+		t.Errorf("progress lines %q, want [%q]", lines, want)
+	}
+}

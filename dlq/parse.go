@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The value parsers the dlq and replay commands share; their flags are
@@ -82,4 +83,15 @@ func ParseAt(s string) (int32, int64, error) {
 		return 0, 0, fmt.Errorf("%q is not partition:offset, e.g. 2:117", s)
 	}
 	return int32(p), o, nil
+}
+
+// Shorten cuts s to n runes on one line (runs of white space become one
+// space), ending in … where it cut: a value quoted in a message or a table.
+func Shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/fanout-dev/fanout/dlq"
 )
 
 // Commit metadata. Each partition of a replay's group carries, next to its
@@ -62,7 +63,7 @@ func (m Meta) Encode(pos int64) (s string, cut int) {
 func ParseMeta(s string, pos int64) (Meta, error) {
 	fields := strings.Fields(s)
 	if len(fields) == 0 || fields[0] != replayMetaVersion {
-		return Meta{}, fmt.Errorf("not a fanout replay's progress (metadata %q)", shorten(s, 40))
+		return Meta{}, fmt.Errorf("not a fanout replay's progress (metadata %q)", dlq.Shorten(s, 40))
 	}
 	m := Meta{From: -1, End: -1}
 	for _, f := range fields[1:] {
@@ -82,12 +83,12 @@ func ParseMeta(s string, pos int64) (Meta, error) {
 			m.Done, err = parseDone(v, pos)
 		}
 		if err != nil {
-			return Meta{}, fmt.Errorf("bad %s in replay metadata %q: %v", k, shorten(s, 60), err)
+			return Meta{}, fmt.Errorf("bad %s in replay metadata %q: %v", k, dlq.Shorten(s, 60), err)
 		}
 	}
 	switch {
 	case m.From < 0 || m.End < m.From || m.Mode == "":
-		return Meta{}, fmt.Errorf("incomplete replay metadata %q", shorten(s, 60))
+		return Meta{}, fmt.Errorf("incomplete replay metadata %q", dlq.Shorten(s, 60))
 	case pos < m.From || pos > m.End:
 		return Meta{}, fmt.Errorf("committed offset %d outside the stored range [%d, %d)", pos, m.From, m.End)
 	}
@@ -121,14 +122,4 @@ func parseDone(v string, pos int64) ([]int64, error) {
 		}
 	}
 	return out, nil
-}
-
-// shorten cuts s to n runes, on one line, for an error message.
-func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

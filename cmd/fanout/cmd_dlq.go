@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -298,7 +297,7 @@ func (p *letterPrinter) row(l dlq.Letter, id, action string) error {
 		fmt.Fprintf(p.tw, "%s\t", action)
 	}
 	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", l.At(), orDash(id), orDash(parked), orDash(l.Class),
-		l.Status, l.Attempts, l.Redrives, orDash(shorten(l.ErrText, 60)))
+		l.Status, l.Attempts, l.Redrives, orDash(dlq.Shorten(l.ErrText, 60)))
 	return err
 }
 
@@ -313,14 +312,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// shorten cuts s to n runes, on one line.
-func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

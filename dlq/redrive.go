@@ -83,11 +83,11 @@ type Redriver struct {
 // since, or parked twice by a consumer that crashed before committing) is not
 // redriven next to it. opts are the Kafka client's options; ids names events
 // in logs and listings.
-func PrepareRedrive(ctx context.Context, cfg *config.Config, s config.Sink, o RedriveOptions, dryRun bool,
+func PrepareRedrive(ctx context.Context, cfg *config.Config, s config.Sink, o RedriveOptions,
 	adm *kadm.Client, opts []kgo.Opt, ids *IDs, log *slog.Logger) (*Redriver, error) {
 	rd := &Redriver{cfg: cfg, sink: s, o: o, adm: adm, opts: opts, ids: ids, log: log,
 		newest: map[string]parking{}, pace: Pacer{Interval: o.Interval}}
-	rd.counts.Topic, rd.counts.Group, rd.counts.DryRun = s.DLQTopic, naming.RedriveGroup(cfg.Kafka.GroupPrefix, s.Name), dryRun
+	rd.counts.Topic, rd.counts.Group = s.DLQTopic, naming.RedriveGroup(cfg.Kafka.GroupPrefix, s.Name)
 
 	if !o.FromStart {
 		var err error
@@ -131,7 +131,7 @@ func (rd *Redriver) Counts() Counts { return rd.counts }
 // each it would send ("redrive") or counts as selected without sending
 // ("value dropped", "cap reached"); it sends and commits nothing.
 func (rd *Redriver) DryRun(ctx context.Context, row func(l Letter, id, action string) error) (Counts, error) {
-	rd.row = row
+	rd.row, rd.counts.DryRun = row, true
 	err := rd.r.Read(ctx, rd.opts, func(rec *kgo.Record) error {
 		if ctx.Err() != nil {
 			return ctx.Err()

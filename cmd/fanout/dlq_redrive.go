@@ -99,8 +99,7 @@ means every letter examined was dealt with, letters that failed again included.`
 // lines and summary. The sink's handler is assembled here, after the
 // redriver has found letters to send.
 func redrive(ctx context.Context, e *env, t *dlqTarget, o dlq.RedriveOptions, dryRun, asJSON bool) error {
-	ids := t.ids()
-	rd, err := dlq.PrepareRedrive(ctx, t.cfg, t.sink, o, dryRun, t.adm, kafkaOpts(t.cfg), ids, e.log)
+	rd, err := dlq.PrepareRedrive(ctx, t.cfg, t.sink, o, t.adm, kafkaOpts(t.cfg), t.ids(), e.log)
 	if err != nil {
 		return err
 	}

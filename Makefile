@@ -19,7 +19,7 @@ test: install lint
 
 ## unit: the tests that need no installed service (kfake, httptest)
 unit:
-	$(GO) test -race -shuffle=on -count=1 ./config/ ./consumer/ ./sink/ ./schemas/ ./tracing/ ./pipeline/ ./cmd/...
+	$(GO) test -race -shuffle=on -count=1 ./config/ ./consumer/ ./sink/ ./schemas/ ./tracing/ ./pipeline/ ./dlq/ ./replay/ ./cmd/...
 
 ## e2e: end-to-end tests against a real Kafka 4.x broker, a real redis-server and the built binary
 e2e: install

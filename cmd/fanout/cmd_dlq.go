@@ -9,8 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -20,13 +18,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/pipeline"
+	"github.com/fanout-dev/fanout/dlq"
 	"github.com/fanout-dev/fanout/schemas"
 )
 
-// The dlq commands: list, show and redrive one sink's dead letters. They share
-// the range reader (dlq_reader.go) and the filter (dlq_filter.go); redrive's
-// loop is in dlq_redrive.go.
+// The dlq commands: list, show and redrive one sink's dead letters. Their
+// flags and printing are here, the filter flags in dlq_filter.go and redrive's
+// command in dlq_redrive.go; reading, filtering and redriving are package dlq.
 
 // dlqListCommand is the "fanout dlq list" command.
 func dlqListCommand() *command {
@@ -90,9 +88,9 @@ that does not decode is printed as base64 after the decode error.`,
 				if *at == "" {
 					return usagef("--at PARTITION:OFFSET is required")
 				}
-				p, o, err := parseAt(*at)
+				p, o, err := dlq.ParseAt(*at)
 				if err != nil {
-					return err
+					return usagef("--at: %v", err)
 				}
 				t, err := openDLQ(*file, *sinkName)
 				if err != nil {
@@ -147,29 +145,16 @@ func openDLQ(file, name string) (*dlqTarget, error) {
 
 func (t *dlqTarget) close() { t.cl.Close() }
 
-func listLetters(ctx context.Context, e *env, t *dlqTarget, f filter, limit int, asJSON bool) error {
+// ids names events as the sink's delivery path does.
+func (t *dlqTarget) ids() *dlq.IDs {
+	return dlq.NewIDs(t.sink.IDField, func() (*schemas.Codec, error) { return buildCodec(t.cfg) })
+}
+
+func listLetters(ctx context.Context, e *env, t *dlqTarget, f dlq.Filter, limit int, asJSON bool) error {
 	topic := t.sink.DLQTopic
-	r, err := takeRange(ctx, t.adm, topic, nil)
-	if err != nil {
-		return err
-	}
-	ids := &idResolver{cfg: t.cfg, field: t.sink.IDField}
 	out := newLetterPrinter(e.stdout, asJSON, false)
-	examined, shown := 0, 0
-	err = r.read(ctx, kafkaOpts(t.cfg), func(rec *kgo.Record) error {
-		examined++
-		l := parseLetter(rec)
-		if !f.match(l) {
-			return nil
-		}
-		shown++
-		if err := out.row(l, ids.id(ctx, l), ""); err != nil {
-			return err
-		}
-		if limit > 0 && shown >= limit {
-			return errStop
-		}
-		return nil
+	n, err := dlq.List(ctx, t.adm, kafkaOpts(t.cfg), topic, f, limit, t.ids(), func(l dlq.Letter, id string) error {
+		return out.row(l, id, "")
 	})
 	out.flush()
 	if err != nil {
@@ -181,36 +166,21 @@ func listLetters(ctx context.Context, e *env, t *dlqTarget, f filter, limit int,
 		note = e.stderr
 	}
 	switch {
-	case examined == 0:
+	case n.Examined == 0:
 		fmt.Fprintf(note, "no dead letters in %s\n", topic)
-	case shown == 0:
-		fmt.Fprintf(note, "no dead letters match the filters (%d in %s)\n", examined, topic)
+	case n.Shown == 0:
+		fmt.Fprintf(note, "no dead letters match the filters (%d in %s)\n", n.Examined, topic)
 	case !asJSON:
-		fmt.Fprintf(note, "%d dead letters shown (%d read from %s)\n", shown, examined, topic)
+		fmt.Fprintf(note, "%d dead letters shown (%d read from %s)\n", n.Shown, n.Examined, topic)
 	}
 	return nil
 }
 
 func showLetter(ctx context.Context, e *env, t *dlqTarget, p int32, o int64) error {
 	topic := t.sink.DLQTopic
-	r, err := takeRange(ctx, t.adm, topic, nil)
+	rec, err := dlq.ReadOne(ctx, t.adm, kafkaOpts(t.cfg), topic, p, o)
 	if err != nil {
 		return err
-	}
-	end, ok := r.end[p]
-	if !ok {
-		return fmt.Errorf("no dead letter at %d:%d: partition %d of %s is empty or does not exist", p, o, p, topic)
-	}
-	if o < r.from[p] || o >= end {
-		return fmt.Errorf("no dead letter at %d:%d: partition %d of %s holds offsets %d to %d", p, o, p, topic, r.from[p], end-1)
-	}
-	one := &dlqRange{topic: topic, from: map[int32]int64{p: o}, end: map[int32]int64{p: o + 1}}
-	var rec *kgo.Record
-	if err := one.read(ctx, kafkaOpts(t.cfg), func(r *kgo.Record) error { rec = r; return errStop }); err != nil {
-		return err
-	}
-	if rec == nil || rec.Offset != o {
-		return fmt.Errorf("no dead letter at %d:%d (compacted away?)", p, o)
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "dead letter %s %d:%d, produced %s\n", topic, p, o, rec.Timestamp.UTC().Format(time.RFC3339Nano))
@@ -265,32 +235,6 @@ func printable(b []byte) string {
 	return "base64:" + base64.StdEncoding.EncodeToString(b)
 }
 
-// idResolver names a letter's event as the sink's delivery path does
-// (pipeline.EventID): the body's id field, else the event-id header, else the
-// original topic/partition/offset. The codec is built on first need; a body
-// that does not decode (or no codec) leaves the header and the coordinates.
-type idResolver struct {
-	cfg   *config.Config
-	field string
-	once  sync.Once
-	codec *schemas.Codec
-}
-
-// id names the event a letter is a copy of.
-func (x *idResolver) id(ctx context.Context, l deadLetter) string { return x.record(ctx, l.original()) }
-
-// record names r's event. It is safe for concurrent use.
-func (x *idResolver) record(ctx context.Context, r *kgo.Record) string {
-	x.once.Do(func() { x.codec, _ = buildCodec(x.cfg) })
-	var dec *schemas.Record
-	if x.codec != nil {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		dec, _ = x.codec.Decode(dctx, r.Value)
-		cancel()
-	}
-	return pipeline.EventID(dec, r, x.field)
-}
-
 // letterPrinter prints letters as a table or as JSON lines.
 type letterPrinter struct {
 	w      io.Writer
@@ -329,16 +273,16 @@ type letterJSON struct {
 	Action            string `json:"action,omitempty"`
 }
 
-func (p *letterPrinter) row(l deadLetter, id, action string) error {
+func (p *letterPrinter) row(l dlq.Letter, id, action string) error {
 	parked := ""
-	if !l.parkedAt.IsZero() {
-		parked = l.parkedAt.UTC().Format(time.RFC3339Nano)
+	if !l.ParkedAt.IsZero() {
+		parked = l.ParkedAt.UTC().Format(time.RFC3339Nano)
 	}
 	if p.json != nil {
 		return p.json.Encode(letterJSON{
-			Partition: l.rec.Partition, Offset: l.rec.Offset, EventID: id, ParkedAt: parked, Class: l.class,
-			Status: l.status, Attempts: l.attempts, RedriveCount: l.redrives, Error: l.errText, Sink: l.sink,
-			OriginalTopic: l.origTopic, OriginalPartition: l.origPartition, OriginalOffset: l.origOffset, Action: action,
+			Partition: l.Rec.Partition, Offset: l.Rec.Offset, EventID: id, ParkedAt: parked, Class: l.Class,
+			Status: l.Status, Attempts: l.Attempts, RedriveCount: l.Redrives, Error: l.ErrText, Sink: l.Sink,
+			OriginalTopic: l.OrigTopic, OriginalPartition: l.OrigPartition, OriginalOffset: l.OrigOffset, Action: action,
 		})
 	}
 	if !p.header {
@@ -352,8 +296,8 @@ func (p *letterPrinter) row(l deadLetter, id, action string) error {
 	if p.action {
 		fmt.Fprintf(p.tw, "%s\t", action)
 	}
-	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", l.at(), orDash(id), orDash(parked), orDash(l.class),
-		l.status, l.attempts, l.redrives, orDash(shorten(l.errText, 60)))
+	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", l.At(), orDash(id), orDash(parked), orDash(l.Class),
+		l.Status, l.Attempts, l.Redrives, orDash(dlq.Shorten(l.ErrText, 60)))
 	return err
 }
 
@@ -368,14 +312,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// shorten cuts s to n runes, on one line.
-func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,14 +11,16 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
+	"github.com/fanout-dev/fanout/dlq"
+	"github.com/fanout-dev/fanout/replay"
 )
 
 // fanout replay: send a range of the main topic through one sink's delivery
-// path again. The range is resolved here and in replay_range.go, progress is
-// kept in replay_progress.go, the run (a range-mode consumer.Consumer) is
-// replay_run.go and the progress display replay_display.go.
+// path again. Its flags, assembly and printing are here and the progress
+// display in replay_display.go; resolving the range, the progress and the run
+// (a range-mode consumer.Consumer) are package replay.
 
 const replayArgs = "-c FILE --sink NAME (--from-offset P:O[,P:O…] | --from-time T) [--to-offset P:O[,…] | --to-time T] [--partition P[,P…]] [--dry-run] [--respect-dedupe | --bypass-dedupe] [--rate N/s] [--resume ID [--restart]] [--output text|json]"
 
@@ -90,8 +93,8 @@ skipped by type or parked on the DLQ); 1 interrupted or failed (resume with
 				if len(args) > 0 {
 					return usagef("unexpected arguments %q", args)
 				}
-				o := replayOpts{dryRun: *dryRun, resume: *resume, restart: *restart, progress: *progress,
-					json: *output == "json", file: *file}
+				o := replayOpts{req: replay.Request{DryRun: *dryRun, Resume: *resume, Restart: *restart},
+					progress: *progress, json: *output == "json", file: *file}
 				var err error
 				switch {
 				case *output != "text" && *output != "json":
@@ -104,21 +107,21 @@ skipped by type or parked on the DLQ); 1 interrupted or failed (resume with
 					return usagef("--restart starts a replay over; it does not go with --resume")
 				case *resume != "" && (*fromOffset != "" || *fromTime != "" || *toOffset != "" || *toTime != "" || *partitions != ""):
 					return usagef("--resume uses the stored range of the replay: leave out --from-*, --to-* and --partition")
-				case *resume != "" && !validReplayID(*resume):
+				case *resume != "" && !replay.ValidID(*resume):
 					return usagef("--resume: %q is not a replay ID (8 hex digits, printed when the replay started)", *resume)
 				}
 				switch {
 				case *bypass:
-					o.mode = modeBypass
+					o.req.Mode = replay.ModeBypass
 				case *respect:
-					o.mode = modeRespect
+					o.req.Mode = replay.ModeRespect
 				}
-				if o.interval, err = parseRate(*rate); err != nil {
+				if o.interval, err = dlq.ParseRate(*rate); err != nil {
 					return usagef("--rate: %v", err)
 				}
 				if *resume == "" {
-					if o.spec, err = newReplaySpec(*fromOffset, *fromTime, *toOffset, *toTime, *partitions, time.Now()); err != nil {
-						return err
+					if o.req.Spec, err = replay.NewSpec(*fromOffset, *fromTime, *toOffset, *toTime, *partitions, time.Now()); err != nil {
+						return replayUsage(err)
 					}
 				}
 				t, err := openDLQ(*file, *sinkName)
@@ -126,7 +129,7 @@ skipped by type or parked on the DLQ); 1 interrupted or failed (resume with
 					return err
 				}
 				defer t.close()
-				return replay(ctx, e, t, o)
+				return runReplay(ctx, e, t, o)
 			}
 		},
 	}
@@ -135,63 +138,47 @@ skipped by type or parked on the DLQ); 1 interrupted or failed (resume with
 // replayOpts are a replay's settings.
 type replayOpts struct {
 	file     string // the config file, for the resume hint
-	spec     replaySpec
-	mode     string // modeRespect, modeBypass, or "" (not given: respect, or the stored mode on resume)
-	dryRun   bool
-	resume   string // the replay ID to continue
-	restart  bool
+	req      replay.Request
 	interval time.Duration // between two records; 0 = unlimited
 	progress int           // plain progress line every this many records
 	json     bool
 }
 
-// replaySummary is the final report, also --output json.
-type replaySummary struct {
-	ID               string           `json:"id"`
-	Sink             string           `json:"sink"`
-	Topic            string           `json:"topic"`
-	Group            string           `json:"group"`
-	Dedupe           string           `json:"dedupe"`
-	DryRun           bool             `json:"dry_run,omitempty"`
-	Resumed          bool             `json:"resumed,omitempty"`
-	Interrupted      bool             `json:"interrupted,omitempty"`
-	InRange          int64            `json:"in_range"`              // offsets in the range
-	DoneBefore       int64            `json:"done_before,omitempty"` // offsets earlier runs of this replay finished
-	Sent             int64            `json:"sent"`                  // records handed to the sink's delivery path by this run
-	Delivered        int64            `json:"delivered"`
-	AlreadyDelivered int64            `json:"already_delivered"`
-	FailedToDLQ      int64            `json:"failed_to_dlq"`
-	FailedByClass    map[string]int64 `json:"failed_by_class,omitempty"`
-	SkippedByType    int64            `json:"skipped_by_type"`
-	Abandoned        int64            `json:"abandoned,omitempty"` // stopped before an outcome (interrupt past the drain timeout)
-	Remaining        int64            `json:"remaining"`           // offsets of the range not done
-	Partitions       []replayPart     `json:"partitions"`
+// replayUsage makes the replay package's invalid-request errors usage
+// errors (exit code 2).
+func replayUsage(err error) error {
+	if errors.Is(err, replay.ErrInvalid) {
+		return usageError{err.Error()}
+	}
+	return err
 }
 
-func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
+func runReplay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	cfg, s := t.cfg, t.sink
-	r, id, err := replayTarget(ctx, e, t, o)
+	o.req.Note = func(id, note string) { fmt.Fprintf(e.stderr, "replay %s: %s\n", id, note) }
+	pl, err := replay.Resolve(ctx, t.adm, cfg, s, o.req)
 	if err != nil {
-		return err
+		return replayUsage(err)
 	}
-	group := replayGroup(cfg.Kafka.GroupPrefix, s.Name, id)
-	sum := replaySummary{ID: id, Sink: s.Name, Topic: r.topic, Group: group, Dedupe: r.mode, DryRun: o.dryRun,
-		Resumed: o.resume != "", InRange: r.size(), DoneBefore: r.doneBefore(), Partitions: r.parts}
-	sum.Remaining = sum.InRange - sum.DoneBefore
+	if pl.RanBefore != "" {
+		fmt.Fprintf(e.stderr, "note: %s\n", pl.RanBefore)
+	}
+	id := pl.ID
+	sum := pl.Summary()
 	verb := "starts"
-	if o.resume != "" {
+	if o.req.Resume != "" {
 		verb = "resumes"
 	}
 	fmt.Fprintf(e.stderr, "replay %s %s: sink %s, %d offsets of %s to go in %s, dedupe %s; progress in group %s\n",
-		id, verb, s.Name, sum.Remaining, r.topic, partitionList(r), r.mode, group)
+		id, verb, s.Name, sum.Remaining, sum.Topic, partitionList(sum.Partitions), sum.Dedupe, sum.Group)
 
-	if o.dryRun {
+	if o.req.DryRun {
 		return printDryRun(e.stdout, sum, o.json)
 	}
 	if sum.Remaining == 0 {
 		return printSummary(e.stdout, sum, o.json)
 	}
-	if _, err := takeRange(ctx, t.adm, s.DLQTopic, nil); err != nil {
+	if _, err := dlq.TakeRange(ctx, t.adm, s.DLQTopic, nil); err != nil {
 		return fmt.Errorf("sink %s: %w", s.Name, err) // failures must have a DLQ to go to
 	}
 
@@ -202,7 +189,7 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	defer rt.close()
 	codec := rt.codec
 	var store dedupe.Store
-	if r.mode == modeRespect {
+	if sum.Dedupe == replay.ModeRespect {
 		var closeStore func()
 		if store, closeStore, err = buildStore(cfg, e.log); err != nil {
 			return err
@@ -214,19 +201,22 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	if out.tty {
 		log = out.logger() // log lines clear and redraw the bar
 	}
-	sk, h, err := buildHandler(s, codec, store, *s.Dedupe.Enabled && r.mode != modeBypass, false, log)
+	sk, h, err := buildHandler(s, codec, store, *s.Dedupe.Enabled && sum.Dedupe != replay.ModeBypass, false, log)
 	if err != nil {
 		return err
 	}
 	defer sk.Close()
 
-	rp, err := newReplayer(ctx, t, r, group, h, o, out, log)
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	limits := topicLimits(lctx, t.adm, []string{s.DLQTopic}, log.With("replay", sum.Group, "sink", s.Name))
+	cancel()
+	rp, err := replay.New(pl, replay.Job{Sink: s, Ordering: orderings[s.Ordering], DrainTimeout: cfg.Run.DrainTimeout,
+		Interval: o.interval, Handler: h, Admin: t.adm, Opts: append(kafkaOpts(cfg), consumer.ProducerSizing(limits)),
+		IDs: t.ids(), Watcher: out, Log: log})
 	if err != nil {
 		return err
 	}
-	runErr, commitErr := rp.run(ctx)
-	rp.fill(&sum)
-	sum.Interrupted = ctx.Err() != nil && sum.Remaining > 0
+	runErr, commitErr := rp.Run(ctx, &sum)
 	if err := printSummary(e.stdout, sum, o.json); err != nil {
 		return err
 	}
@@ -247,82 +237,9 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	return nil
 }
 
-// replayTarget finds what the replay covers and its ID: the stored range of
-// --resume ID, or the range the flags resolve to. A new replay whose ID
-// already has progress is refused (unless --restart or --dry-run): the same
-// command twice must not send the range twice.
-func replayTarget(ctx context.Context, e *env, t *dlqTarget, o replayOpts) (*replayRange, string, error) {
-	cfg, s := t.cfg, t.sink
-	if o.resume != "" {
-		id := o.resume
-		group := replayGroup(cfg.Kafka.GroupPrefix, s.Name, id)
-		r, found, err := loadProgress(ctx, t.adm, group, cfg.Kafka.Topic)
-		switch {
-		case err != nil && found:
-			return nil, "", usagef("--resume %s: %v", id, err)
-		case err != nil:
-			return nil, "", err
-		case !found:
-			return nil, "", usagef("--resume %s: no replay %s of sink %s (group %s holds no progress in %s; progress expires offsets.retention.minutes after the last commit)",
-				id, id, s.Name, group, cfg.Kafka.Topic)
-		case o.mode != "" && o.mode != r.mode:
-			return nil, "", usagef("--resume %s: that replay runs with --%s-dedupe; leave the dedupe flag out or give the same one", id, r.mode)
-		}
-		return r, id, checkDedupeMode(cfg, s, r.mode)
-	}
-
-	mode := o.mode
-	if mode == "" {
-		mode = modeRespect
-	}
-	if err := checkDedupeMode(cfg, s, mode); err != nil {
-		return nil, "", err
-	}
-	r, notes, err := resolveRange(ctx, t.adm, cfg.Kafka.Topic, mode, o.spec)
-	if err != nil {
-		return nil, "", err
-	}
-	id := r.id(s.Name)
-	for _, n := range notes {
-		fmt.Fprintf(e.stderr, "replay %s: %s\n", id, n)
-	}
-	prev, found, err := loadProgress(ctx, t.adm, replayGroup(cfg.Kafka.GroupPrefix, s.Name, id), r.topic)
-	if err != nil && !found {
-		return nil, "", err
-	}
-	if found && !o.restart {
-		state := "was interrupted"
-		if err == nil && prev.doneBefore() == prev.size() {
-			state = "has finished"
-		}
-		msg := fmt.Sprintf("replay %s (this sink, range and dedupe mode) ran before and %s: --resume %s continues it, --restart sends the range again", id, state, id)
-		if !o.dryRun {
-			return nil, "", usageError{msg}
-		}
-		fmt.Fprintf(e.stderr, "note: %s\n", msg)
-	}
-	return r, id, nil
-}
-
-// checkDedupeMode refuses --respect-dedupe where the dedupe store cannot know
-// what the sink delivered: everything would be sent again without anyone
-// having asked for it.
-func checkDedupeMode(cfg *config.Config, s config.Sink, mode string) error {
-	if mode != modeRespect {
-		return nil
-	}
-	switch {
-	case !*s.Dedupe.Enabled:
-		return usagef("sink %s has dedupe.enabled false, so --respect-dedupe cannot skip anything: pass --bypass-dedupe to send every event in range again", s.Name)
-	case !cfg.Redis.Enabled():
-		return usagef("--respect-dedupe needs the Redis dedupe store (redis.addr): the in-memory one does not know what was delivered; pass --bypass-dedupe to send every event in range again")
-	}
-	return nil
-}
-
-func partitionList(r *replayRange) string {
+func partitionList(parts []replay.Part) string {
 	var ps []string
-	for _, p := range r.parts {
+	for _, p := range parts {
 		ps = append(ps, fmt.Sprint(p.Partition))
 	}
 	if len(ps) == 1 {
@@ -331,7 +248,7 @@ func partitionList(r *replayRange) string {
 	return "partitions " + strings.Join(ps, ",")
 }
 
-func printDryRun(w io.Writer, sum replaySummary, asJSON bool) error {
+func printDryRun(w io.Writer, sum replay.Summary, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(sum)
 	}
@@ -339,14 +256,14 @@ func printDryRun(w io.Writer, sum replaySummary, asJSON bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PARTITION\tFROM\tTO (EXCL.)\tOFFSETS\tDONE")
 	for _, p := range sum.Partitions {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\n", p.Partition, p.From, p.End, p.End-p.From, p.Pos-p.From+int64(len(p.prior)))
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\n", p.Partition, p.From, p.End, p.End-p.From, p.Done())
 	}
 	tw.Flush()
 	_, err := fmt.Fprintf(w, "%d offsets in range, %d done before, %d to send (group %s)\n", sum.InRange, sum.DoneBefore, sum.Remaining, sum.Group)
 	return err
 }
 
-func printSummary(w io.Writer, sum replaySummary, asJSON bool) error {
+func printSummary(w io.Writer, sum replay.Summary, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(sum)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/dlq"
 	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/schemas"
 )
@@ -198,18 +199,18 @@ func (w *dlqWorld) park(letters ...dlqLetter) {
 }
 
 // dlqRead returns every record of the profile DLQ.
-func (w *dlqWorld) dlqRead() []deadLetter {
+func (w *dlqWorld) dlqRead() []dlq.Letter {
 	w.t.Helper()
 	adm := kadm.NewClient(w.cl)
-	r, err := takeRange(context.Background(), adm, dlqTopic, nil)
+	r, err := dlq.TakeRange(context.Background(), adm, dlqTopic, nil)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	var out []deadLetter
+	var out []dlq.Letter
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.read(ctx, []kgo.Opt{kgo.SeedBrokers(w.addrs...)}, func(rec *kgo.Record) error {
-		out = append(out, parseLetter(rec))
+	if err := r.Read(ctx, []kgo.Opt{kgo.SeedBrokers(w.addrs...)}, func(rec *kgo.Record) error {
+		out = append(out, dlq.Parse(rec))
 		return nil
 	}); err != nil {
 		w.t.Fatal(err)
@@ -239,10 +240,10 @@ func (w *dlqWorld) fanout(args ...string) (int, string, string) {
 	return runCLI(w.t, append(args, "-c", w.cfg)...)
 }
 
-func dlqSummary(t *testing.T, stdout string) redriveCounts {
+func dlqSummary(t *testing.T, stdout string) dlq.Counts {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	var c redriveCounts
+	var c dlq.Counts
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &c); err != nil {
 		t.Fatalf("last line of stdout is not the summary: %v\n%s", err, stdout)
 	}
@@ -458,7 +459,7 @@ func TestDLQRedriveDeliversOnceThroughOneSink(t *testing.T) {
 		t.Errorf("5 letters at 20/s took %v", took)
 	}
 	got := dlqSummary(t, out)
-	want := redriveCounts{Topic: dlqTopic, Group: "fanout.profile.redrive", Examined: 7, Selected: 6, Delivered: 3,
+	want := dlq.Counts{Topic: dlqTopic, Group: "fanout.profile.redrive", Examined: 7, Selected: 6, Delivered: 3,
 		AlreadyDelivered: 1, FailedAgain: 1, CapReached: 1, Superseded: 1}
 	if got != want {
 		t.Errorf("summary %+v\nwant    %+v\n%s", got, want, stderr)
@@ -476,12 +477,12 @@ func TestDLQRedriveDeliversOnceThroughOneSink(t *testing.T) {
 	}
 	again := letters[len(letters)-1]
 	for _, l := range letters {
-		if l.redrives == 1 && l.class == "undecodable" {
+		if l.Redrives == 1 && l.Class == "undecodable" {
 			again = l
 		}
 	}
-	if again.redrives != 1 || again.class != "undecodable" || again.origin() != "events/0/5" || again.sink != "profile" ||
-		!strings.Contains(again.errText, "bad magic byte") || time.Since(again.parkedAt) > time.Minute {
+	if again.Redrives != 1 || again.Class != "undecodable" || again.Origin() != "events/0/5" || again.Sink != "profile" ||
+		!strings.Contains(again.ErrText, "bad magic byte") || time.Since(again.ParkedAt) > time.Minute {
 		t.Errorf("parked again: %+v", again)
 	}
 	// Committed: everything examined, so the next run has nothing but the letter parked again.
@@ -513,9 +514,9 @@ func TestDLQRedriveFailsAgainThenCap(t *testing.T) {
 	if got := dlqSummary(t, out); code != 0 || got.Selected != 2 || got.FailedAgain != 2 {
 		t.Fatalf("exit %d, %+v\n%s", code, got, stderr)
 	}
-	var copies []deadLetter
+	var copies []dlq.Letter
 	for _, l := range w.dlqRead() {
-		if l.redrives == 1 {
+		if l.Redrives == 1 {
 			copies = append(copies, l)
 		}
 	}
@@ -523,8 +524,8 @@ func TestDLQRedriveFailsAgainThenCap(t *testing.T) {
 		t.Fatalf("%d letters parked again, want 2", len(copies))
 	}
 	for _, l := range copies {
-		if l.class != "permanent" || l.status != 400 || l.attempts != 2 || l.origTopic != "events" || // 1 first + 1 on redrive
-			headerValue(l.rec, "event-id") == "" || l.errText == "" {
+		if l.Class != "permanent" || l.Status != 400 || l.Attempts != 2 || l.OrigTopic != "events" || // 1 first + 1 on redrive
+			headerValue(l.Rec, "event-id") == "" || l.ErrText == "" {
 			t.Errorf("parked again: %+v", l)
 		}
 	}
@@ -613,5 +614,39 @@ func TestDLQEventIDAsDelivered(t *testing.T) {
 				t.Errorf("%v: partition %d event id %q, want %q (all: %v)", args, p, got[p], id, got)
 			}
 		}
+	}
+}
+
+// headerValue returns the first value of header key, "" if absent.
+func headerValue(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// Redrive's progress lines (every --progress selected letters, on stderr)
+// come from dlq.Redriver's progress func; the summary stays on stdout.
+func TestDLQRedriveProgressLines(t *testing.T) {
+	w := newDLQWorld(t, nil)
+	w.park(
+		dlqLetter{partition: 0, id: "p1", origin: 1, class: "permanent", status: 400},
+		dlqLetter{partition: 0, id: "p2", origin: 2, class: "permanent", status: 400},
+		dlqLetter{partition: 0, id: "p3", origin: 3, class: "permanent", status: 400, redrives: 5},
+	)
+	code, out, stderr := w.fanout("dlq", "redrive", "--sink", "profile", "--progress", "2")
+	if code != 0 || !strings.Contains(out, "redrive profile: 3 selected, 2 delivered") {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
+	}
+	var lines []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "redrive profile: ") {
+			lines = append(lines, l)
+		}
+	}
+	if want := "redrive profile: 2 selected: 2 delivered, 0 already delivered, 0 failed again, 0 cap reached"; len(lines) != 1 || lines[0] != want {
+		t.Errorf("progress lines %q, want [%q]", lines, want)
 	}
 }

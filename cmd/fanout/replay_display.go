@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fanout-dev/fanout/replay"
 )
 
 // replayDisplay shows a replay's progress on stderr: on a terminal one line
@@ -74,13 +76,13 @@ func (b barWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// run updates the display until ctx ends.
-func (d *replayDisplay) run(ctx context.Context, snap func() replayProgress) {
+// Watch updates the display until ctx ends (replay.Watcher).
+func (d *replayDisplay) Watch(ctx context.Context, snap func() replay.Progress) {
 	every(ctx, 250*time.Millisecond, func() { d.update(snap(), time.Now()) })
 }
 
-func (d *replayDisplay) update(p replayProgress, now time.Time) {
-	rate := d.rate(p.sent, now)
+func (d *replayDisplay) update(p replay.Progress, now time.Time) {
+	rate := d.rate(p.Sent, now)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.tty {
@@ -88,15 +90,15 @@ func (d *replayDisplay) update(p replayProgress, now time.Time) {
 		fmt.Fprintf(d.w, "\r%s\033[K", d.line)
 		return
 	}
-	if p.sent >= d.printed+d.every || (p.sent != d.printed && now.Sub(d.at) >= 10*time.Second) {
-		d.printed, d.at = p.sent, now
+	if p.Sent >= d.printed+d.every || (p.Sent != d.printed && now.Sub(d.at) >= 10*time.Second) {
+		d.printed, d.at = p.Sent, now
 		fmt.Fprintln(d.w, renderLine(d.id, d.sink, p, rate))
 	}
 }
 
-// finish shows the last state (a plain line only if one is due) and leaves
-// the terminal's line to what follows.
-func (d *replayDisplay) finish(p replayProgress) {
+// Finish shows the last state (a plain line only if one is due) and leaves
+// the terminal's line to what follows (replay.Watcher).
+func (d *replayDisplay) Finish(p replay.Progress) {
 	d.update(p, time.Now())
 	if !d.tty {
 		return
@@ -123,8 +125,8 @@ func (d *replayDisplay) rate(sent int64, now time.Time) float64 {
 }
 
 // eta is the time left at rate, "?" when it cannot be told.
-func eta(p replayProgress, rate float64) string {
-	left := p.total - p.done
+func eta(p replay.Progress, rate float64) string {
+	left := p.Total - p.Done
 	switch {
 	case left <= 0:
 		return "0s"
@@ -134,26 +136,26 @@ func eta(p replayProgress, rate float64) string {
 	return (time.Duration(float64(left)/rate*float64(time.Second)) + time.Second/2).Truncate(time.Second).String()
 }
 
-func percent(p replayProgress) float64 {
-	if p.total <= 0 {
+func percent(p replay.Progress) float64 {
+	if p.Total <= 0 {
 		return 100
 	}
-	return 100 * float64(p.done) / float64(p.total)
+	return 100 * float64(p.Done) / float64(p.Total)
 }
 
 // renderBar is the terminal line: the ID, the bar, the share done, rate and
 // ETA, then the counts (those still zero left out), cut to 79 columns so that
 // it never wraps (a wrapped line cannot be redrawn with \r).
-func renderBar(id string, p replayProgress, rate float64) string {
+func renderBar(id string, p replay.Progress, rate float64) string {
 	const width = 12
 	filled := int(percent(p) / 100 * width)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s%s %3.0f%% %d/%d · %.0f/s · ETA %s · delivered %d", id, strings.Repeat("█", filled),
-		strings.Repeat("░", width-filled), percent(p), p.done, p.total, rate, eta(p, rate), p.delivered)
+		strings.Repeat("░", width-filled), percent(p), p.Done, p.Total, rate, eta(p, rate), p.Delivered)
 	for _, c := range []struct {
 		n    int64
 		name string
-	}{{p.already, "already"}, {p.failed, "dlq"}, {p.byType, "skipped"}} {
+	}{{p.Already, "already"}, {p.Failed, "dlq"}, {p.ByType, "skipped"}} {
 		if c.n > 0 {
 			fmt.Fprintf(&b, " · %s %d", c.name, c.n)
 		}
@@ -166,7 +168,7 @@ func renderBar(id string, p replayProgress, rate float64) string {
 }
 
 // renderLine is the plain progress line.
-func renderLine(id, sink string, p replayProgress, rate float64) string {
+func renderLine(id, sink string, p replay.Progress, rate float64) string {
 	return fmt.Sprintf("replay %s to %s: %d/%d offsets done (%.0f%%), %d sent: %d delivered, %d already delivered, %d failed→DLQ, %d skipped by type; %.0f/s, ETA %s",
-		id, sink, p.done, p.total, percent(p), p.sent, p.delivered, p.already, p.failed, p.byType, rate, eta(p, rate))
+		id, sink, p.Done, p.Total, percent(p), p.Sent, p.Delivered, p.Already, p.Failed, p.ByType, rate, eta(p, rate))
 }

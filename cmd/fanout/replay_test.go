@@ -16,6 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fanout-dev/fanout/dlq"
+	"github.com/fanout-dev/fanout/replay"
 )
 
 // Component tests of fanout replay: kfake for Kafka, real httptest servers for
@@ -87,11 +90,11 @@ func (w *replayWorld) between(p int32, from, to int) []string {
 	return out
 }
 
-func (w *replayWorld) replay(ctx context.Context, args ...string) (int, replaySummary, string) {
+func (w *replayWorld) replay(ctx context.Context, args ...string) (int, replay.Summary, string) {
 	w.t.Helper()
 	var out, errb bytes.Buffer
 	code := run(ctx, append([]string{"replay", "-c", w.cfg, "--output", "json"}, args...), &out, &errb)
-	var sum replaySummary
+	var sum replay.Summary
 	if out.Len() > 0 {
 		if err := json.Unmarshal(out.Bytes(), &sum); err != nil {
 			w.t.Fatalf("replay %v: stdout is not one JSON summary: %v\n%s\n%s", args, err, out.String(), errb.String())
@@ -231,7 +234,7 @@ func TestReplayDeliversTheRangeThroughOneSink(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	want := replaySummary{ID: sum.ID, Sink: "profile", Topic: "events", Group: "fanout.profile.replay." + sum.ID, Dedupe: modeBypass,
+	want := replay.Summary{ID: sum.ID, Sink: "profile", Topic: "events", Group: "fanout.profile.replay." + sum.ID, Dedupe: replay.ModeBypass,
 		InRange: 7, Sent: 7, Delivered: 5, FailedToDLQ: 2, FailedByClass: map[string]int64{"permanent": 1, "undecodable": 1}}
 	got := sum
 	got.Partitions = nil
@@ -264,17 +267,17 @@ func TestReplayDeliversTheRangeThroughOneSink(t *testing.T) {
 	if len(letters) != 2 {
 		t.Fatalf("DLQ holds %d letters, want 2", len(letters))
 	}
-	byOffset := map[int64]deadLetter{}
+	byOffset := map[int64]dlq.Letter{}
 	for _, l := range letters {
-		byOffset[l.origOffset] = l
-		if l.sink != "profile" || l.origTopic != "events" || l.origPartition != 0 || l.parkedAt.IsZero() || l.redrives != 0 {
+		byOffset[l.OrigOffset] = l
+		if l.Sink != "profile" || l.OrigTopic != "events" || l.OrigPartition != 0 || l.ParkedAt.IsZero() || l.Redrives != 0 {
 			t.Errorf("letter %+v", l)
 		}
 	}
-	if l := byOffset[4]; l.class != "permanent" || l.status != 422 || l.attempts != 1 || headerValue(l.rec, "event-id") != dlqUID("0-4") {
+	if l := byOffset[4]; l.Class != "permanent" || l.Status != 422 || l.Attempts != 1 || headerValue(l.Rec, "event-id") != dlqUID("0-4") {
 		t.Errorf("the refused event's letter: %+v", l)
 	}
-	if l := byOffset[6]; l.class != "undecodable" || string(l.rec.Value) != "not avro" {
+	if l := byOffset[6]; l.Class != "undecodable" || string(l.Rec.Value) != "not avro" {
 		t.Errorf("the undecodable record's letter: %+v", l)
 	}
 	if n := topicEnd(t, w.cl, "events"); n != topicBefore {
@@ -335,11 +338,11 @@ func TestReplayInterruptedThenResumed(t *testing.T) {
 	var committed int64
 	for _, p := range first.Partitions {
 		o := offs[p.Partition]
-		meta, err := parseReplayMeta(o.Metadata, o.At)
-		if err != nil || o.At != p.Pos || meta.from != 0 || meta.end != p.End {
+		meta, err := replay.ParseMeta(o.Metadata, o.At)
+		if err != nil || o.At != p.Pos || meta.From != 0 || meta.End != p.End {
 			t.Errorf("partition %d: committed %+v (%v), summary %+v", p.Partition, o, err, p)
 		}
-		committed += o.At + int64(len(meta.done))
+		committed += o.At + int64(len(meta.Done))
 	}
 	if done := first.InRange - first.Remaining; committed != done {
 		t.Errorf("committed %d offsets as done, the summary says %d", committed, done)

@@ -1,33 +1,32 @@
-package main
+package dlq
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// dlqRange is a bounded part of a dead-letter topic: per partition the
-// offsets [from, end), end being the partition's end offset when the range
+// Range is a bounded part of a dead-letter topic: per partition the
+// offsets [From, End), End being the partition's end offset when the range
 // was taken. Reading it never waits for records parked later, so the dlq
 // commands end even while a sink keeps parking (or a redrive parks again).
-type dlqRange struct {
-	topic string
-	from  map[int32]int64 // only partitions with from < end
-	end   map[int32]int64
+type Range struct {
+	Topic string
+	From  map[int32]int64 // only partitions with From < End
+	End   map[int32]int64
 }
 
-// errStop ends a read early without error.
-var errStop = errors.New("stop reading")
+// ErrStop, returned by a Read's fn, ends the read early without error.
+var ErrStop = errors.New("stop reading")
 
-// takeRange lists topic's offsets. Each partition's range starts at its log
+// TakeRange lists topic's offsets. Each partition's range starts at its log
 // start offset, or at pos[p] if that is further (pos: a consumer group's
 // committed offsets; nil for everything).
-func takeRange(ctx context.Context, adm *kadm.Client, topic string, pos map[int32]int64) (*dlqRange, error) {
+func TakeRange(ctx context.Context, adm *kadm.Client, topic string, pos map[int32]int64) (*Range, error) {
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
@@ -45,7 +44,7 @@ func takeRange(ctx context.Context, adm *kadm.Client, topic string, pos map[int3
 	if err := starts.Error(); err != nil {
 		return nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
-	r := &dlqRange{topic: topic, from: map[int32]int64{}, end: map[int32]int64{}}
+	r := &Range{Topic: topic, From: map[int32]int64{}, End: map[int32]int64{}}
 	ends.Each(func(e kadm.ListedOffset) {
 		from := int64(0)
 		if s, ok := starts.Lookup(topic, e.Partition); ok {
@@ -55,49 +54,39 @@ func takeRange(ctx context.Context, adm *kadm.Client, topic string, pos map[int3
 			from = p
 		}
 		if from < e.Offset {
-			r.from[e.Partition], r.end[e.Partition] = from, e.Offset
+			r.From[e.Partition], r.End[e.Partition] = from, e.Offset
 		}
 	})
 	return r, nil
 }
 
-// size is the number of offsets in the range (records, unless compacted).
-func (r *dlqRange) size() int64 {
+// Size is the number of offsets in the range (records, unless compacted).
+func (r *Range) Size() int64 {
 	var n int64
-	for p, end := range r.end {
-		n += end - r.from[p]
+	for p, end := range r.End {
+		n += end - r.From[p]
 	}
 	return n
 }
 
-// partitions lists the range's partitions in order.
-func (r *dlqRange) partitions() []int32 {
-	ps := make([]int32, 0, len(r.end))
-	for p := range r.end {
-		ps = append(ps, p)
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
-	return ps
-}
-
-// read calls fn for every record of the range, in offset order within a
-// partition (partitions interleave). fn returning errStop ends the read
+// Read calls fn for every record of the range, in offset order within a
+// partition (partitions interleave). fn returning ErrStop ends the read
 // without error; another error ends it with that error.
 //
 // A partition is done when a record at or past its end arrives or the record
 // just before its end has been read. Offsets a fetch never returns (a
 // transaction marker as the last offset) would keep it waiting; fanout's
 // producers are not transactional, so a DLQ it writes has none.
-func (r *dlqRange) read(ctx context.Context, opts []kgo.Opt, fn func(*kgo.Record) error) error {
-	if len(r.end) == 0 {
+func (r *Range) Read(ctx context.Context, opts []kgo.Opt, fn func(*kgo.Record) error) error {
+	if len(r.End) == 0 {
 		return nil
 	}
 	at := map[int32]kgo.Offset{}
-	for p, from := range r.from {
+	for p, from := range r.From {
 		at[p] = kgo.NewOffset().At(from)
 	}
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: at}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.Topic: at}),
 		// Offsets deleted by retention since the range was taken: go on
 		// from the oldest still there.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -106,13 +95,13 @@ func (r *dlqRange) read(ctx context.Context, opts []kgo.Opt, fn func(*kgo.Record
 		return err
 	}
 	defer cl.Close()
-	open := len(r.end)
+	open := len(r.End)
 	done := map[int32]bool{}
 	finish := func(p int32) {
 		if !done[p] {
 			done[p] = true
 			open--
-			cl.PauseFetchPartitions(map[string][]int32{r.topic: {p}})
+			cl.PauseFetchPartitions(map[string][]int32{r.Topic: {p}})
 		}
 	}
 	for open > 0 {
@@ -128,7 +117,7 @@ func (r *dlqRange) read(ctx context.Context, opts []kgo.Opt, fn func(*kgo.Record
 		}
 		var ferr error
 		fs.EachRecord(func(rec *kgo.Record) {
-			end, ok := r.end[rec.Partition]
+			end, ok := r.End[rec.Partition]
 			if ferr != nil || !ok || done[rec.Partition] {
 				return
 			}
@@ -144,7 +133,7 @@ func (r *dlqRange) read(ctx context.Context, opts []kgo.Opt, fn func(*kgo.Record
 				finish(rec.Partition)
 			}
 		})
-		if errors.Is(ferr, errStop) {
+		if errors.Is(ferr, ErrStop) {
 			return nil
 		}
 		if ferr != nil {

@@ -1,9 +1,11 @@
-package main
+package replay
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/fanout-dev/fanout/dlq"
 )
 
 // Commit metadata. Each partition of a replay's group carries, next to its
@@ -19,34 +21,34 @@ const (
 	maxDoneBytes      = 3000
 )
 
-// replayMeta is what a replay stores per partition besides the offset.
-type replayMeta struct {
-	from, end int64
-	mode      string  // respect or bypass
-	done      []int64 // absolute offsets past pos, ascending
+// Meta is what a replay stores per partition besides the offset.
+type Meta struct {
+	From, End int64
+	Mode      string  // ModeRespect or ModeBypass
+	Done      []int64 // absolute offsets past pos, ascending
 }
 
-// encode renders m for a commit at pos. cut reports how many done offsets did
+// Encode renders m for a commit at pos. cut reports how many done offsets did
 // not fit.
-func (m replayMeta) encode(pos int64) (s string, cut int) {
+func (m Meta) Encode(pos int64) (s string, cut int) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s from=%d end=%d dedupe=%s", replayMetaVersion, m.from, m.end, m.mode)
-	if len(m.done) == 0 {
+	fmt.Fprintf(&b, "%s from=%d end=%d dedupe=%s", replayMetaVersion, m.From, m.End, m.Mode)
+	if len(m.Done) == 0 {
 		return b.String(), 0
 	}
 	b.WriteString(" done=")
 	start := b.Len()
-	for i := 0; i < len(m.done); {
+	for i := 0; i < len(m.Done); {
 		j := i
-		for j+1 < len(m.done) && m.done[j+1] == m.done[j]+1 {
+		for j+1 < len(m.Done) && m.Done[j+1] == m.Done[j]+1 {
 			j++
 		}
-		tok := "+" + strconv.FormatInt(m.done[i]-pos, 10)
+		tok := "+" + strconv.FormatInt(m.Done[i]-pos, 10)
 		if j > i {
-			tok += "-" + strconv.FormatInt(m.done[j]-pos, 10)
+			tok += "-" + strconv.FormatInt(m.Done[j]-pos, 10)
 		}
 		if b.Len()-start+len(tok)+1 > maxDoneBytes {
-			return b.String(), len(m.done) - i
+			return b.String(), len(m.Done) - i
 		}
 		if i > 0 {
 			b.WriteByte(',')
@@ -57,42 +59,42 @@ func (m replayMeta) encode(pos int64) (s string, cut int) {
 	return b.String(), 0
 }
 
-// parseReplayMeta reads metadata committed at pos.
-func parseReplayMeta(s string, pos int64) (replayMeta, error) {
+// ParseMeta reads metadata committed at pos.
+func ParseMeta(s string, pos int64) (Meta, error) {
 	fields := strings.Fields(s)
 	if len(fields) == 0 || fields[0] != replayMetaVersion {
-		return replayMeta{}, fmt.Errorf("not a fanout replay's progress (metadata %q)", shorten(s, 40))
+		return Meta{}, fmt.Errorf("not a fanout replay's progress (metadata %q)", dlq.Shorten(s, 40))
 	}
-	m := replayMeta{from: -1, end: -1}
+	m := Meta{From: -1, End: -1}
 	for _, f := range fields[1:] {
 		k, v, _ := strings.Cut(f, "=")
 		var err error
 		switch k {
 		case "from":
-			m.from, err = strconv.ParseInt(v, 10, 64)
+			m.From, err = strconv.ParseInt(v, 10, 64)
 		case "end":
-			m.end, err = strconv.ParseInt(v, 10, 64)
+			m.End, err = strconv.ParseInt(v, 10, 64)
 		case "dedupe":
-			if v != modeRespect && v != modeBypass {
+			if v != ModeRespect && v != ModeBypass {
 				err = fmt.Errorf("unknown mode")
 			}
-			m.mode = v
+			m.Mode = v
 		case "done":
-			m.done, err = parseDone(v, pos)
+			m.Done, err = parseDone(v, pos)
 		}
 		if err != nil {
-			return replayMeta{}, fmt.Errorf("bad %s in replay metadata %q: %v", k, shorten(s, 60), err)
+			return Meta{}, fmt.Errorf("bad %s in replay metadata %q: %v", k, dlq.Shorten(s, 60), err)
 		}
 	}
 	switch {
-	case m.from < 0 || m.end < m.from || m.mode == "":
-		return replayMeta{}, fmt.Errorf("incomplete replay metadata %q", shorten(s, 60))
-	case pos < m.from || pos > m.end:
-		return replayMeta{}, fmt.Errorf("committed offset %d outside the stored range [%d, %d)", pos, m.from, m.end)
+	case m.From < 0 || m.End < m.From || m.Mode == "":
+		return Meta{}, fmt.Errorf("incomplete replay metadata %q", dlq.Shorten(s, 60))
+	case pos < m.From || pos > m.End:
+		return Meta{}, fmt.Errorf("committed offset %d outside the stored range [%d, %d)", pos, m.From, m.End)
 	}
-	for _, o := range m.done {
-		if o >= m.end {
-			return replayMeta{}, fmt.Errorf("done offset %d past the stored end %d", o, m.end)
+	for _, o := range m.Done {
+		if o >= m.End {
+			return Meta{}, fmt.Errorf("done offset %d past the stored end %d", o, m.End)
 		}
 	}
 	return m, nil

@@ -39,6 +39,21 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
+// configFlag declares -c FILE; the func it returns loads that file
+// (loadConfig): the preamble of every command that reads a config.
+func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
+	file := fs.String("c", "", "config `FILE` (required)")
+	return func() (*config.Config, error) { return loadConfig(*file) }
+}
+
+// noArgs is the usage error of a command given arguments it does not take.
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	return nil
+}
+
 // commands is the command table, in the order help lists them: each
 // command's flags, printing and body are in its cmd_<name>.go (redrive in
 // dlq_redrive.go).

@@ -9,9 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/fanout-dev/fanout/status"
 )
 
@@ -43,12 +40,12 @@ counted from the partition's start. Reads only; safe while fanout runs.`,
 				if err != nil {
 					return err
 				}
-				cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+				adm, err := adminClient(cfg)
 				if err != nil {
 					return err
 				}
-				defer cl.Close()
-				rows, err := status.Sinks(ctx, kadm.NewClient(cl), cfg, names)
+				defer adm.Close()
+				rows, err := status.Sinks(ctx, adm, cfg, names)
 				if err != nil {
 					return fmt.Errorf("status (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), err)
 				}

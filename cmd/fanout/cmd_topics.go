@@ -5,9 +5,6 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/fanout-dev/fanout/topics"
 )
 
@@ -29,12 +26,12 @@ topic's partition count.`,
 				if err != nil {
 					return err
 				}
-				cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+				adm, err := adminClient(cfg)
 				if err != nil {
 					return err
 				}
-				defer cl.Close()
-				done, err := topics.Ensure(ctx, kadm.NewClient(cl), cfg, int32(*parts), int16(*rf))
+				defer adm.Close()
+				done, err := topics.Ensure(ctx, adm, cfg, int32(*parts), int16(*rf))
 				for _, t := range done {
 					verb := "exists"
 					if t.Created {

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/redact"
 )
@@ -44,6 +47,16 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
 	file := fs.String("c", "", "config `FILE` (required)")
 	return func() (*config.Config, error) { return loadConfig(*file) }
+}
+
+// adminClient opens a Kafka client on cfg's brokers for admin requests;
+// Close it when done.
+func adminClient(cfg *config.Config) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
 }
 
 // noArgs is the usage error of a command given arguments it does not take.

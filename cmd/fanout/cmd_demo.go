@@ -11,14 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
-	"github.com/fanout-dev/fanout/naming"
-	"github.com/fanout-dev/fanout/sinktest"
+	"github.com/fanout-dev/fanout/demo"
 	"github.com/fanout-dev/fanout/tracing"
 )
 
@@ -41,8 +39,8 @@ which an API can see an event again).`,
 			rate := fs.Int("rate", 200, "events per second the producer publishes")
 			output := fs.String("output", "text", "text (a live view and a table) or json (one summary object)")
 			return func(ctx context.Context, e *env, args []string) error {
-				if len(args) > 0 {
-					return usagef("unexpected arguments %q", args)
+				if err := noArgs(args); err != nil {
+					return err
 				}
 				if *output != "text" && *output != "json" {
 					return usagef("--output: %q is not text or json", *output)
@@ -50,54 +48,41 @@ which an API can see an event again).`,
 				if *dur < 3*time.Second || *rate < 1 {
 					return usagef("--duration must be at least 3s and --rate at least 1")
 				}
-				return demo(ctx, e, *dur, *rate, *output == "json")
+				return runDemo(ctx, e, *dur, *rate, *output == "json")
 			}
 		},
 	}
 }
 
-const demoTopic = "events"
-
+// demoSummary is what demo prints: the run, and each sink's counts beside
+// what its API saw.
 type demoSummary struct {
-	Duration string       `json:"duration"`
-	Produced int64        `json:"produced"`
-	Repeated int64        `json:"republished"`
-	Sinks    []demoResult `json:"sinks"`
+	demo.Report
+	Sinks []demoResult `json:"sinks"`
 }
 
 type demoResult struct {
 	summary
-	Produced       int64 `json:"produced"`
-	APIAccepted    int   `json:"api_accepted"`
-	AcceptedTwice  int   `json:"api_accepted_twice"`
-	APIRequests    int   `json:"api_requests"` // fewer than events for a batched sink
-	CaughtUp       bool  `json:"caught_up"`
-	HandledRecords int64 `json:"handled_records"`
+	demo.Result
 }
 
-func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool) error {
+// runDemo assembles the worked example (APIs, in-process Kafka, its config,
+// the sinks built as run builds them), runs it (demo.Run) and prints it.
+func runDemo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool) error {
 	start := time.Now()
 	quiet := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	apis, err := demoAPIs()
+	apis, err := demo.StartAPIs()
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, a := range apis {
-			a.close()
-		}
-	}()
-	var dlqs []string
-	for _, a := range apis {
-		dlqs = append(dlqs, naming.DLQTopic(demoTopic, a.name), naming.TierTopic(demoTopic, a.name, 1), naming.TierTopic(demoTopic, a.name, 2))
-	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, append([]string{demoTopic}, dlqs...)...))
+	defer demo.CloseAPIs(apis)
+	cluster, err := demo.StartKafka(apis)
 	if err != nil {
-		return fmt.Errorf("start in-process kafka: %w", err)
+		return err
 	}
 	defer cluster.Close()
 
-	cfg, err := config.Parse("demo", []byte(demoConfig(cluster.ListenAddrs(), apis)), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse("demo", []byte(demo.Config(cluster.ListenAddrs(), apis)), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
@@ -110,94 +95,42 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 	if err != nil {
 		return err
 	}
-
-	runCtx, stopSinks := context.WithCancel(ctx)
-	defer stopSinks()
-	g, gctx := errgroup.WithContext(runCtx)
-	for _, r := range runners {
-		for _, c := range r.consumers {
-			g.Go(func() error { return c.Run(gctx) })
-		}
+	consumers := make([][]*consumer.Consumer, len(runners))
+	for i, r := range runners {
+		consumers[i] = r.consumers
 	}
 
-	p := &demoProducer{codec: codec, addrs: cluster.ListenAddrs(), rate: rate}
-	produceFor := dur * 7 / 10
-	prodCtx, stopProducing := context.WithTimeout(ctx, produceFor)
-	defer stopProducing()
-	prodDone := make(chan error, 1)
-	go func() { prodDone <- p.run(prodCtx) }()
-
-	caughtUp := func() bool {
-		if !p.finished.Load() {
-			return false
-		}
-		for _, r := range runners {
-			if r.consumers[0].Stats().Handled < p.produced.Load() || r.stats().Tiered > r.stats().Handled-r.consumers[0].Stats().Handled {
-				return false
-			}
-		}
-		return true
-	}
-	deadline := time.NewTimer(dur)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	o := demo.Options{Start: start, Duration: dur, Rate: rate, Codec: codec, Brokers: cluster.ListenAddrs()}
 	if !asJSON {
 		fmt.Fprintf(e.stdout, "fanout demo: in-process Kafka at %s, APIs %s; producing %d events/s for %s\n",
-			strings.Join(cluster.ListenAddrs(), ","), apiURLs(apis), rate, produceFor.Round(time.Second))
+			strings.Join(cluster.ListenAddrs(), ","), apiURLs(apis), rate, demo.ProduceFor(dur).Round(time.Second))
+		o.Tick = func(elapsed time.Duration, produced int64) { liveLine(e.stdout, elapsed, produced, runners) }
 	}
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			break wait
-		case <-deadline.C:
-			break wait
-		case <-tick.C:
-			if !asJSON {
-				liveLine(e.stdout, time.Since(start), p, runners)
-			}
-			if caughtUp() {
-				break wait
-			}
-		}
-	}
-	stopProducing()
-	perr := <-prodDone
-	stopSinks()
-	if err := g.Wait(); err != nil {
+	rep, results, err := demo.Run(ctx, o, apis, consumers)
+	if err != nil {
 		return err
 	}
-	if perr != nil && ctx.Err() == nil {
-		return fmt.Errorf("demo producer: %w", perr)
-	}
-
-	sum := demoSummary{Duration: time.Since(start).Round(time.Millisecond).String(), Produced: p.produced.Load(), Repeated: p.repeated.Load()}
+	sum := demoSummary{Report: rep}
 	for i, r := range runners {
-		acc, twice, reqs := apis[i].counts()
-		sum.Sinks = append(sum.Sinks, demoResult{
-			summary: r.summary(), Produced: p.produced.Load(), APIAccepted: acc, AcceptedTwice: twice, APIRequests: reqs,
-			HandledRecords: r.consumers[0].Stats().Handled, CaughtUp: r.consumers[0].Stats().Handled >= p.produced.Load(),
-		})
+		sum.Sinks = append(sum.Sinks, demoResult{summary: r.summary(), Result: results[i]})
 	}
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		return enc.Encode(sum)
+		return json.NewEncoder(e.stdout).Encode(sum)
 	}
 	printDemoTable(e.stdout, sum)
 	return nil
 }
 
-func apiURLs(apis []*demoAPI) string {
+func apiURLs(apis []*demo.API) string {
 	var s []string
 	for _, a := range apis {
-		s = append(s, a.url)
+		s = append(s, a.URL)
 	}
 	return strings.Join(s, " ")
 }
 
-func liveLine(w io.Writer, since time.Duration, p *demoProducer, runners []*runner) {
-	fmt.Fprintf(w, "%5.1fs produced %-6d", since.Seconds(), p.produced.Load())
+func liveLine(w io.Writer, since time.Duration, produced int64, runners []*runner) {
+	fmt.Fprintf(w, "%5.1fs produced %-6d", since.Seconds(), produced)
 	for _, r := range runners {
 		s := r.summary()
 		fmt.Fprintf(w, " | %s: delivered %d retried %d tiers %d dlq %d dup %d", s.Sink, s.Delivered, s.Retried, s.Tiered, s.DeadLettered, s.Duplicates)
@@ -213,21 +146,4 @@ func printDemoTable(w io.Writer, s demoSummary) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t\n", r.Sink, r.Produced, r.Delivered, r.Retried, r.Tiered, r.DeadLettered, r.Duplicates, r.AcceptedTwice, r.APIRequests, r.CaughtUp)
 	}
 	tw.Flush()
-}
-
-// demoConfig is the YAML a user would write for the worked example.
-func demoConfig(brokers []string, apis []*demoAPI) string {
-	tiers := "retry: {tiers: [2s, 4s]}"
-	return sinktest.Config{
-		Brokers: brokers, Topic: demoTopic,
-		DrainTimeout: 5 * time.Second, RevokeTimeout: 5 * time.Second,
-		Sinks: []sinktest.Sink{
-			{Name: "profile", URL: apis[0].url, Ordering: "key", MaxInFlight: 32, Extra: tiers,
-				Headers: map[string]string{"X-Plan": "{{ .Record.plan }}"}},
-			{Name: "email", URL: apis[1].url, Ordering: "unordered", MaxInFlight: 32,
-				Extra: "retry: {attempts: 3, backoff_base: 20ms, backoff_cap: 200ms, tiers: [2s, 4s]}"},
-			// The analytics API takes arrays: a slow API, fewer requests.
-			{Name: "analytics", URL: apis[2].url, Ordering: "unordered", MaxInFlight: 64, BatchEvents: 16, Extra: tiers},
-		},
-	}.YAML()
 }

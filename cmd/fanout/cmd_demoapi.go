@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/fanout-dev/fanout/demo"
 	"github.com/fanout-dev/fanout/sinktest"
 )
 
@@ -21,7 +22,7 @@ a real fanout run at.`,
 			name := fs.String("name", "", "which API: profile, email or analytics (required)")
 			addr := fs.String("addr", "127.0.0.1:8081", "listen address")
 			return func(ctx context.Context, e *env, args []string) error {
-				behave, ok := demoBehaviours()[*name]
+				behave, ok := demo.Behaviours()[*name]
 				if !ok || len(args) > 0 {
 					return usagef("--name must be profile, email or analytics")
 				}
@@ -30,7 +31,7 @@ a real fanout run at.`,
 					return err
 				}
 				fmt.Fprintf(e.stdout, "demo API %s listening on http://%s/\n", *name, ln.Addr())
-				return sinktest.Serve(ctx, ln, newDemoHandler(behave, false))
+				return sinktest.Serve(ctx, ln, demo.NewHandler(behave, false))
 			}
 		},
 	}

@@ -1,22 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel/trace"
 
-	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/schemas"
-	"github.com/fanout-dev/fanout/tracing"
+	"github.com/fanout-dev/fanout/emit"
 )
 
 // emitCommand is the "fanout emit" command.
@@ -29,13 +23,13 @@ event-id (from events.id_field) and traceparent (a new trace per event), keyed b
 events.key_field. --file reads one JSON document per line ("-" for stdin); a bad
 line is reported with its number and nothing after it is sent.`,
 		flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-			file := fs.String("c", "", "config `FILE` (required)")
+			load := configFlag(fs)
 			typ := fs.String("type", "", "event type, i.e. the schema subject, e.g. user.registered (required)")
 			doc := fs.String("json", "", "one event as a JSON document")
 			input := fs.String("file", "", "a file of JSON documents, one per line (- for stdin)")
 			return func(ctx context.Context, e *env, args []string) error {
-				if len(args) > 0 {
-					return usagef("unexpected arguments %q", args)
+				if err := noArgs(args); err != nil {
+					return err
 				}
 				if *typ == "" {
 					return usagef("--type is required")
@@ -43,7 +37,7 @@ line is reported with its number and nothing after it is sent.`,
 				if (*doc == "") == (*input == "") {
 					return usagef("give exactly one of --json and --file")
 				}
-				cfg, err := loadConfig(*file)
+				cfg, err := load()
 				if err != nil {
 					return err
 				}
@@ -52,7 +46,6 @@ line is reported with its number and nothing after it is sent.`,
 					return err
 				}
 				defer rt.close()
-				codec := rt.codec
 				cl, err := kgo.NewClient(append(kafkaOpts(cfg), kgo.DefaultProduceTopic(cfg.Kafka.Topic))...)
 				if err != nil {
 					return err
@@ -63,117 +56,34 @@ line is reported with its number and nothing after it is sent.`,
 				if err := probeKafka(ctx, cfg, cl, cfg.Kafka.Topic); err != nil {
 					return err
 				}
-				em := &emitter{cfg: cfg, codec: codec, cl: cl, typ: *typ}
+				em := emit.New(emit.Config{Topic: cfg.Kafka.Topic, Type: *typ, KeyField: cfg.Events.KeyField, IDField: cfg.Events.IDField}, rt.codec, cl)
+				var acked int64
 				if *doc != "" {
-					err = em.one(ctx, []byte(*doc), 0)
+					acked, err = em.One(ctx, []byte(*doc))
 				} else {
-					err = em.lines(ctx, *input)
+					acked, err = emitFile(ctx, em, *input)
 				}
-				if ferr := cl.Flush(context.WithoutCancel(ctx)); err == nil {
-					err = ferr
+				if de, ok := errors.AsType[*emit.DocError](err); ok {
+					err = usagef("%v", de)
 				}
-				if err == nil {
-					err = em.err()
-				}
-				fmt.Fprintf(e.stdout, "emitted %d %s events to %s\n", em.acked.Load(), *typ, cfg.Kafka.Topic)
+				fmt.Fprintf(e.stdout, "emitted %d %s events to %s\n", acked, *typ, cfg.Kafka.Topic)
 				return err
 			}
 		},
 	}
 }
 
-type emitter struct {
-	cfg   *config.Config
-	codec *schemas.Codec
-	cl    *kgo.Client
-	typ   string
-
-	acked   atomic.Int64
-	prodErr chan error
-}
-
-func (em *emitter) lines(ctx context.Context, path string) error {
+// emitFile emits the lines of path ("-": stdin); a file that does not open
+// is a usage error.
+func emitFile(ctx context.Context, em *emit.Emitter, path string) (int64, error) {
 	var r io.Reader = os.Stdin
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return usagef("%v", err)
+			return 0, usagef("%v", err)
 		}
 		defer f.Close()
 		r = f
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		if err := em.one(ctx, line, n); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	return sc.Err()
-}
-
-// one encodes and produces a document; line is its line number (0: --json).
-func (em *emitter) one(ctx context.Context, doc []byte, line int) error {
-	value, rec, err := em.codec.EncodeJSON(ctx, em.typ, doc)
-	if err != nil {
-		if line > 0 {
-			return usagef("line %d: %v", line, err)
-		}
-		return usagef("%v", err)
-	}
-	r := &kgo.Record{Value: value}
-	if k, ok := rec.Field(em.cfg.Events.KeyField); ok {
-		r.Key = []byte(k)
-	}
-	if id, ok := rec.Field(em.cfg.Events.IDField); ok {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "event-id", Value: []byte(id)})
-	}
-	r.Topic = em.cfg.Kafka.Topic
-	pctx, span := tracing.StartSend(ctx, r)
-	if !span.SpanContext().IsValid() {
-		pctx = newTrace(ctx) // no tracer provider: still give the event a trace id
-	}
-	tracing.InjectRecord(pctx, r)
-	if em.prodErr == nil {
-		em.prodErr = make(chan error, 1)
-	}
-	em.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
-		tracing.EndSend(span, r, err)
-		if err != nil {
-			select {
-			case em.prodErr <- err:
-			default:
-			}
-			return
-		}
-		em.acked.Add(1)
-	})
-	return nil
-}
-
-func (em *emitter) err() error {
-	select {
-	case err := <-em.prodErr:
-		return fmt.Errorf("produce: %w", err)
-	default:
-		return nil
-	}
-}
-
-// newTrace starts a fresh sampled trace context, as an upstream service
-// publishing the event would have.
-func newTrace(ctx context.Context) context.Context {
-	var tid trace.TraceID
-	var sid trace.SpanID
-	rand.Read(tid[:])
-	rand.Read(sid[:])
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})
-	return trace.ContextWithSpanContext(ctx, sc)
+	return em.Lines(ctx, r)
 }

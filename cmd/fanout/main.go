@@ -15,6 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/redact"
 )
@@ -38,6 +41,31 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// configFlag declares -c FILE; the func it returns loads that file
+// (loadConfig): the preamble of every command that reads a config.
+func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
+	file := fs.String("c", "", "config `FILE` (required)")
+	return func() (*config.Config, error) { return loadConfig(*file) }
+}
+
+// adminClient opens a Kafka client on cfg's brokers for admin requests;
+// Close it when done.
+func adminClient(cfg *config.Config) (*kadm.Client, error) {
+	cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+// noArgs is the usage error of a command given arguments it does not take.
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected arguments %q", args)
+	}
+	return nil
+}
 
 // commands is the command table, in the order help lists them: each
 // command's flags, printing and body are in its cmd_<name>.go (redrive in

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"encoding/json"
@@ -10,22 +10,25 @@ import (
 	"github.com/fanout-dev/fanout/sinktest"
 )
 
-// demoAPI is one of the worked example's downstream APIs, served for real on
+// API is one of the worked example's downstream APIs, served for real on
 // loopback: a sinktest.API that decides each event (single or in a
 // CloudEvents batch) by its data. It counts what it accepted per
 // Idempotency-Key (a batch element's id) so the demo can show that nothing
 // was accepted twice.
-type demoAPI struct {
-	name string
-	url  string
+type API struct {
+	Name string
+	URL  string
 	api  *sinktest.API
 	srv  *sinktest.Server
 }
 
-// newDemoHandler is the API that answers by behave; record keeps the
-// per-key records counts reads (demo-api, which runs for as long as the
-// Compose stack, keeps none).
-func newDemoHandler(behave func(ev map[string]any) (int, time.Duration), record bool) *sinktest.API {
+// Behave decides one event by its data: the status to answer and after how long.
+type Behave func(ev map[string]any) (int, time.Duration)
+
+// NewHandler is the API that answers by behave; record keeps the per-key
+// records Counts reads (demo-api, which runs for as long as the Compose
+// stack, keeps none).
+func NewHandler(behave Behave, record bool) *sinktest.API {
 	return sinktest.New(sinktest.Options{NoRecord: !record, Answer: func(c sinktest.Call) sinktest.Answer {
 		var ev map[string]any
 		if err := json.Unmarshal(c.Body, &ev); err != nil {
@@ -36,24 +39,25 @@ func newDemoHandler(behave func(ev map[string]any) (int, time.Duration), record 
 	}})
 }
 
-func newDemoAPI(name string, behave func(ev map[string]any) (int, time.Duration)) (*demoAPI, error) {
-	api := newDemoHandler(behave, true)
+func newAPI(name string, behave Behave) (*API, error) {
+	api := NewHandler(behave, true)
 	srv, err := sinktest.Listen("127.0.0.1:0", "/"+name, api)
 	if err != nil {
 		return nil, err
 	}
-	return &demoAPI{name: name, url: srv.URL, api: api, srv: srv}, nil
+	return &API{Name: name, URL: srv.URL, api: api, srv: srv}, nil
 }
 
-// counts returns the keys accepted, how many of them were accepted twice or
+// Counts returns the keys accepted, how many of them were accepted twice or
 // more, and the requests answered.
-func (a *demoAPI) counts() (accepted, twice, requests int) { return a.api.Counts() }
+func (a *API) Counts() (accepted, twice, requests int) { return a.api.Counts() }
 
-func (a *demoAPI) close() { a.srv.Shutdown(2 * time.Second) }
+// Close stops serving, waiting at most 2s for requests in flight.
+func (a *API) Close() { a.srv.Shutdown(2 * time.Second) }
 
-// demoBehaviours are the worked example's three APIs.
-func demoBehaviours() map[string]func(map[string]any) (int, time.Duration) {
-	return map[string]func(map[string]any) (int, time.Duration){
+// Behaviours are the worked example's three APIs, by name.
+func Behaviours() map[string]Behave {
+	return map[string]Behave{
 		"profile": func(ev map[string]any) (int, time.Duration) {
 			// The profile API validates: an address without @ is a permanent 422.
 			if email, _ := ev["email"].(string); !strings.Contains(email, "@") {
@@ -75,18 +79,24 @@ func demoBehaviours() map[string]func(map[string]any) (int, time.Duration) {
 	}
 }
 
-// demoAPIs starts the three APIs on loopback, in the demo's sink order.
-func demoAPIs() ([]*demoAPI, error) {
-	var apis []*demoAPI
+// StartAPIs starts the three APIs on loopback, in the demo's sink order.
+// Close each when done (CloseAPIs).
+func StartAPIs() ([]*API, error) {
+	var apis []*API
 	for _, name := range []string{"profile", "email", "analytics"} {
-		a, err := newDemoAPI(name, demoBehaviours()[name])
+		a, err := newAPI(name, Behaviours()[name])
 		if err != nil {
-			for _, x := range apis {
-				x.close()
-			}
+			CloseAPIs(apis)
 			return nil, err
 		}
 		apis = append(apis, a)
 	}
 	return apis, nil
+}
+
+// CloseAPIs closes every API of apis.
+func CloseAPIs(apis []*API) {
+	for _, a := range apis {
+		a.Close()
+	}
 }

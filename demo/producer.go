@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -12,24 +12,38 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/emit"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/tracing"
 )
 
-// demoProducer plays the sign-up service: it publishes user.registered events.
-type demoProducer struct {
-	codec *schemas.Codec
-	addrs []string
-	rate  int
+// Producer plays the sign-up service: it publishes user.registered events to
+// Topic at Rate events per second until its context ends.
+type Producer struct {
+	Codec *schemas.Codec
+	Addrs []string // the brokers
+	Rate  int
 
 	produced, repeated atomic.Int64
 	finished           atomic.Bool
 }
 
+// Produced is how many records it has handed to the client so far, repeats
+// included.
+func (p *Producer) Produced() int64 { return p.produced.Load() }
+
+// Repeated is how many of them were an event published again.
+func (p *Producer) Repeated() int64 { return p.repeated.Load() }
+
+// Finished reports whether Run has returned.
+func (p *Producer) Finished() bool { return p.finished.Load() }
+
 var plans = []string{"FREE", "FREE", "FREE", "PRO", "ENTERPRISE"}
 
-// exampleUser returns one user.registered event as plain JSON.
-func exampleUser(n int) []byte {
+// ExampleUser returns one user.registered event as plain JSON: a fresh
+// UUIDv4 id, user<n>@example.com (1 in 100 without the @, which the profile
+// API rejects), a plan, and every third a referrer.
+func ExampleUser(n int) []byte {
 	var b [16]byte
 	rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
@@ -51,17 +65,20 @@ func exampleUser(n int) []byte {
 	return doc
 }
 
-func (p *demoProducer) run(ctx context.Context) error {
+// Run publishes until ctx ends, then flushes; it returns the first produce
+// error. About 1 event in 50 is published a second time, as an upstream
+// retry would.
+func (p *Producer) Run(ctx context.Context) error {
 	defer p.finished.Store(true)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addrs...), kgo.DefaultProduceTopic(demoTopic))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addrs...), kgo.DefaultProduceTopic(Topic))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	var prodErr atomic.Value
-	tick := time.NewTicker(time.Second / time.Duration(min(p.rate, 1000)))
+	tick := time.NewTicker(time.Second / time.Duration(min(p.Rate, 1000)))
 	defer tick.Stop()
-	perTick := max(p.rate/1000, 1)
+	perTick := max(p.Rate/1000, 1)
 	var last *kgo.Record
 	for n := 0; ; {
 		select {
@@ -77,13 +94,13 @@ func (p *demoProducer) run(ctx context.Context) error {
 		}
 		for range perTick {
 			n++
-			value, rec, err := p.codec.EncodeJSON(ctx, "user.registered", exampleUser(n))
+			value, rec, err := p.Codec.EncodeJSON(ctx, "user.registered", ExampleUser(n))
 			if err != nil {
 				return err
 			}
 			id, _ := rec.Field("id")
 			r := &kgo.Record{Key: []byte(id), Value: value, Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte(id)}}}
-			tracing.InjectRecord(newTrace(ctx), r)
+			tracing.InjectRecord(emit.NewTrace(ctx), r)
 			p.produce(ctx, cl, r, &prodErr)
 			if last != nil && mrand.IntN(50) == 0 {
 				// An upstream retry: the same event published again.
@@ -96,7 +113,7 @@ func (p *demoProducer) run(ctx context.Context) error {
 	}
 }
 
-func (p *demoProducer) produce(ctx context.Context, cl *kgo.Client, r *kgo.Record, errOut *atomic.Value) {
+func (p *Producer) produce(ctx context.Context, cl *kgo.Client, r *kgo.Record, errOut *atomic.Value) {
 	p.produced.Add(1)
 	cl.Produce(context.WithoutCancel(ctx), r, func(_ *kgo.Record, err error) {
 		if err != nil {

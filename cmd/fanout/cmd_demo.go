@@ -15,8 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/naming"
 	"github.com/fanout-dev/fanout/sinktest"
 	"github.com/fanout-dev/fanout/tracing"
@@ -66,7 +66,7 @@ type demoSummary struct {
 }
 
 type demoResult struct {
-	summary
+	app.Summary
 	Produced       int64 `json:"produced"`
 	APIAccepted    int   `json:"api_accepted"`
 	AcceptedTwice  int   `json:"api_accepted_twice"`
@@ -102,11 +102,11 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 		return fmt.Errorf("demo config: %w", err)
 	}
 	tracing.Setup()
-	codec, err := buildCodec(cfg)
+	codec, err := app.BuildCodec(cfg)
 	if err != nil {
 		return err
 	}
-	runners, err := buildSinks(cfg, nil, codec, memoryStore{dedupe.NewMemory(), dedupe.NewMemoryBarriers()}, quiet, kgo.FetchMaxWait(100*time.Millisecond))
+	runners, err := app.BuildSinks(cfg, nil, codec, app.NewMemoryStore(), quiet, kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 	defer stopSinks()
 	g, gctx := errgroup.WithContext(runCtx)
 	for _, r := range runners {
-		for _, c := range r.consumers {
+		for _, c := range r.Consumers {
 			g.Go(func() error { return c.Run(gctx) })
 		}
 	}
@@ -132,7 +132,7 @@ func demo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool)
 			return false
 		}
 		for _, r := range runners {
-			if r.consumers[0].Stats().Handled < p.produced.Load() || r.stats().Tiered > r.stats().Handled-r.consumers[0].Stats().Handled {
+			if r.Consumers[0].Stats().Handled < p.produced.Load() || r.Stats().Tiered > r.Stats().Handled-r.Consumers[0].Stats().Handled {
 				return false
 			}
 		}
@@ -176,8 +176,8 @@ wait:
 	for i, r := range runners {
 		acc, twice, reqs := apis[i].counts()
 		sum.Sinks = append(sum.Sinks, demoResult{
-			summary: r.summary(), Produced: p.produced.Load(), APIAccepted: acc, AcceptedTwice: twice, APIRequests: reqs,
-			HandledRecords: r.consumers[0].Stats().Handled, CaughtUp: r.consumers[0].Stats().Handled >= p.produced.Load(),
+			Summary: r.Summary(), Produced: p.produced.Load(), APIAccepted: acc, AcceptedTwice: twice, APIRequests: reqs,
+			HandledRecords: r.Consumers[0].Stats().Handled, CaughtUp: r.Consumers[0].Stats().Handled >= p.produced.Load(),
 		})
 	}
 	if asJSON {
@@ -196,10 +196,10 @@ func apiURLs(apis []*demoAPI) string {
 	return strings.Join(s, " ")
 }
 
-func liveLine(w io.Writer, since time.Duration, p *demoProducer, runners []*runner) {
+func liveLine(w io.Writer, since time.Duration, p *demoProducer, runners []*app.Runner) {
 	fmt.Fprintf(w, "%5.1fs produced %-6d", since.Seconds(), p.produced.Load())
 	for _, r := range runners {
-		s := r.summary()
+		s := r.Summary()
 		fmt.Fprintf(w, " | %s: delivered %d retried %d tiers %d dlq %d dup %d", s.Sink, s.Delivered, s.Retried, s.Tiered, s.DeadLettered, s.Duplicates)
 	}
 	fmt.Fprintln(w)

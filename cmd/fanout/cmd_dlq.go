@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/pipeline"
 	"github.com/fanout-dev/fanout/schemas"
@@ -138,7 +139,7 @@ func openDLQ(file, name string) (*dlqTarget, error) {
 	if !found {
 		return nil, usagef("--sink: no sink named %q in the config (sinks: %s)", name, sinkNames(cfg))
 	}
-	if t.cl, err = kgo.NewClient(kafkaOpts(cfg)...); err != nil {
+	if t.cl, err = kgo.NewClient(app.KafkaOpts(cfg)...); err != nil {
 		return nil, err
 	}
 	t.adm = kadm.NewClient(t.cl)
@@ -156,7 +157,7 @@ func listLetters(ctx context.Context, e *env, t *dlqTarget, f filter, limit int,
 	ids := &idResolver{cfg: t.cfg, field: t.sink.IDField}
 	out := newLetterPrinter(e.stdout, asJSON, false)
 	examined, shown := 0, 0
-	err = r.read(ctx, kafkaOpts(t.cfg), func(rec *kgo.Record) error {
+	err = r.read(ctx, app.KafkaOpts(t.cfg), func(rec *kgo.Record) error {
 		examined++
 		l := parseLetter(rec)
 		if !f.match(l) {
@@ -206,7 +207,7 @@ func showLetter(ctx context.Context, e *env, t *dlqTarget, p int32, o int64) err
 	}
 	one := &dlqRange{topic: topic, from: map[int32]int64{p: o}, end: map[int32]int64{p: o + 1}}
 	var rec *kgo.Record
-	if err := one.read(ctx, kafkaOpts(t.cfg), func(r *kgo.Record) error { rec = r; return errStop }); err != nil {
+	if err := one.read(ctx, app.KafkaOpts(t.cfg), func(r *kgo.Record) error { rec = r; return errStop }); err != nil {
 		return err
 	}
 	if rec == nil || rec.Offset != o {
@@ -219,7 +220,7 @@ func showLetter(ctx context.Context, e *env, t *dlqTarget, p int32, o int64) err
 	for _, h := range rec.Headers {
 		fmt.Fprintf(w, "  %s: %s\n", h.Key, printable(h.Value))
 	}
-	codec, err := buildCodec(t.cfg)
+	codec, err := app.BuildCodec(t.cfg)
 	if err != nil {
 		return err
 	}
@@ -281,7 +282,7 @@ func (x *idResolver) id(ctx context.Context, l deadLetter) string { return x.rec
 
 // record names r's event. It is safe for concurrent use.
 func (x *idResolver) record(ctx context.Context, r *kgo.Record) string {
-	x.once.Do(func() { x.codec, _ = buildCodec(x.cfg) })
+	x.once.Do(func() { x.codec, _ = app.BuildCodec(x.cfg) })
 	var dec *schemas.Record
 	if x.codec != nil {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)

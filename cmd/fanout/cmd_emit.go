@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/tracing"
@@ -47,20 +48,20 @@ line is reported with its number and nothing after it is sent.`,
 				if err != nil {
 					return err
 				}
-				rt, err := openRuntime(cfg, e.log)
+				rt, err := app.Open(cfg, e.log)
 				if err != nil {
 					return err
 				}
-				defer rt.close()
-				codec := rt.codec
-				cl, err := kgo.NewClient(append(kafkaOpts(cfg), kgo.DefaultProduceTopic(cfg.Kafka.Topic))...)
+				defer rt.Close()
+				codec := rt.Codec
+				cl, err := kgo.NewClient(append(app.KafkaOpts(cfg), kgo.DefaultProduceTopic(cfg.Kafka.Topic))...)
 				if err != nil {
 					return err
 				}
 				defer cl.Close()
 				// A producer retries a broker that refuses it until the
 				// record times out: ask first, and say why at once.
-				if err := probeKafka(ctx, cfg, cl, cfg.Kafka.Topic); err != nil {
+				if err := app.ProbeKafka(ctx, cfg, cl, cfg.Kafka.Topic); err != nil {
 					return err
 				}
 				em := &emitter{cfg: cfg, codec: codec, cl: cl, typ: *typ}

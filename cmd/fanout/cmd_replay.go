@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/dedupe"
 )
@@ -195,16 +196,16 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 		return fmt.Errorf("sink %s: %w", s.Name, err) // failures must have a DLQ to go to
 	}
 
-	rt, err := openRuntime(cfg, e.log)
+	rt, err := app.Open(cfg, e.log)
 	if err != nil {
 		return err
 	}
-	defer rt.close()
-	codec := rt.codec
+	defer rt.Close()
+	codec := rt.Codec
 	var store dedupe.Store
 	if r.mode == modeRespect {
 		var closeStore func()
-		if store, closeStore, err = buildStore(cfg, e.log); err != nil {
+		if store, closeStore, err = app.BuildStore(cfg, e.log); err != nil {
 			return err
 		}
 		defer closeStore()
@@ -214,7 +215,7 @@ func replay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	if out.tty {
 		log = out.logger() // log lines clear and redraw the bar
 	}
-	sk, h, err := buildHandler(s, codec, store, *s.Dedupe.Enabled && r.mode != modeBypass, false, log)
+	sk, h, err := app.BuildHandler(s, codec, store, *s.Dedupe.Enabled && r.mode != modeBypass, false, log)
 	if err != nil {
 		return err
 	}

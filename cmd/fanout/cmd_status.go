@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/naming"
 )
@@ -41,11 +42,11 @@ counted from the partition's start. Reads only; safe while fanout runs.`,
 				if err != nil {
 					return err
 				}
-				names, err := selectSinks(cfg, *sinks)
+				names, err := app.SelectSinks(cfg, *sinks)
 				if err != nil {
 					return err
 				}
-				cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+				cl, err := kgo.NewClient(app.KafkaOpts(cfg)...)
 				if err != nil {
 					return err
 				}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,7 +30,7 @@ topic's partition count.`,
 				if err != nil {
 					return err
 				}
-				cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+				cl, err := kgo.NewClient(app.KafkaOpts(cfg)...)
 				if err != nil {
 					return err
 				}

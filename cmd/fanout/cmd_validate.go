@@ -8,6 +8,7 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/sink"
 )
@@ -38,10 +39,10 @@ there is any problem.`,
 					ce = &config.Error{File: *file}
 				}
 				// Beyond the file's shape: what building would reject.
-				if _, err := buildCodec(cfg); err != nil && cfg.Schemas.RegistryURL == "" {
+				if _, err := app.BuildCodec(cfg); err != nil && cfg.Schemas.RegistryURL == "" {
 					ce.Problems = append(ce.Problems, config.Problem{Path: "schemas", Line: cfg.Line("schemas"), Msg: err.Error()})
 				}
-				ce.Problems = append(ce.Problems, typeProblems(context.Background(), cfg, nil, false, e.log)...)
+				ce.Problems = append(ce.Problems, app.TypeProblems(context.Background(), cfg, nil, false, e.log)...)
 				for i, s := range cfg.Sinks {
 					if s.Name == "" || s.URL == "" {
 						continue // already reported
@@ -51,7 +52,7 @@ there is any problem.`,
 					// Every template that does not parse, each at its own path;
 					// then sink.New with those replaced by one that parses, for
 					// its first other problem.
-					sc := sinkConfig(s)
+					sc := app.SinkConfig(s)
 					for _, te := range sink.TemplateErrors(sc) {
 						path := p + "." + te.Field
 						ce.Problems = append(ce.Problems, config.Problem{Path: path, Line: cfg.Line(path), Msg: te.Err.Error()})

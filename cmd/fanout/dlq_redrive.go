@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/naming"
@@ -185,7 +186,7 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 	// Pass 1: the newest copy of each record, so an older copy (parked again
 	// since, or parked twice by a consumer that crashed before committing)
 	// is not redriven next to it.
-	if err := r.read(ctx, kafkaOpts(t.cfg), func(rec *kgo.Record) error {
+	if err := r.read(ctx, app.KafkaOpts(t.cfg), func(rec *kgo.Record) error {
 		l := parseLetter(rec)
 		if cur, ok := rd.newest[l.origin()]; !ok || l.parking().newer(cur) {
 			rd.newest[l.origin()] = l.parking()
@@ -200,7 +201,7 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 
 	if o.dryRun {
 		rd.out = newLetterPrinter(e.stdout, o.json, true)
-		err = r.read(ctx, kafkaOpts(t.cfg), func(rec *kgo.Record) error {
+		err = r.read(ctx, app.KafkaOpts(t.cfg), func(rec *kgo.Record) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -233,13 +234,13 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o redriveOpts) error {
 // ended early (ctx's error when interrupted).
 func (rd *redriver) run(ctx context.Context, r *dlqRange) error {
 	t := rd.t
-	rt, err := openRuntime(t.cfg, rd.e.log)
+	rt, err := app.Open(t.cfg, rd.e.log)
 	if err != nil {
 		return err
 	}
-	defer rt.close()
-	codec := rt.codec
-	store, closeStore, err := buildStore(t.cfg, rd.e.log)
+	defer rt.Close()
+	codec := rt.Codec
+	store, closeStore, err := app.BuildStore(t.cfg, rd.e.log)
 	if err != nil {
 		return err
 	}
@@ -247,7 +248,7 @@ func (rd *redriver) run(ctx context.Context, r *dlqRange) error {
 	// Only this sink's handler: the other sinks never see a redrive.
 	// Without key order: a letter is out of its key's order already,
 	// and a redrive parks it on the DLQ again, never in a tier.
-	sk, h, err := buildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, rd.e.log)
+	sk, h, err := app.BuildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, rd.e.log)
 	if err != nil {
 		return err
 	}
@@ -259,7 +260,7 @@ func (rd *redriver) run(ctx context.Context, r *dlqRange) error {
 		spans[p] = consumer.Span{Pos: from, End: r.end[p]}
 	}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	limits := topicLimits(lctx, t.adm, []string{t.sink.DLQTopic}, rd.e.log)
+	limits := app.TopicLimits(lctx, t.adm, []string{t.sink.DLQTopic}, rd.e.log)
 	cancel()
 	c, err := consumer.New(consumer.Config{
 		Sink: t.sink.Name, Topic: rd.counts.Topic, DLQTopic: t.sink.DLQTopic, Ordering: consumer.ByPartition, MaxInFlight: 1,
@@ -267,7 +268,7 @@ func (rd *redriver) run(ctx context.Context, r *dlqRange) error {
 		Range:  spans,
 		Commit: func(ctx context.Context, p map[int32]consumer.Progress) error { return rd.commit(ctx, spans, p) },
 		Repark: redriven,
-	}, consumer.HandlerFunc(rd.handle), rd.e.log.With("redrive", rd.counts.Group), append(kafkaOpts(t.cfg), consumer.ProducerSizing(limits))...)
+	}, consumer.HandlerFunc(rd.handle), rd.e.log.With("redrive", rd.counts.Group), append(app.KafkaOpts(t.cfg), consumer.ProducerSizing(limits))...)
 	if err != nil {
 		return err
 	}

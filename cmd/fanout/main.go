@@ -13,10 +13,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/redact"
 )
 
 // command is one subcommand.
@@ -32,7 +33,9 @@ type env struct {
 	log            *slog.Logger
 }
 
-// usageError is a mistake in the command line or config: exit code 2.
+// usageError is a mistake in the command line or config: exit code 2 (as
+// is an app.UsageError: what app checks for a command, --sinks or the
+// tracing settings).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -127,18 +130,19 @@ func exec(ctx context.Context, e *env, c *command, args []string) int {
 	}
 	err := body(ctx, e, fs.Args())
 	var ue usageError
+	var aue app.UsageError
 	var ce *config.Error
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &aue):
 		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, err)
 		return 2
 	case errors.As(err, &ce):
 		fmt.Fprintln(e.stderr, err)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, explainKafka(err))
+		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, app.ExplainKafka(lastConfig.Load(), err))
 		return 1
 	}
 }
@@ -166,13 +170,20 @@ func loadConfig(path string) (*config.Config, error) {
 		return nil, usagef("%v", err)
 	}
 	secrets.Add(cfg.Secrets()...)
-	lastConfig.Store(cfg) // for explainKafka
+	lastConfig.Store(cfg) // for app.ExplainKafka
 	return cfg, nil
 }
 
-// secrets hides every secret of the loaded config in everything fanout
-// writes to stdout and stderr (each line: logs, errors, listings), in the
-// error texts and excerpts of parked records and spans (pipeline.Config.Redact)
-// and on the admin endpoint. Package-wide because a process loads one config;
-// tests that call run several times only add to it.
-var secrets = redact.New()
+// secrets is app.Secrets, the process's one Redactor: it hides every secret
+// of the loaded config in everything fanout writes to stdout and stderr
+// (each line: logs, errors, listings), in the error texts and excerpts of
+// parked records and spans (pipeline.Config.Redact) and on the admin
+// endpoint (passed to admin.Server). Package-wide because a process loads
+// one config; tests that call run several times only add to it.
+var secrets = app.Secrets
+
+// lastConfig is the config a command loaded, so that exec can have
+// app.ExplainKafka name the brokers and the mechanism of an error no caller
+// explained. Package-wide for the reason secrets is: a command's body loads
+// its config (loadConfig) below exec, which prints its final error.
+var lastConfig atomic.Pointer[config.Config]

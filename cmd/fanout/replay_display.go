@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fanout-dev/fanout/app"
 )
 
 // replayDisplay shows a replay's progress on stderr: on a terminal one line
@@ -76,7 +78,7 @@ func (b barWriter) Write(p []byte) (int, error) {
 
 // run updates the display until ctx ends.
 func (d *replayDisplay) run(ctx context.Context, snap func() replayProgress) {
-	every(ctx, 250*time.Millisecond, func() { d.update(snap(), time.Now()) })
+	app.Every(ctx, 250*time.Millisecond, func() { d.update(snap(), time.Now()) })
 }
 
 func (d *replayDisplay) update(p replayProgress, now time.Time) {

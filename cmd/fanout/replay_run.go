@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/pipeline"
 )
@@ -55,14 +56,14 @@ func newReplayer(ctx context.Context, t *dlqTarget, r *replayRange, group string
 		spans[p.Partition] = consumer.Span{Pos: p.Pos, End: p.End, Done: p.prior}
 	}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	limits := topicLimits(lctx, t.adm, []string{s.DLQTopic}, rp.log)
+	limits := app.TopicLimits(lctx, t.adm, []string{s.DLQTopic}, rp.log)
 	cancel()
 	c, err := consumer.New(consumer.Config{
-		Sink: s.Name, Topic: r.topic, DLQTopic: s.DLQTopic, Ordering: orderings[s.Ordering], MaxInFlight: s.MaxInFlight,
+		Sink: s.Name, Topic: r.topic, DLQTopic: s.DLQTopic, Ordering: app.Orderings[s.Ordering], MaxInFlight: s.MaxInFlight,
 		FetchMaxBytes: 16 << 20, FetchMaxPartitionBytes: 4 << 20,
 		CommitInterval: replayCommitEvery, DrainTimeout: t.cfg.Run.DrainTimeout,
 		Range: spans, Commit: rp.commit,
-	}, rp, log, append(kafkaOpts(t.cfg), consumer.ProducerSizing(limits))...)
+	}, rp, log, append(app.KafkaOpts(t.cfg), consumer.ProducerSizing(limits))...)
 	if err != nil {
 		return nil, err
 	}

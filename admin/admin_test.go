@@ -14,6 +14,7 @@ import (
 
 	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/redact"
 )
 
 // The admin endpoint serves every sink and tier consumer of the config, in
@@ -138,4 +139,24 @@ func writeFile(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Every body the endpoint writes passes through the Redactor it was given
+// (fanout run gives it the process's secrets): here one that holds a sink's
+// name, which then shows in neither /metrics nor /api/sinks.
+func TestAdminRedactsBodies(t *testing.T) {
+	runners := testRunners(t, writeFile(t, metricsTestConfig))
+	srv := httptest.NewServer((&Server{Runners: runners, Started: time.Now(), Redact: redact.New("profile")}).Handler())
+	defer srv.Close()
+	for _, path := range []string{"/metrics", "/api/sinks"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.Contains(string(b), "profile") || !strings.Contains(string(b), redact.Mask) {
+			t.Errorf("%s (%d) shows the secret or no mask:\n%s", path, resp.StatusCode, b)
+		}
+	}
 }

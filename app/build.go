@@ -106,7 +106,7 @@ func SelectSinks(cfg *config.Config, flag string) ([]string, error) {
 	var errs []error
 	for _, n := range names {
 		if !slices.ContainsFunc(cfg.Sinks, func(s config.Sink) bool { return s.Name == n }) {
-			errs = append(errs, Usagef("--sinks: no sink named %q in the config", n))
+			errs = append(errs, usagef("--sinks: no sink named %q in the config", n))
 		}
 	}
 	return names, errors.Join(errs...)

@@ -6,7 +6,7 @@
 // It owns the mapping from config to each package's Config (SinkConfig,
 // the consumer settings of BuildSinks, the Redis client of BuildStore),
 // the Kafka connection's security (TLS, SASL) and the words fanout uses to
-// explain a refused connection (KafkaError, ExplainKafka), the start-time
+// explain a refused connection (ExplainKafka, ProbeKafka), the start-time
 // checks against the broker and the registry (CheckTopics, FitEventBytes,
 // TypeProblems), and RunAll, which runs the sinks until they have drained.
 //

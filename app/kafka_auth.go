@@ -169,12 +169,12 @@ func awsCredentials() func(context.Context) (aws.Auth, error) {
 	}
 }
 
-// KafkaError says in one line why a Kafka request failed when the cause is
+// kafkaError says in one line why a Kafka request failed when the cause is
 // the connection's security: a refused login, a mechanism the broker does
 // not offer, an untrusted certificate, a listener of another protocol, or
 // a missing ACL. Other errors come back as they are. It names the brokers,
 // the mechanism and the user, never a secret.
-func KafkaError(cfg *config.Config, err error) error {
+func kafkaError(cfg *config.Config, err error) error {
 	var done *kafkaRefusal
 	if err == nil || errors.As(err, &done) {
 		return err
@@ -185,16 +185,16 @@ func KafkaError(cfg *config.Config, err error) error {
 	return err
 }
 
-// kafkaRefusal is an error KafkaError explained: it is not explained again.
+// kafkaRefusal is an error kafkaError explained: it is not explained again.
 type kafkaRefusal struct{ error }
 
 func (r *kafkaRefusal) Unwrap() error { return r.error }
 
-// ExplainKafka is KafkaError for a command's final error: cfg is the config
+// ExplainKafka is kafkaError for a command's final error: cfg is the config
 // the command loaded (nil if it loaded none: err comes back as it is).
 func ExplainKafka(cfg *config.Config, err error) error {
 	if cfg != nil {
-		return KafkaError(cfg, err)
+		return kafkaError(cfg, err)
 	}
 	return err
 }
@@ -256,7 +256,7 @@ func checkGroupAccess(ctx context.Context, cfg *config.Config, adm *kadm.Client,
 				strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.SASL.Username, g, cfg.Kafka.GroupPrefix, err)
 		}
 		if err != nil && consumer.Denied(err) {
-			return KafkaError(cfg, err)
+			return kafkaError(cfg, err)
 		}
 	}
 	return nil
@@ -283,7 +283,7 @@ func deniedTopic(ctx context.Context, cfg *config.Config, adm *kadm.Client, topi
 
 // ProbeKafka asks the brokers for the metadata of topics with a 15s
 // deadline: a refused login, an untrusted certificate or a missing topic ACL
-// comes back as KafkaError words it, before a producer would retry it
+// comes back as kafkaError words it, before a producer would retry it
 // until its records time out.
 func ProbeKafka(ctx context.Context, cfg *config.Config, cl *kgo.Client, topics ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -295,7 +295,7 @@ func ProbeKafka(ctx context.Context, cfg *config.Config, cl *kgo.Client, topics 
 	}
 	if err != nil {
 		var done *kafkaRefusal
-		if err := KafkaError(cfg, err); errors.As(err, &done) {
+		if err := kafkaError(cfg, err); errors.As(err, &done) {
 			return err
 		}
 		return fmt.Errorf("kafka %s: %w", strings.Join(cfg.Kafka.Brokers, ","), err)
@@ -326,7 +326,7 @@ func checkTopicOps(ctx context.Context, cfg *config.Config, cl *kgo.Client, need
 	}
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return KafkaError(cfg, err)
+		return kafkaError(cfg, err)
 	}
 	have := map[string][]kadm.ACLOperation{}
 	reported := map[string]bool{}

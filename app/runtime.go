@@ -69,7 +69,7 @@ func startTracing(cfg *config.Config, log *slog.Logger) (func(), error) {
 		Headers: cfg.Tracing.Headers, Redact: Secrets.String,
 	})
 	if err != nil {
-		return nil, Usagef("%v", err)
+		return nil, usagef("%v", err)
 	}
 	if endpoint != "" {
 		log.Info("exporting spans", "endpoint", endpoint)
@@ -97,5 +97,5 @@ type UsageError struct{ Msg string }
 
 func (e UsageError) Error() string { return e.Msg }
 
-// Usagef is a UsageError with a formatted message.
-func Usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }
+// usagef is a UsageError with a formatted message.
+func usagef(format string, args ...any) error { return UsageError{fmt.Sprintf(format, args...)} }

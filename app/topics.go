@@ -46,10 +46,10 @@ func CheckTopics(ctx context.Context, cfg *config.Config, names []string, log *s
 			return nil, deniedTopic(ctx, cfg, adm, want, err)
 		}
 		if err != nil {
-			if err := KafkaError(cfg, err); consumer.Denied(err) {
+			if err := kafkaError(cfg, err); consumer.Denied(err) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), KafkaError(cfg, err))
+			return nil, fmt.Errorf("check topics (is Kafka at %s reachable?): %w", strings.Join(cfg.Kafka.Brokers, ","), kafkaError(cfg, err))
 		}
 		missing = missing[:0]
 		for _, t := range want {

@@ -19,8 +19,8 @@ import (
 	"github.com/fanout-dev/fanout/sink"
 )
 
-// SinkConfig is the sink.Config of s.
-func SinkConfig(s config.Sink) sink.Config {
+// sinkConfig is the sink.Config of s.
+func sinkConfig(s config.Sink) sink.Config {
 	var br *sink.BreakerConfig
 	if *s.Breaker.Enabled {
 		br = &sink.BreakerConfig{
@@ -179,7 +179,7 @@ func buildSink(cfg *config.Config, s config.Sink, codec *schemas.Codec, store de
 // keeps a key-ordered sink's order across its retry tiers, which only the
 // sink's consumers (not a replay or a redrive) park into.
 func BuildHandler(s config.Sink, codec *schemas.Codec, store dedupe.Store, withDedupe, keyOrder bool, log *slog.Logger) (*sink.Sink, *pipeline.Handler, error) {
-	sk, err := sink.New(SinkConfig(s), log)
+	sk, err := sink.New(sinkConfig(s), log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,7 +3,7 @@
 // (consumers + handler + sink); the only package that knows them all;
 // cmd/fanout calls it.
 //
-// It owns the mapping from config to each package's Config (SinkConfig,
+// It owns the mapping from config to each package's Config (sinkConfig,
 // the consumer settings of BuildSinks, the Redis client of BuildStore),
 // the Kafka connection's security (TLS, SASL) and the words fanout uses to
 // explain a refused connection (ExplainKafka, ProbeKafka), the start-time

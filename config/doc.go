@@ -5,5 +5,5 @@
 // ${VAR} and ${VAR:-default} in values expand from the environment.
 //
 // It only parses and validates; it must not know how sinks deliver or how Kafka is
-// consumed. cmd/fanout turns a Config into the other packages' Config structs.
+// consumed. Package app turns a Config into the other packages' Config structs.
 package config

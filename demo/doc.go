@@ -7,6 +7,6 @@
 // returns the counts ([Report], [Result]).
 //
 // demo must not know how sinks are assembled or how results are printed: the
-// command builds the sinks (its buildSinks) and hands [Run] their consumers;
+// command builds the sinks (app.BuildSinks) and hands [Run] their consumers;
 // [Run] reports progress through a func and returns values.
 package demo

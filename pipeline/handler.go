@@ -49,7 +49,7 @@ type Config struct {
 	// release that never got through) blocks its key for at most this long;
 	// a record still in its tier past it may be overtaken. Default 1h;
 	// fanout sets twice the sum of the sink's retry.tiers delays plus 10
-	// minutes (cmd/fanout build.go, barrierTTL).
+	// minutes (app/build.go, barrierTTL).
 	BarrierTTL time.Duration
 	// Redact hides secrets in the error text and response excerpt of an
 	// outcome before anything records them (a parked record's headers, the

@@ -4,7 +4,7 @@
 // wherever it appears (an API that echoes the request's Authorization header
 // in its error body, an error text that quotes a token).
 //
-// It knows nothing of where the secrets come from: cmd/fanout builds a
-// Redactor from config.Config.Secrets and hands its String method to the
-// parts that write text out.
+// It knows nothing of where the secrets come from: the process's one
+// Redactor is app.Secrets, cmd/fanout adds config.Config.Secrets to it, and
+// it (or its String method) is handed to the parts that write text out.
 package redact

@@ -13,9 +13,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/consumer"
-	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/demo"
 	"github.com/fanout-dev/fanout/tracing"
 )
@@ -62,7 +62,7 @@ type demoSummary struct {
 }
 
 type demoResult struct {
-	summary
+	app.Summary
 	demo.Result
 }
 
@@ -87,17 +87,17 @@ func runDemo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bo
 		return fmt.Errorf("demo config: %w", err)
 	}
 	tracing.Setup()
-	codec, err := buildCodec(cfg)
+	codec, err := app.BuildCodec(cfg)
 	if err != nil {
 		return err
 	}
-	runners, err := buildSinks(cfg, nil, codec, memoryStore{dedupe.NewMemory(), dedupe.NewMemoryBarriers()}, quiet, kgo.FetchMaxWait(100*time.Millisecond))
+	runners, err := app.BuildSinks(cfg, nil, codec, app.NewMemoryStore(), quiet, kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		return err
 	}
 	consumers := make([][]*consumer.Consumer, len(runners))
 	for i, r := range runners {
-		consumers[i] = r.consumers
+		consumers[i] = r.Consumers
 	}
 
 	o := demo.Options{Start: start, Duration: dur, Rate: rate, Codec: codec, Brokers: cluster.ListenAddrs()}
@@ -112,7 +112,7 @@ func runDemo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bo
 	}
 	sum := demoSummary{Report: rep}
 	for i, r := range runners {
-		sum.Sinks = append(sum.Sinks, demoResult{summary: r.summary(), Result: results[i]})
+		sum.Sinks = append(sum.Sinks, demoResult{Summary: r.Summary(), Result: results[i]})
 	}
 	if asJSON {
 		return json.NewEncoder(e.stdout).Encode(sum)
@@ -129,10 +129,10 @@ func apiURLs(apis []*demo.API) string {
 	return strings.Join(s, " ")
 }
 
-func liveLine(w io.Writer, since time.Duration, produced int64, runners []*runner) {
+func liveLine(w io.Writer, since time.Duration, produced int64, runners []*app.Runner) {
 	fmt.Fprintf(w, "%5.1fs produced %-6d", since.Seconds(), produced)
 	for _, r := range runners {
-		s := r.summary()
+		s := r.Summary()
 		fmt.Fprintf(w, " | %s: delivered %d retried %d tiers %d dlq %d dup %d", s.Sink, s.Delivered, s.Retried, s.Tiered, s.DeadLettered, s.Duplicates)
 	}
 	fmt.Fprintln(w)

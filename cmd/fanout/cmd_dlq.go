@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
 	"github.com/fanout-dev/fanout/dlq"
 	"github.com/fanout-dev/fanout/schemas"
@@ -136,7 +137,7 @@ func openDLQ(file, name string) (*dlqTarget, error) {
 	if !found {
 		return nil, usagef("--sink: no sink named %q in the config (sinks: %s)", name, sinkNames(cfg))
 	}
-	if t.cl, err = kgo.NewClient(kafkaOpts(cfg)...); err != nil {
+	if t.cl, err = kgo.NewClient(app.KafkaOpts(cfg)...); err != nil {
 		return nil, err
 	}
 	t.adm = kadm.NewClient(t.cl)
@@ -147,13 +148,13 @@ func (t *dlqTarget) close() { t.cl.Close() }
 
 // ids names events as the sink's delivery path does.
 func (t *dlqTarget) ids() *dlq.IDs {
-	return dlq.NewIDs(t.sink.IDField, func() (*schemas.Codec, error) { return buildCodec(t.cfg) })
+	return dlq.NewIDs(t.sink.IDField, func() (*schemas.Codec, error) { return app.BuildCodec(t.cfg) })
 }
 
 func listLetters(ctx context.Context, e *env, t *dlqTarget, f dlq.Filter, limit int, asJSON bool) error {
 	topic := t.sink.DLQTopic
 	out := newLetterPrinter(e.stdout, asJSON, false)
-	n, err := dlq.List(ctx, t.adm, kafkaOpts(t.cfg), topic, f, limit, t.ids(), func(l dlq.Letter, id string) error {
+	n, err := dlq.List(ctx, t.adm, app.KafkaOpts(t.cfg), topic, f, limit, t.ids(), func(l dlq.Letter, id string) error {
 		return out.row(l, id, "")
 	})
 	out.flush()
@@ -178,7 +179,7 @@ func listLetters(ctx context.Context, e *env, t *dlqTarget, f dlq.Filter, limit 
 
 func showLetter(ctx context.Context, e *env, t *dlqTarget, p int32, o int64) error {
 	topic := t.sink.DLQTopic
-	rec, err := dlq.ReadOne(ctx, t.adm, kafkaOpts(t.cfg), topic, p, o)
+	rec, err := dlq.ReadOne(ctx, t.adm, app.KafkaOpts(t.cfg), topic, p, o)
 	if err != nil {
 		return err
 	}
@@ -189,7 +190,7 @@ func showLetter(ctx context.Context, e *env, t *dlqTarget, p int32, o int64) err
 	for _, h := range rec.Headers {
 		fmt.Fprintf(w, "  %s: %s\n", h.Key, printable(h.Value))
 	}
-	codec, err := buildCodec(t.cfg)
+	codec, err := app.BuildCodec(t.cfg)
 	if err != nil {
 		return err
 	}

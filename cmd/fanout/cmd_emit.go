@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/emit"
 )
 
@@ -41,22 +42,22 @@ line is reported with its number and nothing after it is sent.`,
 				if err != nil {
 					return err
 				}
-				rt, err := openRuntime(cfg, e.log)
+				rt, err := app.Open(cfg, e.log)
 				if err != nil {
 					return err
 				}
-				defer rt.close()
-				cl, err := kgo.NewClient(append(kafkaOpts(cfg), kgo.DefaultProduceTopic(cfg.Kafka.Topic))...)
+				defer rt.Close()
+				cl, err := kgo.NewClient(append(app.KafkaOpts(cfg), kgo.DefaultProduceTopic(cfg.Kafka.Topic))...)
 				if err != nil {
 					return err
 				}
 				defer cl.Close()
 				// A producer retries a broker that refuses it until the
 				// record times out: ask first, and say why at once.
-				if err := probeKafka(ctx, cfg, cl, cfg.Kafka.Topic); err != nil {
+				if err := app.ProbeKafka(ctx, cfg, cl, cfg.Kafka.Topic); err != nil {
 					return err
 				}
-				em := emit.New(emit.Config{Topic: cfg.Kafka.Topic, Type: *typ, KeyField: cfg.Events.KeyField, IDField: cfg.Events.IDField}, rt.codec, cl)
+				em := emit.New(emit.Config{Topic: cfg.Kafka.Topic, Type: *typ, KeyField: cfg.Events.KeyField, IDField: cfg.Events.IDField}, rt.Codec, cl)
 				var acked int64
 				if *doc != "" {
 					acked, err = em.One(ctx, []byte(*doc))

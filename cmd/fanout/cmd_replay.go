@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/dlq"
@@ -182,16 +183,16 @@ func runReplay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 		return fmt.Errorf("sink %s: %w", s.Name, err) // failures must have a DLQ to go to
 	}
 
-	rt, err := openRuntime(cfg, e.log)
+	rt, err := app.Open(cfg, e.log)
 	if err != nil {
 		return err
 	}
-	defer rt.close()
-	codec := rt.codec
+	defer rt.Close()
+	codec := rt.Codec
 	var store dedupe.Store
 	if sum.Dedupe == replay.ModeRespect {
 		var closeStore func()
-		if store, closeStore, err = buildStore(cfg, e.log); err != nil {
+		if store, closeStore, err = app.BuildStore(cfg, e.log); err != nil {
 			return err
 		}
 		defer closeStore()
@@ -201,17 +202,17 @@ func runReplay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 	if out.tty {
 		log = out.logger() // log lines clear and redraw the bar
 	}
-	sk, h, err := buildHandler(s, codec, store, *s.Dedupe.Enabled && sum.Dedupe != replay.ModeBypass, false, log)
+	sk, h, err := app.BuildHandler(s, codec, store, *s.Dedupe.Enabled && sum.Dedupe != replay.ModeBypass, false, log)
 	if err != nil {
 		return err
 	}
 	defer sk.Close()
 
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	limits := topicLimits(lctx, t.adm, []string{s.DLQTopic}, log.With("replay", sum.Group, "sink", s.Name))
+	limits := app.TopicLimits(lctx, t.adm, []string{s.DLQTopic}, log.With("replay", sum.Group, "sink", s.Name))
 	cancel()
-	rp, err := replay.New(pl, replay.Job{Sink: s, Ordering: orderings[s.Ordering], DrainTimeout: cfg.Run.DrainTimeout,
-		Interval: o.interval, Handler: h, Admin: t.adm, Opts: append(kafkaOpts(cfg), consumer.ProducerSizing(limits)),
+	rp, err := replay.New(pl, replay.Job{Sink: s, Ordering: app.Orderings[s.Ordering], DrainTimeout: cfg.Run.DrainTimeout,
+		Interval: o.interval, Handler: h, Admin: t.adm, Opts: append(app.KafkaOpts(cfg), consumer.ProducerSizing(limits)),
 		IDs: t.ids(), Watcher: out, Log: log})
 	if err != nil {
 		return err

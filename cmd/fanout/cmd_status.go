@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/status"
 )
 
@@ -36,7 +37,7 @@ counted from the partition's start. Reads only; safe while fanout runs.`,
 				if err != nil {
 					return err
 				}
-				names, err := selectSinks(cfg, *sinks)
+				names, err := app.SelectSinks(cfg, *sinks)
 				if err != nil {
 					return err
 				}

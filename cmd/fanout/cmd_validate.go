@@ -5,11 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"maps"
 	"strings"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/sink"
 )
 
 // validateCommand is the "fanout validate" command.
@@ -38,38 +37,7 @@ there is any problem.`,
 					ce = &config.Error{File: *file}
 				}
 				// Beyond the file's shape: what building would reject.
-				if _, err := buildCodec(cfg); err != nil && cfg.Schemas.RegistryURL == "" {
-					ce.Problems = append(ce.Problems, config.Problem{Path: "schemas", Line: cfg.Line("schemas"), Msg: err.Error()})
-				}
-				ce.Problems = append(ce.Problems, typeProblems(context.Background(), cfg, nil, false, e.log)...)
-				for i, s := range cfg.Sinks {
-					if s.Name == "" || s.URL == "" {
-						continue // already reported
-					}
-					p := fmt.Sprintf("sinks[%d]", i)
-					dup := hasProblemUnder(ce, p)
-					// Every template that does not parse, each at its own path;
-					// then sink.New with those replaced by one that parses, for
-					// its first other problem.
-					sc := sinkConfig(s)
-					for _, te := range sink.TemplateErrors(sc) {
-						path := p + "." + te.Field
-						ce.Problems = append(ce.Problems, config.Problem{Path: path, Line: cfg.Line(path), Msg: te.Err.Error()})
-						if te.Field == "body" {
-							sc.Body = placeholderTemplate
-						} else {
-							sc.Headers = maps.Clone(sc.Headers)
-							sc.Headers[strings.TrimPrefix(te.Field, "headers.")] = placeholderTemplate
-						}
-					}
-					if _, err := sink.New(sc, e.log); err != nil && !dup {
-						path, msg := p, err.Error()
-						if se, ok := errors.AsType[*sink.ConfigError](err); ok {
-							path, msg = p+"."+se.Field, se.Msg // the field's own path and line
-						}
-						ce.Problems = append(ce.Problems, config.Problem{Path: path, Line: cfg.LineNear(path), Msg: msg})
-					}
-				}
+				ce.Problems = append(ce.Problems, app.BuildProblems(cfg, ce.Problems, e.log)...)
 				if len(ce.Problems) > 0 {
 					return ce
 				}
@@ -78,18 +46,6 @@ there is any problem.`,
 			}
 		},
 	}
-}
-
-// placeholderTemplate stands in for a template already reported as broken.
-const placeholderTemplate = "{{ .ID }}"
-
-func hasProblemUnder(ce *config.Error, prefix string) bool {
-	for _, p := range ce.Problems {
-		if strings.HasPrefix(p.Path, prefix+".") {
-			return true
-		}
-	}
-	return false
 }
 
 func sinkNames(cfg *config.Config) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dlq"
 )
@@ -99,7 +100,7 @@ means every letter examined was dealt with, letters that failed again included.`
 // lines and summary. The sink's handler is assembled here, after the
 // redriver has found letters to send.
 func redrive(ctx context.Context, e *env, t *dlqTarget, o dlq.RedriveOptions, dryRun, asJSON bool) error {
-	rd, err := dlq.PrepareRedrive(ctx, t.cfg, t.sink, o, t.adm, kafkaOpts(t.cfg), t.ids(), e.log)
+	rd, err := dlq.PrepareRedrive(ctx, t.cfg, t.sink, o, t.adm, app.KafkaOpts(t.cfg), t.ids(), e.log)
 	if err != nil {
 		return err
 	}
@@ -127,13 +128,13 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o dlq.RedriveOptions, dr
 // redriveRun builds the sink's handler and runs the redrive through it.
 func redriveRun(ctx context.Context, e *env, t *dlqTarget, rd *dlq.Redriver) (dlq.Counts, error) {
 	c := rd.Counts()
-	rt, err := openRuntime(t.cfg, e.log)
+	rt, err := app.Open(t.cfg, e.log)
 	if err != nil {
 		return c, err
 	}
-	defer rt.close()
-	codec := rt.codec
-	store, closeStore, err := buildStore(t.cfg, e.log)
+	defer rt.Close()
+	codec := rt.Codec
+	store, closeStore, err := app.BuildStore(t.cfg, e.log)
 	if err != nil {
 		return c, err
 	}
@@ -141,15 +142,15 @@ func redriveRun(ctx context.Context, e *env, t *dlqTarget, rd *dlq.Redriver) (dl
 	// Only this sink's handler: the other sinks never see a redrive.
 	// Without key order: a letter is out of its key's order already,
 	// and a redrive parks it on the DLQ again, never in a tier.
-	sk, h, err := buildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, e.log)
+	sk, h, err := app.BuildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, e.log)
 	if err != nil {
 		return c, err
 	}
 	defer sk.Close()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	limits := topicLimits(lctx, t.adm, []string{t.sink.DLQTopic}, e.log)
+	limits := app.TopicLimits(lctx, t.adm, []string{t.sink.DLQTopic}, e.log)
 	cancel()
-	return rd.Run(ctx, h, append(kafkaOpts(t.cfg), consumer.ProducerSizing(limits)), func(c dlq.Counts) {
+	return rd.Run(ctx, h, append(app.KafkaOpts(t.cfg), consumer.ProducerSizing(limits)), func(c dlq.Counts) {
 		fmt.Fprintf(e.stderr, "redrive %s: %d selected: %d delivered, %d already delivered, %d failed again, %d cap reached\n",
 			t.sink.Name, c.Selected, c.Delivered, c.AlreadyDelivered, c.FailedAgain, c.CapReached)
 	})

@@ -13,13 +13,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/redact"
 )
 
 // command is one subcommand.
@@ -35,7 +36,9 @@ type env struct {
 	log            *slog.Logger
 }
 
-// usageError is a mistake in the command line or config: exit code 2.
+// usageError is a mistake in the command line or config: exit code 2 (as
+// is an app.UsageError: what app checks for a command, --sinks or the
+// tracing settings).
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -52,7 +55,7 @@ func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
 // adminClient opens a Kafka client on cfg's brokers for admin requests;
 // Close it when done.
 func adminClient(cfg *config.Config) (*kadm.Client, error) {
-	cl, err := kgo.NewClient(kafkaOpts(cfg)...)
+	cl, err := kgo.NewClient(app.KafkaOpts(cfg)...)
 	if err != nil {
 		return nil, err
 	}
@@ -155,18 +158,19 @@ func exec(ctx context.Context, e *env, c *command, args []string) int {
 	}
 	err := body(ctx, e, fs.Args())
 	var ue usageError
+	var aue app.UsageError
 	var ce *config.Error
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &aue):
 		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, err)
 		return 2
 	case errors.As(err, &ce):
 		fmt.Fprintln(e.stderr, err)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, explainKafka(err))
+		fmt.Fprintf(e.stderr, "fanout %s: %v\n", c.name, app.ExplainKafka(lastConfig.Load(), err))
 		return 1
 	}
 }
@@ -194,13 +198,20 @@ func loadConfig(path string) (*config.Config, error) {
 		return nil, usagef("%v", err)
 	}
 	secrets.Add(cfg.Secrets()...)
-	lastConfig.Store(cfg) // for explainKafka
+	lastConfig.Store(cfg) // for app.ExplainKafka
 	return cfg, nil
 }
 
-// secrets hides every secret of the loaded config in everything fanout
-// writes to stdout and stderr (each line: logs, errors, listings), in the
-// error texts and excerpts of parked records and spans (pipeline.Config.Redact)
-// and on the admin endpoint. Package-wide because a process loads one config;
-// tests that call run several times only add to it.
-var secrets = redact.New()
+// secrets is app.Secrets, the process's one Redactor: it hides every secret
+// of the loaded config in everything fanout writes to stdout and stderr
+// (each line: logs, errors, listings), in the error texts and excerpts of
+// parked records and spans (pipeline.Config.Redact) and on the admin
+// endpoint (passed to admin.Server). Package-wide because a process loads
+// one config; tests that call run several times only add to it.
+var secrets = app.Secrets
+
+// lastConfig is the config a command loaded, so that exec can have
+// app.ExplainKafka name the brokers and the mechanism of an error no caller
+// explained. Package-wide for the reason secrets is: a command's body loads
+// its config (loadConfig) below exec, which prints its final error.
+var lastConfig atomic.Pointer[config.Config]

@@ -271,3 +271,26 @@ sinks:
 		}
 	}
 }
+
+// TestRunRefusesExposedAdminAddress: an admin address off loopback without a
+// token is refused by fanout run before it connects to anything (the broker
+// here does not exist), naming why (admin's TestAdminRefusesExposedAddress
+// checks admin.Serve).
+func TestRunRefusesExposedAdminAddress(t *testing.T) {
+	path := writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
+sinks: [{name: a, url: "http://127.0.0.1:8081/x"}]
+`)
+	code, _, stderr := runCLI(t, "run", "-c", path, "--admin", ":0")
+	if code != 2 || !strings.Contains(stderr, `":0" is not a loopback address and run.admin_token is not set`) {
+		t.Errorf("fanout run --admin :0 = %d\n%s", code, stderr)
+	}
+	// In the config: fanout validate names the field.
+	path = writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
+run: {admin_addr: "0.0.0.0:9090"}
+sinks: [{name: a, url: "http://127.0.0.1:8081/x"}]
+`)
+	code, _, stderr = runCLI(t, "validate", "-c", path)
+	if code != 2 || !strings.Contains(stderr, `run.admin_addr: "0.0.0.0:9090" is not a loopback address`) {
+		t.Errorf("fanout validate with admin_addr 0.0.0.0:9090 = %d\n%s", code, stderr)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/replay"
 )
 
@@ -78,7 +79,7 @@ func (b barWriter) Write(p []byte) (int, error) {
 
 // Watch updates the display until ctx ends (replay.Watcher).
 func (d *replayDisplay) Watch(ctx context.Context, snap func() replay.Progress) {
-	every(ctx, 250*time.Millisecond, func() { d.update(snap(), time.Now()) })
+	app.Every(ctx, 250*time.Millisecond, func() { d.update(snap(), time.Now()) })
 }
 
 func (d *replayDisplay) update(p replay.Progress, now time.Time) {

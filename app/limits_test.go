@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"bytes"
@@ -38,7 +38,7 @@ func TestFitEventBytes(t *testing.T) {
 				{Name: "b", DLQTopic: "a.dlq", MaxEventBytes: tc.max}, // not selected: untouched
 			}}
 			var logs bytes.Buffer
-			err := fitEventBytes(cfg, []string{"a"}, tc.limits, slog.New(slog.NewTextHandler(&logs, nil)))
+			err := FitEventBytes(cfg, []string{"a"}, tc.limits, slog.New(slog.NewTextHandler(&logs, nil)))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -97,7 +97,7 @@ schemas:
 	if err != nil || s.Name != "E" {
 		t.Fatalf("ByID through the configured auth and TLS: %+v, %v", s, err)
 	}
-	if _, err := buildCodec(cfg); err != nil {
+	if _, err := BuildCodec(cfg); err != nil {
 		t.Fatal(err)
 	}
 }

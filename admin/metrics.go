@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"net/http"
@@ -18,7 +18,7 @@ import (
 // the body passes through the secrets Redactor (auth), which must see text.
 // A collector that fails (process_* on a system without /proc) costs its own
 // families, not the scrape.
-func (a *admin) metricsHandler() http.HandlerFunc {
+func (a *Server) metricsHandler() http.HandlerFunc {
 	return promhttp.HandlerFor(a.registry(), promhttp.HandlerOpts{
 		DisableCompression: true,
 		ErrorHandling:      promhttp.ContinueOnError,
@@ -26,12 +26,12 @@ func (a *admin) metricsHandler() http.HandlerFunc {
 }
 
 // registry holds fanout's families (read from the runners at scrape time)
-// and fanout_build_info; with runtimeMetrics, also the standard go_* and
+// and fanout_build_info; with RuntimeMetrics, also the standard go_* and
 // process_* collectors.
-func (a *admin) registry() *prometheus.Registry {
+func (a *Server) registry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(fanoutCollector{a}, buildInfo())
-	if a.runtimeMetrics {
+	if a.RuntimeMetrics {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return reg
@@ -58,10 +58,10 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
-// fanoutCollector reads the same counts as /api/sinks (admin.states) at
+// fanoutCollector reads the same counts as /api/sinks (Server.states) at
 // scrape time: the counters live in the runners, handlers, sinks and
 // consumers, never a second time in the registry.
-type fanoutCollector struct{ a *admin }
+type fanoutCollector struct{ a *Server }
 
 type sinkFamily struct {
 	desc  *prometheus.Desc

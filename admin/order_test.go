@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"io"
@@ -16,7 +16,7 @@ sinks:
   - {name: profile, url: "http://127.0.0.1:8081/users", ordering: key, retry: {tiers: [1s]}}
 `)
 	runners := testRunners(t, path)
-	srv := httptest.NewServer((&admin{runners: runners, started: time.Now()}).handler())
+	srv := httptest.NewServer((&Server{Runners: runners, Started: time.Now()}).Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {

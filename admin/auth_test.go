@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"io"
@@ -31,7 +31,7 @@ func freeAddr(t *testing.T) string {
 func TestAdminToken(t *testing.T) {
 	for _, pprofOn := range []bool{false, true} {
 		addr := freeAddr(t)
-		stop, err := serveAdmin(addr, &admin{started: time.Now(), token: adminTestToken, pprof: pprofOn}, slog.New(slog.DiscardHandler))
+		stop, err := Serve(addr, &Server{Started: time.Now(), Token: adminTestToken, Pprof: pprofOn}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,26 +79,10 @@ func TestAdminToken(t *testing.T) {
 }
 
 // TestAdminRefusesExposedAddress: an admin address off loopback without a
-// token is refused, by serveAdmin and by fanout run before it connects to
-// anything (the broker here does not exist), naming why.
+// token is refused by Serve, naming why (cmd/fanout's
+// TestRunRefusesExposedAdminAddress checks fanout run and validate).
 func TestAdminRefusesExposedAddress(t *testing.T) {
-	if _, err := serveAdmin("0.0.0.0:0", &admin{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not a loopback address and run.admin_token is not set") {
-		t.Errorf("serveAdmin(0.0.0.0:0) without a token: %v", err)
-	}
-	path := writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
-sinks: [{name: a, url: "http://127.0.0.1:8081/x"}]
-`)
-	code, _, stderr := runCLI(t, "run", "-c", path, "--admin", ":0")
-	if code != 2 || !strings.Contains(stderr, `":0" is not a loopback address and run.admin_token is not set`) {
-		t.Errorf("fanout run --admin :0 = %d\n%s", code, stderr)
-	}
-	// In the config: fanout validate names the field.
-	path = writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
-run: {admin_addr: "0.0.0.0:9090"}
-sinks: [{name: a, url: "http://127.0.0.1:8081/x"}]
-`)
-	code, _, stderr = runCLI(t, "validate", "-c", path)
-	if code != 2 || !strings.Contains(stderr, `run.admin_addr: "0.0.0.0:9090" is not a loopback address`) {
-		t.Errorf("fanout validate with admin_addr 0.0.0.0:9090 = %d\n%s", code, stderr)
+	if _, err := Serve("0.0.0.0:0", &Server{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not a loopback address and run.admin_token is not set") {
+		t.Errorf("Serve(0.0.0.0:0) without a token: %v", err)
 	}
 }

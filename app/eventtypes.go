@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func eventTypes(cfg *config.Config) schemas.EventTypes {
 	return schemas.EventTypes{From: cfg.Schemas.TypeFrom, Topic: cfg.Kafka.Topic}
 }
 
-// typeProblems finds, for the sinks in names (all if empty), each types
+// TypeProblems finds, for the sinks in names (all if empty), each types
 // entry that no event can have under the configured naming (see
 // schemas.EventTypes): a type filter that can never match skips every
 // event of its sink. config.Load already checked what the file alone tells;
@@ -27,7 +27,7 @@ func eventTypes(cfg *config.Config) schemas.EventTypes {
 // schemas are read; online (run) the registry is asked what it holds now.
 // A registry that does not answer is logged and not checked: the records
 // then wait for it anyway.
-func typeProblems(ctx context.Context, cfg *config.Config, names []string, online bool, log *slog.Logger) []config.Problem {
+func TypeProblems(ctx context.Context, cfg *config.Config, names []string, online bool, log *slog.Logger) []config.Problem {
 	if cfg == nil {
 		return nil
 	}

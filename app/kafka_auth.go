@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +35,17 @@ import (
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/internal/tlsfile"
 )
+
+// KafkaOpts are the client options every Kafka client of fanout shares.
+func KafkaOpts(cfg *config.Config) []kgo.Opt {
+	return append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.ClientID(cfg.Kafka.ClientID),
+		// Read the main topic, tiers and DLQs as committed data only: an
+		// upstream's aborted transaction is never delivered or replayed.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	}, kafkaSecurityOpts(cfg)...)
+}
 
 // kafkaSecurityOpts are the TLS and SASL options of kafka.tls and kafka.sasl.
 // The config's files were read when it was validated; should one fail now
@@ -180,13 +190,10 @@ type kafkaRefusal struct{ error }
 
 func (r *kafkaRefusal) Unwrap() error { return r.error }
 
-// lastConfig is the config a command loaded, so that explainKafka can name
-// the brokers and the mechanism of an error no caller explained.
-var lastConfig atomic.Pointer[config.Config]
-
-// explainKafka is kafkaError for a command's final error.
-func explainKafka(err error) error {
-	if cfg := lastConfig.Load(); cfg != nil {
+// ExplainKafka is kafkaError for a command's final error: cfg is the config
+// the command loaded (nil if it loaded none: err comes back as it is).
+func ExplainKafka(cfg *config.Config, err error) error {
+	if cfg != nil {
 		return kafkaError(cfg, err)
 	}
 	return err
@@ -230,7 +237,7 @@ func classifyKafka(cfg *config.Config, err error) error {
 // fanout may use the groups it needs: a group ACL that is missing
 // ends the command naming the group instead of a consumer that never
 // joins. (Topic ACLs show up as TOPIC_AUTHORIZATION_FAILED in the
-// metadata checkTopics asks for.)
+// metadata CheckTopics asks for.)
 func checkGroupAccess(ctx context.Context, cfg *config.Config, adm *kadm.Client, groups []string) error {
 	if len(groups) == 0 {
 		return nil
@@ -274,11 +281,11 @@ func deniedTopic(ctx context.Context, cfg *config.Config, adm *kadm.Client, topi
 		strings.Join(cfg.Kafka.Brokers, ","), cfg.Kafka.SASL.Username, name, err)
 }
 
-// probeKafka asks the brokers for the metadata of topics with a 15s
+// ProbeKafka asks the brokers for the metadata of topics with a 15s
 // deadline: a refused login, an untrusted certificate or a missing topic ACL
 // comes back as kafkaError words it, before a producer would retry it
 // until its records time out.
-func probeKafka(ctx context.Context, cfg *config.Config, cl *kgo.Client, topics ...string) error {
+func ProbeKafka(ctx context.Context, cfg *config.Config, cl *kgo.Client, topics ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(cl)

@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"io"
@@ -25,9 +25,9 @@ sinks:
 
 // scrape GETs /metrics from a's handler with the given Accept-Encoding
 // ("" = none) and returns the response and its body.
-func scrape(t *testing.T, a *admin, acceptEncoding string) (*http.Response, string) {
+func scrape(t *testing.T, a *Server, acceptEncoding string) (*http.Response, string) {
 	t.Helper()
-	srv := httptest.NewServer(a.handler())
+	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
 	if acceptEncoding != "" {
@@ -54,7 +54,7 @@ func scrape(t *testing.T, a *admin, acceptEncoding string) (*http.Response, stri
 // client_golang orders families by name and series by label values), every
 // name, type, label and HELP text. fanout_build_info is new.
 func TestMetricsSameAsBefore(t *testing.T) {
-	a := &admin{runners: testRunners(t, writeFile(t, metricsTestConfig)), started: time.Now()}
+	a := &Server{Runners: testRunners(t, writeFile(t, metricsTestConfig)), Started: time.Now()}
 	_, body := scrape(t, a, "")
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
@@ -84,7 +84,7 @@ func TestMetricsSameAsBefore(t *testing.T) {
 // standard go_* and process_* families and fanout_build_info (1, labelled
 // version, go_version, revision) beside fanout's own.
 func TestMetricsRuntimeFamilies(t *testing.T) {
-	a := &admin{runners: testRunners(t, writeFile(t, metricsTestConfig)), started: time.Now(), runtimeMetrics: true}
+	a := &Server{Runners: testRunners(t, writeFile(t, metricsTestConfig)), Started: time.Now(), RuntimeMetrics: true}
 	resp, body := scrape(t, a, "")
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("Content-Type = %q, want the text format 0.0.4", ct)
@@ -122,7 +122,7 @@ func TestMetricsRuntimeFamilies(t *testing.T) {
 // /metrics is never compressed, even when the scraper offers gzip or zstd:
 // the body passes through the secrets Redactor, which must see the text.
 func TestMetricsUncompressed(t *testing.T) {
-	a := &admin{runners: testRunners(t, writeFile(t, metricsTestConfig)), started: time.Now(), runtimeMetrics: true}
+	a := &Server{Runners: testRunners(t, writeFile(t, metricsTestConfig)), Started: time.Now(), RuntimeMetrics: true}
 	resp, body := scrape(t, a, "gzip, zstd")
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" || !strings.Contains(body, `fanout_events_delivered_total{sink="profile"} 0`) {
 		t.Errorf("/metrics with Accept-Encoding gzip: Content-Encoding %q, body starts %q; want plain text", enc, body[:min(len(body), 40)])

@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"encoding/json"
@@ -6,9 +6,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fanout-dev/fanout/app"
+	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/redact"
 )
 
 // The admin endpoint serves every sink and tier consumer of the config, in
@@ -21,8 +27,8 @@ sinks:
   - {name: email, url: "http://127.0.0.1:8082/welcome", retry: {tiers: []}, breaker: {enabled: false}}
 `)
 	runners := testRunners(t, path)
-	a := &admin{runners: runners, started: time.Now(), pprof: true}
-	srv := httptest.NewServer(a.handler())
+	a := &Server{Runners: runners, Started: time.Now(), Pprof: true}
+	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -85,7 +91,7 @@ sinks:
 		t.Errorf("/debug/pprof/ = %d", code)
 	}
 
-	a.draining.Store(true)
+	a.Draining.Store(true)
 	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d while draining, want 503", code)
 	}
@@ -96,32 +102,61 @@ func TestAdminAddressInUse(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	if _, err := serveAdmin(addr, &admin{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), addr) {
+	if _, err := Serve(addr, &Server{}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("serveAdmin on a busy address: %v, want an error naming %s", err, addr)
 	}
 }
 
 // testRunners builds the sinks of the config at path (in-memory store), as
 // fanout run does, for admin endpoint tests.
-func testRunners(t *testing.T, path string) []*runner {
+func testRunners(t *testing.T, path string) []*app.Runner {
 	t.Helper()
-	cfg, err := loadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	codec, err := buildCodec(cfg)
+	codec, err := app.BuildCodec(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, closeStore, err := buildStore(cfg, log)
+	store, closeStore, err := app.BuildStore(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(closeStore)
-	runners, err := buildSinks(cfg, nil, codec, store, log)
+	runners, err := app.BuildSinks(cfg, nil, codec, store, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return runners
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fanout.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Every body the endpoint writes passes through the Redactor it was given
+// (fanout run gives it the process's secrets): here one that holds a sink's
+// name, which then shows in neither /metrics nor /api/sinks.
+func TestAdminRedactsBodies(t *testing.T) {
+	runners := testRunners(t, writeFile(t, metricsTestConfig))
+	srv := httptest.NewServer((&Server{Runners: runners, Started: time.Now(), Redact: redact.New("profile")}).Handler())
+	defer srv.Close()
+	for _, path := range []string{"/metrics", "/api/sinks"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.Contains(string(b), "profile") || !strings.Contains(string(b), redact.Mask) {
+			t.Errorf("%s (%d) shows the secret or no mask:\n%s", path, resp.StatusCode, b)
+		}
+	}
 }

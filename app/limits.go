@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -13,12 +13,12 @@ import (
 	"github.com/fanout-dev/fanout/consumer"
 )
 
-// topicLimits asks the broker for the topics' max.message.bytes: the
+// TopicLimits asks the broker for the topics' max.message.bytes: the
 // topic's own setting, or the broker's message.max.bytes when it has none
 // (DescribeTopicConfigs returns the value in effect). A topic whose limit
 // cannot be read is left out: franz-go's default sizing applies to it, and a
 // park it refuses becomes a stub letter.
-func topicLimits(ctx context.Context, adm *kadm.Client, topics []string, log *slog.Logger) map[string]int32 {
+func TopicLimits(ctx context.Context, adm *kadm.Client, topics []string, log *slog.Logger) map[string]int32 {
 	out := map[string]int32{}
 	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
@@ -42,7 +42,7 @@ func topicLimits(ctx context.Context, adm *kadm.Client, topics []string, log *sl
 	return out
 }
 
-// fitEventBytes checks each selected sink's max_event_bytes against the
+// FitEventBytes checks each selected sink's max_event_bytes against the
 // topics its records are parked in (DLQ, retry tiers): a record fanout tries
 // to deliver must fit there with the fanout-* headers a park adds
 // (consumer.ParkOverhead), so that a failure parks it whole. Where it does
@@ -53,7 +53,7 @@ func topicLimits(ctx context.Context, adm *kadm.Client, topics []string, log *sl
 // fails the start. It also warns when the main topic takes records larger
 // than a park topic can hold in full: those records, if they fail, are
 // parked as stub letters.
-func fitEventBytes(cfg *config.Config, names []string, limits map[string]int32, log *slog.Logger) error {
+func FitEventBytes(cfg *config.Config, names []string, limits map[string]int32, log *slog.Logger) error {
 	main, hasMain := limits[cfg.Kafka.Topic]
 	for i := range cfg.Sinks {
 		s := &cfg.Sinks[i]

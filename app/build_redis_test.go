@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/fanout-dev/fanout/e2e/services"
 )
 
-// TestBuildStoreRedisModes: buildStore, from a parsed config, reaches each
+// TestBuildStoreRedisModes: BuildStore, from a parsed config, reaches each
 // deployment through the client its mode needs, and the store and barriers
 // work there: TLS with a client certificate as the least-privilege ACL user
 // (password from ${VAR}), a 3-master cluster and a primary found through a
@@ -27,7 +27,7 @@ func TestBuildStoreRedisModes(t *testing.T) {
 	clusterUser := fmt.Sprintf("\n  username: %s\n  password: %s", cluster.User, cluster.Password)
 	for _, tc := range []struct {
 		name, redis string
-		client      string // the go-redis client type buildStore must make
+		client      string // the go-redis client type BuildStore must make
 	}{
 		{"tls+acl", fmt.Sprintf(`
   addr: %s
@@ -57,7 +57,7 @@ func TestBuildStoreRedisModes(t *testing.T) {
 				t.Errorf("client %s, want %s", got, tc.client)
 			}
 			client.Close()
-			store, closeStore, err := buildStore(cfg, slog.New(slog.DiscardHandler))
+			store, closeStore, err := BuildStore(cfg, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func TestBuildStoreRedisModes(t *testing.T) {
 
 // TestBuildStoreRedisRefused: a wrong password, a wrong sentinel password's
 // consequence, an untrusted certificate and a missing client certificate end
-// buildStore at once with the cause and without the password; an
+// BuildStore at once with the cause and without the password; an
 // unreachable Redis does not (the dedupe policy handles outages).
 func TestBuildStoreRedisRefused(t *testing.T) {
 	tlsSrv := services.NewRedisTLS(t)
@@ -125,9 +125,9 @@ func TestBuildStoreRedisRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			_, _, err = buildStore(cfg, slog.New(slog.DiscardHandler))
+			_, _, err = BuildStore(cfg, slog.New(slog.DiscardHandler))
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "refused fanout") {
-				t.Fatalf("buildStore: %v, want an error with %q", err, tc.want)
+				t.Fatalf("BuildStore: %v, want an error with %q", err, tc.want)
 			}
 			if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), tlsSrv.Password) {
 				t.Errorf("the error holds a password: %v", err)
@@ -141,9 +141,9 @@ func TestBuildStoreRedisRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, closeStore, err := buildStore(cfg, slog.New(slog.DiscardHandler))
+		_, closeStore, err := BuildStore(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
-			t.Fatalf("buildStore with Redis down: %v, want the store (outages are the dedupe policy's)", err)
+			t.Fatalf("BuildStore with Redis down: %v, want the store (outages are the dedupe policy's)", err)
 		}
 		closeStore()
 	})

@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -15,10 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/redact"
 )
 
-// admin is fanout run's operator endpoint (run.admin_addr or --admin):
+// Server is fanout run's operator endpoint (run.admin_addr or --admin):
 //
 //	GET /healthz       200 while the process runs (liveness)
 //	GET /readyz        200 while consuming, 503 once draining (readiness)
@@ -28,27 +30,29 @@ import (
 //
 // With run.admin_token set, everything but /healthz and /readyz needs
 // "Authorization: Bearer <token>" (compared in constant time); without one it
-// only binds a loopback address (serveAdmin refuses any other). Every body
+// only binds a loopback address (Serve refuses any other). Every body
 // it writes passes through the secrets Redactor.
-type admin struct {
-	runners  []*runner
-	started  time.Time
-	draining atomic.Bool
-	token    string // run.admin_token; "" = none (loopback only)
-	pprof    bool   // run.admin_pprof
-	// runtimeMetrics adds the standard go_* and process_* families to
+type Server struct {
+	Runners  []*app.Runner
+	Started  time.Time
+	Draining atomic.Bool      // /readyz answers 503 once set
+	Token    string           // run.admin_token; "" = none (loopback only)
+	Pprof    bool             // run.admin_pprof
+	Redact   *redact.Redactor // the secrets Redactor; nil hides nothing
+	// RuntimeMetrics adds the standard go_* and process_* families to
 	// /metrics (fanout run sets it; the handler tests leave it off, as their
 	// line check covers fanout's own families).
-	runtimeMetrics bool
+	RuntimeMetrics bool
 }
 
-func (a *admin) handler() http.Handler {
+// Handler serves the endpoint's paths.
+func (a *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if a.draining.Load() {
+		if a.Draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
 		}
@@ -56,7 +60,7 @@ func (a *admin) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /metrics", a.auth(a.metricsHandler()))
 	mux.HandleFunc("GET /api/sinks", a.auth(a.sinks))
-	if a.pprof {
+	if a.Pprof {
 		mux.HandleFunc("/debug/pprof/", a.auth(pprof.Index))
 		mux.HandleFunc("/debug/pprof/cmdline", a.auth(pprof.Cmdline))
 		mux.HandleFunc("/debug/pprof/profile", a.auth(pprof.Profile))
@@ -70,17 +74,20 @@ func (a *admin) handler() http.Handler {
 // carries "Authorization: Bearer <token>"; else 401, the same answer for a
 // missing and a wrong token. h's body is written through the secrets
 // Redactor.
-func (a *admin) auth(h http.HandlerFunc) http.HandlerFunc {
+func (a *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if a.token != "" {
+		if a.Token != "" {
 			scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="fanout admin"`)
 				http.Error(w, "unauthorized: send Authorization: Bearer <run.admin_token>", http.StatusUnauthorized)
 				return
 			}
 		}
-		h(redactedResponse{ResponseWriter: w, w: secrets.Writer(w)}, r)
+		if a.Redact != nil {
+			w = redactedResponse{ResponseWriter: w, w: a.Redact.Writer(w)}
+		}
+		h(w, r)
 	}
 }
 
@@ -92,17 +99,17 @@ type redactedResponse struct {
 
 func (r redactedResponse) Write(p []byte) (int, error) { return r.w.Write(p) }
 
-// serveAdmin listens on addr and serves a until the returned stop is called.
+// Serve listens on addr and serves a until the returned stop is called.
 // A bad or busy address fails fanout run at start, naming it.
-func serveAdmin(addr string, a *admin, log *slog.Logger) (stop func(), err error) {
-	if err := config.AdminExposed(addr, a.token); err != nil {
+func Serve(addr string, a *Server, log *slog.Logger) (stop func(), err error) {
+	if err := config.AdminExposed(addr, a.Token); err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -121,7 +128,7 @@ func serveAdmin(addr string, a *admin, log *slog.Logger) (stop func(), err error
 
 // sinkState is one sink in /api/sinks.
 type sinkState struct {
-	summary
+	app.Summary
 	StoreErrors  int64           `json:"store_errors"`
 	BreakerWaits int64           `json:"breaker_waits"`
 	ParkedBehind int64           `json:"parked_behind"`
@@ -147,15 +154,15 @@ type consumerState struct {
 	Resets    int64 `json:"offset_resets"`
 }
 
-func (a *admin) states() []sinkState {
-	out := make([]sinkState, 0, len(a.runners))
-	for _, r := range a.runners {
-		h := r.handler.Stats()
-		ss := r.sink.Stats()
-		st := sinkState{summary: r.summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind,
+func (a *Server) states() []sinkState {
+	out := make([]sinkState, 0, len(a.Runners))
+	for _, r := range a.Runners {
+		h := r.Handler.Stats()
+		ss := r.Sink.Stats()
+		st := sinkState{Summary: r.Summary(), StoreErrors: h.StoreErrors, BreakerWaits: h.BreakerWaits, ParkedBehind: h.ParkedBehind,
 			Requests: ss.Requests, BatchedEvent: ss.BatchedEvents, TokenRefresh: ss.TokenRefreshes, TokenErrors: ss.TokenErrors, AuthRetries: ss.AuthRetries}
 		st.Unordered, st.ClaimBusy = h.Unordered, h.ClaimBusyWaits
-		for tier, c := range r.consumers {
+		for tier, c := range r.Consumers {
 			s := c.Stats()
 			st.Consumers = append(st.Consumers, consumerState{Tier: tier, Handled: s.Handled, Abandoned: s.Abandoned,
 				Commits: s.Commits, InFlight: s.InFlight, Buffered: s.Buffered, Paused: s.Paused, Resets: s.OffsetResets})
@@ -165,9 +172,9 @@ func (a *admin) states() []sinkState {
 	return out
 }
 
-func (a *admin) sinks(w http.ResponseWriter, _ *http.Request) {
+func (a *Server) sinks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(map[string]any{"uptime_seconds": int64(time.Since(a.started).Seconds()), "draining": a.draining.Load(), "sinks": a.states()})
+	_ = enc.Encode(map[string]any{"uptime_seconds": int64(time.Since(a.Started).Seconds()), "draining": a.Draining.Load(), "sinks": a.states()})
 }

@@ -1,7 +1,9 @@
-package main
+package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/go-oauth2/oauth2/v4/models"
 	"github.com/go-oauth2/oauth2/v4/server"
 	"github.com/go-oauth2/oauth2/v4/store"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/fanout-dev/fanout/config"
 )
@@ -112,5 +115,24 @@ func TestAWSMSKIAMDefaultChain(t *testing.T) {
 	}
 	if a.AccessKey != "AKIDEXAMPLE" || a.SecretKey != "wJalrXUtnFEMI" || a.SessionToken != "session-token" {
 		t.Errorf("credentials = %q %q %q, want the environment's", a.AccessKey, a.SecretKey, a.SessionToken)
+	}
+}
+
+// ExplainKafka words a refusal with the brokers, mechanism and user of the
+// config it is given, once; without a config the error is left as it is.
+func TestExplainKafka(t *testing.T) {
+	cfg := &config.Config{Kafka: config.Kafka{Brokers: []string{"b1:9096", "b2:9096"},
+		SASL: config.KafkaSASL{Mechanism: config.SASLScram512, Username: "fanout", Password: "PASSWORD-1234"}}}
+	err := fmt.Errorf("list topics: %w", kerr.SaslAuthenticationFailed)
+	got := ExplainKafka(cfg, err)
+	want := `kafka b1:9096,b2:9096: SASL SCRAM-SHA-512 login as "fanout" refused (wrong username or password?)`
+	if !strings.HasPrefix(got.Error(), want) || !errors.Is(got, kerr.SaslAuthenticationFailed) || strings.Contains(got.Error(), "PASSWORD") {
+		t.Errorf("ExplainKafka = %v, want %q... wrapping the kerr", got, want)
+	}
+	if again := ExplainKafka(cfg, got); again.Error() != got.Error() {
+		t.Errorf("explained twice: %v", again)
+	}
+	if plain := ExplainKafka(nil, err); plain != err {
+		t.Errorf("ExplainKafka(nil, err) = %v, want err as it is", plain)
 	}
 }

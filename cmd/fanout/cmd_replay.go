@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/fanout-dev/fanout/app"
-	"github.com/fanout-dev/fanout/consumer"
-	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/dlq"
 	"github.com/fanout-dev/fanout/replay"
 )
@@ -183,36 +181,19 @@ func runReplay(ctx context.Context, e *env, t *dlqTarget, o replayOpts) error {
 		return fmt.Errorf("sink %s: %w", s.Name, err) // failures must have a DLQ to go to
 	}
 
-	rt, err := app.Open(cfg, e.log)
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	codec := rt.Codec
-	var store dedupe.Store
-	if sum.Dedupe == replay.ModeRespect {
-		var closeStore func()
-		if store, closeStore, err = app.BuildStore(cfg, e.log); err != nil {
-			return err
-		}
-		defer closeStore()
-	}
 	out := newReplayDisplay(e.stderr, id, s.Name, o.progress)
 	log := e.log
 	if out.tty {
 		log = out.logger() // log lines clear and redraw the bar
 	}
-	sk, h, err := app.BuildHandler(s, codec, store, *s.Dedupe.Enabled && sum.Dedupe != replay.ModeBypass, false, log)
+	path, err := app.OpenPath(ctx, cfg, s, t.adm, app.PathOptions{Store: sum.Dedupe == replay.ModeRespect,
+		Dedupe: *s.Dedupe.Enabled && sum.Dedupe != replay.ModeBypass, Log: log, LimitsLog: log.With("replay", sum.Group, "sink", s.Name)})
 	if err != nil {
 		return err
 	}
-	defer sk.Close()
-
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	limits := app.TopicLimits(lctx, t.adm, []string{s.DLQTopic}, log.With("replay", sum.Group, "sink", s.Name))
-	cancel()
+	defer path.Close()
 	rp, err := replay.New(pl, replay.Job{Sink: s, Ordering: app.Orderings[s.Ordering], DrainTimeout: cfg.Run.DrainTimeout,
-		Interval: o.interval, Handler: h, Admin: t.adm, Opts: append(app.KafkaOpts(cfg), consumer.ProducerSizing(limits)),
+		Interval: o.interval, Handler: path.Handler, Admin: t.adm, Opts: path.Opts,
 		IDs: t.ids(), Watcher: out, Log: log})
 	if err != nil {
 		return err

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fanout-dev/fanout/app"
-	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dlq"
 )
 
@@ -128,29 +127,12 @@ func redrive(ctx context.Context, e *env, t *dlqTarget, o dlq.RedriveOptions, dr
 // redriveRun builds the sink's handler and runs the redrive through it.
 func redriveRun(ctx context.Context, e *env, t *dlqTarget, rd *dlq.Redriver) (dlq.Counts, error) {
 	c := rd.Counts()
-	rt, err := app.Open(t.cfg, e.log)
+	path, err := app.OpenPath(ctx, t.cfg, t.sink, t.adm, app.PathOptions{Store: true, Dedupe: *t.sink.Dedupe.Enabled, Log: e.log})
 	if err != nil {
 		return c, err
 	}
-	defer rt.Close()
-	codec := rt.Codec
-	store, closeStore, err := app.BuildStore(t.cfg, e.log)
-	if err != nil {
-		return c, err
-	}
-	defer closeStore()
-	// Only this sink's handler: the other sinks never see a redrive.
-	// Without key order: a letter is out of its key's order already,
-	// and a redrive parks it on the DLQ again, never in a tier.
-	sk, h, err := app.BuildHandler(t.sink, codec, store, *t.sink.Dedupe.Enabled, false, e.log)
-	if err != nil {
-		return c, err
-	}
-	defer sk.Close()
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	limits := app.TopicLimits(lctx, t.adm, []string{t.sink.DLQTopic}, e.log)
-	cancel()
-	return rd.Run(ctx, h, append(app.KafkaOpts(t.cfg), consumer.ProducerSizing(limits)), func(c dlq.Counts) {
+	defer path.Close()
+	return rd.Run(ctx, path.Handler, path.Opts, func(c dlq.Counts) {
 		fmt.Fprintf(e.stderr, "redrive %s: %d selected: %d delivered, %d already delivered, %d failed again, %d cap reached\n",
 			t.sink.Name, c.Selected, c.Delivered, c.AlreadyDelivered, c.FailedAgain, c.CapReached)
 	})

@@ -11,13 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/fanout-dev/fanout/app"
-	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/demo"
-	"github.com/fanout-dev/fanout/tracing"
 )
 
 // demoCommand is the "fanout demo" command.
@@ -58,62 +53,29 @@ which an API can see an event again).`,
 // what its API saw.
 type demoSummary struct {
 	demo.Report
-	Sinks []demoResult `json:"sinks"`
+	Sinks []demo.SinkResult `json:"sinks"`
 }
 
-type demoResult struct {
-	app.Summary
-	demo.Result
-}
-
-// runDemo assembles the worked example (APIs, in-process Kafka, its config,
-// the sinks built as run builds them), runs it (demo.Run) and prints it.
+// runDemo starts the worked example (demo.Start: APIs, in-process Kafka, the
+// sinks built as run builds them), runs it and prints it.
 func runDemo(ctx context.Context, e *env, dur time.Duration, rate int, asJSON bool) error {
 	start := time.Now()
-	quiet := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	apis, err := demo.StartAPIs()
+	d, err := demo.Start(slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}
-	defer demo.CloseAPIs(apis)
-	cluster, err := demo.StartKafka(apis)
-	if err != nil {
-		return err
-	}
-	defer cluster.Close()
-
-	cfg, err := config.Parse("demo", []byte(demo.Config(cluster.ListenAddrs(), apis)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		return fmt.Errorf("demo config: %w", err)
-	}
-	tracing.Setup()
-	codec, err := app.BuildCodec(cfg)
-	if err != nil {
-		return err
-	}
-	runners, err := app.BuildSinks(cfg, nil, codec, app.NewMemoryStore(), quiet, kgo.FetchMaxWait(100*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	consumers := make([][]*consumer.Consumer, len(runners))
-	for i, r := range runners {
-		consumers[i] = r.Consumers
-	}
-
-	o := demo.Options{Start: start, Duration: dur, Rate: rate, Codec: codec, Brokers: cluster.ListenAddrs()}
+	defer d.Close()
+	o := demo.Options{Start: start, Duration: dur, Rate: rate}
 	if !asJSON {
 		fmt.Fprintf(e.stdout, "fanout demo: in-process Kafka at %s, APIs %s; producing %d events/s for %s\n",
-			strings.Join(cluster.ListenAddrs(), ","), apiURLs(apis), rate, demo.ProduceFor(dur).Round(time.Second))
-		o.Tick = func(elapsed time.Duration, produced int64) { liveLine(e.stdout, elapsed, produced, runners) }
+			strings.Join(d.Brokers(), ","), apiURLs(d.APIs), rate, demo.ProduceFor(dur).Round(time.Second))
+		o.Tick = func(elapsed time.Duration, produced int64) { liveLine(e.stdout, elapsed, produced, d.Runners) }
 	}
-	rep, results, err := demo.Run(ctx, o, apis, consumers)
+	rep, results, err := d.Run(ctx, o)
 	if err != nil {
 		return err
 	}
-	sum := demoSummary{Report: rep}
-	for i, r := range runners {
-		sum.Sinks = append(sum.Sinks, demoResult{Summary: r.Summary(), Result: results[i]})
-	}
+	sum := demoSummary{Report: rep, Sinks: results}
 	if asJSON {
 		return json.NewEncoder(e.stdout).Encode(sum)
 	}

@@ -5,8 +5,58 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/consumer"
 	"golang.org/x/sync/errgroup"
 )
+
+// Service is what `fanout run` runs: the selected sinks' Runners, built
+// after the start checks passed.
+type Service struct {
+	Runners []*Runner
+	closers []func()
+}
+
+// Close releases the dedupe store and the tracing of the service.
+func (s *Service) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// Prepare does what `fanout run` does before it consumes: opens the codec
+// and tracing, checks the sinks' event types against the schemas (a
+// *config.Error naming file), opens the dedupe store, checks the topics and
+// that an event fits them, and builds the runners, their parking producers
+// sized from the park topics' limits.
+func Prepare(ctx context.Context, cfg *config.Config, file string, names []string, log *slog.Logger) (*Service, error) {
+	s := &Service{}
+	rt, err := Open(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, rt.Close)
+	fail := func(err error) (*Service, error) { s.Close(); return nil, err }
+	if ps := TypeProblems(ctx, cfg, names, true, log); len(ps) > 0 {
+		return fail(&config.Error{File: file, Problems: ps})
+	}
+	store, closeStore, err := BuildStore(cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	s.closers = append(s.closers, closeStore)
+	limits, err := CheckTopics(ctx, cfg, names, log)
+	if err != nil {
+		return fail(err)
+	}
+	if err := FitEventBytes(cfg, names, limits, log); err != nil {
+		return fail(err)
+	}
+	if s.Runners, err = BuildSinks(cfg, names, rt.Codec, store, log, consumer.ProducerSizing(limits)); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
 
 // RunAll runs the sinks until ctx ends and they have drained, logging each
 // sink's counts every statsEvery (never if 0).

@@ -9,7 +9,6 @@ import (
 	"github.com/fanout-dev/fanout/admin"
 	"github.com/fanout-dev/fanout/app"
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/consumer"
 )
 
 // runCommand is the "fanout run" command.
@@ -41,32 +40,12 @@ run.drain_timeout, commits what is done and leaves the groups.`,
 				if err != nil {
 					return err
 				}
-				rt, err := app.Open(cfg, e.log)
+				svc, err := app.Prepare(ctx, cfg, *file, names, e.log)
 				if err != nil {
 					return err
 				}
-				defer rt.Close()
-				codec := rt.Codec
-				if ps := app.TypeProblems(ctx, cfg, names, true, e.log); len(ps) > 0 {
-					return &config.Error{File: *file, Problems: ps}
-				}
-				store, closeStore, err := app.BuildStore(cfg, e.log)
-				if err != nil {
-					return err
-				}
-				defer closeStore()
-				limits, err := app.CheckTopics(ctx, cfg, names, e.log)
-				if err != nil {
-					return err
-				}
-				if err := app.FitEventBytes(cfg, names, limits, e.log); err != nil {
-					return err
-				}
-				// The parking producer is sized from the park topics' limits.
-				runners, err := app.BuildSinks(cfg, names, codec, store, e.log, consumer.ProducerSizing(limits))
-				if err != nil {
-					return err
-				}
+				defer svc.Close()
+				runners := svc.Runners
 				adm := &admin.Server{Runners: runners, Started: time.Now(), Token: cfg.Run.AdminToken, Pprof: cfg.Run.AdminPprof, Redact: secrets, RuntimeMetrics: true}
 				if addr := cmp.Or(*adminAddr, cfg.Run.AdminAddr); addr != "" {
 					stop, err := admin.Serve(addr, adm, e.log)

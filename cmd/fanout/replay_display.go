@@ -27,12 +27,7 @@ type replayDisplay struct {
 	line    string     // the bar as drawn, "" if none
 	printed int64      // sent at the last plain line
 	at      time.Time  // when the last plain line was printed
-	samples []rateSample
-}
-
-type rateSample struct {
-	at   time.Time
-	sent int64
+	rate    replay.Rate
 }
 
 func newReplayDisplay(w io.Writer, id, sink string, every int) *replayDisplay {
@@ -83,9 +78,9 @@ func (d *replayDisplay) Watch(ctx context.Context, snap func() replay.Progress) 
 }
 
 func (d *replayDisplay) update(p replay.Progress, now time.Time) {
-	rate := d.rate(p.Sent, now)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	rate := d.rate.Add(p.Sent, now)
 	if d.tty {
 		d.line = renderBar(d.id, p, rate)
 		fmt.Fprintf(d.w, "\r%s\033[K", d.line)
@@ -110,49 +105,15 @@ func (d *replayDisplay) Finish(p replay.Progress) {
 	d.line = ""
 }
 
-// rate is records sent per second over the last 5s.
-func (d *replayDisplay) rate(sent int64, now time.Time) float64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.samples = append(d.samples, rateSample{at: now, sent: sent})
-	for len(d.samples) > 2 && now.Sub(d.samples[1].at) >= 5*time.Second {
-		d.samples = d.samples[1:]
-	}
-	first := d.samples[0]
-	if dt := now.Sub(first.at).Seconds(); dt > 0 {
-		return float64(sent-first.sent) / dt
-	}
-	return 0
-}
-
-// eta is the time left at rate, "?" when it cannot be told.
-func eta(p replay.Progress, rate float64) string {
-	left := p.Total - p.Done
-	switch {
-	case left <= 0:
-		return "0s"
-	case rate <= 0:
-		return "?"
-	}
-	return (time.Duration(float64(left)/rate*float64(time.Second)) + time.Second/2).Truncate(time.Second).String()
-}
-
-func percent(p replay.Progress) float64 {
-	if p.Total <= 0 {
-		return 100
-	}
-	return 100 * float64(p.Done) / float64(p.Total)
-}
-
 // renderBar is the terminal line: the ID, the bar, the share done, rate and
 // ETA, then the counts (those still zero left out), cut to 79 columns so that
 // it never wraps (a wrapped line cannot be redrawn with \r).
 func renderBar(id string, p replay.Progress, rate float64) string {
 	const width = 12
-	filled := int(percent(p) / 100 * width)
+	filled := int(p.Percent() / 100 * width)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s%s %3.0f%% %d/%d · %.0f/s · ETA %s · delivered %d", id, strings.Repeat("█", filled),
-		strings.Repeat("░", width-filled), percent(p), p.Done, p.Total, rate, eta(p, rate), p.Delivered)
+		strings.Repeat("░", width-filled), p.Percent(), p.Done, p.Total, rate, p.ETA(rate), p.Delivered)
 	for _, c := range []struct {
 		n    int64
 		name string
@@ -171,5 +132,5 @@ func renderBar(id string, p replay.Progress, rate float64) string {
 // renderLine is the plain progress line.
 func renderLine(id, sink string, p replay.Progress, rate float64) string {
 	return fmt.Sprintf("replay %s to %s: %d/%d offsets done (%.0f%%), %d sent: %d delivered, %d already delivered, %d failed→DLQ, %d skipped by type; %.0f/s, ETA %s",
-		id, sink, p.Done, p.Total, percent(p), p.Sent, p.Delivered, p.Already, p.Failed, p.ByType, rate, eta(p, rate))
+		id, sink, p.Done, p.Total, p.Percent(), p.Sent, p.Delivered, p.Already, p.Failed, p.ByType, rate, p.ETA(rate))
 }

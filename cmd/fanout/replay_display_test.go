@@ -50,20 +50,3 @@ func TestReplayDisplay(t *testing.T) {
 		t.Errorf("%d plain lines after 10s, want 3", n)
 	}
 }
-
-func TestReplayETA(t *testing.T) {
-	for _, tc := range []struct {
-		p    replay.Progress
-		rate float64
-		want string
-	}{
-		{replay.Progress{Total: 100, Done: 40}, 20, "3s"},
-		{replay.Progress{Total: 100, Done: 40}, 0, "?"},
-		{replay.Progress{Total: 100, Done: 100}, 0, "0s"},
-		{replay.Progress{Total: 100000, Done: 0}, 10, "2h46m40s"},
-	} {
-		if got := eta(tc.p, tc.rate); got != tc.want {
-			t.Errorf("eta(%+v, %v) = %s, want %s", tc.p, tc.rate, got, tc.want)
-		}
-	}
-}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -194,22 +193,17 @@ func showLetter(ctx context.Context, e *env, t *dlqTarget, p int32, o int64) err
 	if err != nil {
 		return err
 	}
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	dec, derr := codec.Decode(dctx, rec.Value)
-	var de *schemas.DecodeError
+	body, err := dlq.DecodeBody(ctx, codec, rec.Value)
 	switch {
-	case derr == nil:
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, dec.JSON, "", "  "); err != nil {
-			return fmt.Errorf("render body: %w", err)
-		}
-		fmt.Fprintf(w, "body: %s (schema id %d, %s), %d bytes:\n%s\n", dec.Subject, dec.SchemaID, dec.Name, len(rec.Value), pretty.Bytes())
+	case err != nil:
+		return err
+	case body.Err == nil:
+		fmt.Fprintf(w, "body: %s (schema id %d, %s), %d bytes:\n%s\n", body.Subject, body.SchemaID, body.Name, len(rec.Value), body.JSON)
 		return nil
-	case errors.As(derr, &de):
-		fmt.Fprintf(w, "body: undecodable: %v\n", derr)
+	case body.Undecodable:
+		fmt.Fprintf(w, "body: undecodable: %v\n", body.Err)
 	default:
-		fmt.Fprintf(w, "body: not decoded: %v\n", derr)
+		fmt.Fprintf(w, "body: not decoded: %v\n", body.Err)
 	}
 	fmt.Fprintf(w, "body as base64 (%d bytes):\n", len(rec.Value))
 	b64 := base64.StdEncoding.EncodeToString(rec.Value)
@@ -218,8 +212,8 @@ func showLetter(ctx context.Context, e *env, t *dlqTarget, p int32, o int64) err
 		b64 = b64[76:]
 	}
 	fmt.Fprintf(w, "  %s\n", b64)
-	if de == nil {
-		return fmt.Errorf("decode the body of %d:%d: %w", p, o, derr) // the registry did not answer: worth another try
+	if !body.Undecodable {
+		return fmt.Errorf("decode the body of %d:%d: %w", p, o, body.Err) // the registry did not answer: worth another try
 	}
 	return nil
 }

@@ -2,60 +2,16 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"io/fs"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/fanout-dev/fanout/config"
-	"github.com/fanout-dev/fanout/schemas"
+	"github.com/fanout-dev/fanout/schemas/registrytest"
 )
 
-// startRegistry serves the Confluent endpoints run's type check reads:
-// subjects events-value (versions 1: user.registered's schema, 2:
-// order.placed's) and fanout.example.UserRegistered (id 1 again). With
-// noVersions it predates GET /schemas/ids/{id}/versions.
-func startRegistry(t *testing.T, noVersions bool) string {
-	t.Helper()
-	text := func(subject string) string {
-		b, err := fs.ReadFile(schemas.Builtin(), subject+".avsc")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	byID := map[string]string{"1": text("user.registered"), "2": text("order.placed")}
-	reply := func(w http.ResponseWriter, v any) { json.NewEncoder(w).Encode(v) }
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /subjects", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, []string{"events-value", "fanout.example.UserRegistered"})
-	})
-	mux.HandleFunc("GET /subjects/events-value/versions", func(w http.ResponseWriter, r *http.Request) { reply(w, []int{1, 2}) })
-	mux.HandleFunc("GET /subjects/{subject}/versions/{v}", func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("v")
-		if id == "latest" {
-			id = "1"
-		}
-		n := map[string]int{"1": 1, "2": 2}[id]
-		reply(w, map[string]any{"subject": r.PathValue("subject"), "version": n, "id": n, "schema": byID[id]})
-	})
-	mux.HandleFunc("GET /schemas/ids/{id}/versions", func(w http.ResponseWriter, r *http.Request) {
-		if noVersions {
-			http.NotFound(w, r)
-			return
-		}
-		reply(w, []map[string]any{{"subject": "events-value", "version": 1}})
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 func TestTypeProblems(t *testing.T) {
-	ok, old := startRegistry(t, false), startRegistry(t, true)
+	ok, old := registrytest.Serve(t, false), registrytest.Serve(t, true)
 	tests := []struct {
 		name, schemas, types, want string // want "": no problem
 	}{
@@ -94,7 +50,7 @@ func TestTypeProblems(t *testing.T) {
 // requests will carry no X-Fanout-Event-Type.
 func TestOldRegistryWarns(t *testing.T) {
 	for _, old := range []bool{true, false} {
-		cfg, err := config.Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: events}\nschemas: {registry_url: \""+startRegistry(t, old)+
+		cfg, err := config.Parse("f.yaml", []byte("kafka: {brokers: [a:1], topic: events}\nschemas: {registry_url: \""+registrytest.Serve(t, old)+
 			"\"}\nsinks:\n  - {name: profile, url: \"https://x/\"}\n"), func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)

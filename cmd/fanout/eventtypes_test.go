@@ -1,61 +1,14 @@
 package main
 
 import (
-	"encoding/json"
-	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/fanout-dev/fanout/schemas"
+	"github.com/fanout-dev/fanout/schemas/registrytest"
 )
 
-// startRegistry serves the Confluent endpoints run's type check reads:
-// subjects events-value (versions 1: user.registered's schema, 2:
-// order.placed's) and fanout.example.UserRegistered (id 1 again). With
-// noVersions it predates GET /schemas/ids/{id}/versions.
-func startRegistry(t *testing.T, noVersions bool) string {
-	t.Helper()
-	text := func(subject string) string {
-		b, err := fs.ReadFile(schemas.Builtin(), subject+".avsc")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	byID := map[string]string{"1": text("user.registered"), "2": text("order.placed")}
-	reply := func(w http.ResponseWriter, v any) { json.NewEncoder(w).Encode(v) }
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /subjects", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, []string{"events-value", "fanout.example.UserRegistered"})
-	})
-	mux.HandleFunc("GET /subjects/events-value/versions", func(w http.ResponseWriter, r *http.Request) { reply(w, []int{1, 2}) })
-	mux.HandleFunc("GET /subjects/{subject}/versions/{v}", func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("v")
-		if id == "latest" {
-			id = "1"
-		}
-		n := map[string]int{"1": 1, "2": 2}[id]
-		reply(w, map[string]any{"subject": r.PathValue("subject"), "version": n, "id": n, "schema": byID[id]})
-	})
-	mux.HandleFunc("GET /schemas/ids/{id}/versions", func(w http.ResponseWriter, r *http.Request) {
-		if noVersions {
-			http.NotFound(w, r)
-			return
-		}
-		reply(w, []map[string]any{{"subject": "events-value", "version": 1}})
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-// TestRunRefusesTypesThatCannotMatch: fanout run asks the registry and
-// refuses, naming sink and type, a types entry no event can have under
-// schemas.type_from; the brokers are never reached.
 func TestRunRefusesTypesThatCannotMatch(t *testing.T) {
-	url := startRegistry(t, false)
+	url := registrytest.Serve(t, false)
 	cfg := writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
 schemas: {registry_url: "`+url+`"}
 sinks:

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanout-dev/fanout/internal/testcert"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -53,11 +54,11 @@ type TLSFiles struct {
 }
 
 // NewTLSFiles generates a CA, a server and a client certificate into dir
-// (TestCA: ECDSA P-256, valid for a day). Both leaves serve either way:
+// (testcert.New: ECDSA P-256, valid for a day). Both leaves serve either way:
 // redis-server presents its certificate as a client too (replication, a
 // sentinel's links).
 func NewTLSFiles(dir string) (TLSFiles, error) {
-	ca, err := NewTestCA(dir)
+	ca, err := testcert.New(dir)
 	if err != nil {
 		return TLSFiles{}, err
 	}

@@ -184,12 +184,29 @@ func (r *report) find(scenario, run string) (result, bool) {
 // runBatched runs api with batch.max_events = maxEvents over a fresh topic
 // of n events (6 partitions) and adds the result to rep.
 func (e *env) runBatched(ctx context.Context, rep *report, scenario, topic string, n int, api sinkSpec, run string, maxEvents int) (result, *batch, error) {
+	api.batch = maxEvents
+	return e.runOne(ctx, rep, scenario, topic, n, api, batchedRun(run, maxEvents))
+}
+
+// unbatched returns the result of run with api unbatched: the one an earlier
+// scenario (from) added to rep, or else a run of its own over a fresh topic
+// of n events, added to rep.
+func (e *env) unbatched(ctx context.Context, rep *report, scenario, from, topic string, n int, api sinkSpec, run string) (result, error) {
+	if r, ok := rep.find(from, run); ok {
+		return r, nil
+	}
+	r, _, err := e.runOne(ctx, rep, scenario, topic, n, api, run)
+	return r, err
+}
+
+// runOne runs api alone over a fresh topic of n events (6 partitions) and
+// adds the result to rep.
+func (e *env) runOne(ctx context.Context, rep *report, scenario, topic string, n int, api sinkSpec, run string) (result, *batch, error) {
 	b, err := e.prepare(ctx, topic, 6, n, 1000, true, "api")
 	if err != nil {
 		return result{}, nil, err
 	}
-	api.batch = maxEvents
-	rs, err := e.runFanout(ctx, runSpec{scenario: scenario, run: batchedRun(run, maxEvents), b: b, partitions: 6, sinks: []sinkSpec{api}})
+	rs, err := e.runFanout(ctx, runSpec{scenario: scenario, run: run, b: b, partitions: 6, sinks: []sinkSpec{api}})
 	if err != nil {
 		return result{}, nil, err
 	}
@@ -202,18 +219,9 @@ func zeroLatencyBatched(maxEvents int) func(ctx context.Context, e *env, sz size
 	return func(ctx context.Context, e *env, sz sizes, rep *report) error {
 		const name, c = "zero-latency-batched", 64
 		api := sinkSpec{name: "api", ordering: "unordered", inFlight: c, wait: true}
-		unbatched, ok := rep.find("zero-latency", zeroRun)
-		if !ok {
-			b, err := e.prepare(ctx, "zero", 6, sz.zeroN, 1000, true, "api")
-			if err != nil {
-				return err
-			}
-			rs, err := e.runFanout(ctx, runSpec{scenario: name, run: zeroRun, b: b, partitions: 6, sinks: []sinkSpec{api}})
-			if err != nil {
-				return err
-			}
-			unbatched = one(rs)
-			rep.Results = append(rep.Results, unbatched)
+		unbatched, err := e.unbatched(ctx, rep, name, "zero-latency", "zero", sz.zeroN, api, zeroRun)
+		if err != nil {
+			return err
 		}
 		batched, b, err := e.runBatched(ctx, rep, name, "zerobatch", sz.zeroN, api, zeroRun, maxEvents)
 		if err != nil {
@@ -249,18 +257,9 @@ func latency10msBatched(maxEvents int) func(ctx context.Context, e *env, sz size
 		n := int(float64(c) / lat.Seconds() * sz.latRun.Seconds()) // as latency10ms: C/L × latRun
 		api := sinkSpec{name: "api", ordering: "unordered", inFlight: c, latency: lat, wait: true}
 		run := fmt.Sprintf("unordered C=%d", c)
-		unbatched, ok := rep.find("latency-10ms", run)
-		if !ok {
-			b, err := e.prepare(ctx, fmt.Sprintf("lat%d", c), 6, n, 1000, true, "api")
-			if err != nil {
-				return err
-			}
-			rs, err := e.runFanout(ctx, runSpec{scenario: name, run: run, b: b, partitions: 6, sinks: []sinkSpec{api}})
-			if err != nil {
-				return err
-			}
-			unbatched = one(rs)
-			rep.Results = append(rep.Results, unbatched)
+		unbatched, err := e.unbatched(ctx, rep, name, "latency-10ms", fmt.Sprintf("lat%d", c), n, api, run)
+		if err != nil {
+			return err
 		}
 		batched, _, err := e.runBatched(ctx, rep, name, fmt.Sprintf("lat%dbatch", c), n, api, run, maxEvents)
 		if err != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -429,36 +430,16 @@ func (c *Config) Line(path string) int { return c.lines[path] }
 func (c *Config) LineNear(path string) int { return c.lineOf(path) }
 
 func (c *Config) applyDefaults() {
-	if c.Kafka.GroupPrefix == "" {
-		c.Kafka.GroupPrefix = naming.DefaultGroupPrefix
-	}
-	if c.Kafka.ClientID == "" {
-		c.Kafka.ClientID = "fanout"
-	}
-	if c.Kafka.SessionTimeout == 0 {
-		c.Kafka.SessionTimeout = 45 * time.Second
-	}
-	if c.Kafka.RebalanceTimeout == 0 {
-		c.Kafka.RebalanceTimeout = 60 * time.Second
-	}
-	if c.Redis.KeyPrefix == "" {
-		c.Redis.KeyPrefix = dedupe.DefaultPrefix
-	}
-	if c.Redis.DialTimeout == 0 {
-		c.Redis.DialTimeout = 2 * time.Second
-	}
-	if c.Events.IDField == "" {
-		c.Events.IDField = "id"
-	}
-	if c.Events.KeyField == "" {
-		c.Events.KeyField = "id"
-	}
-	if c.Run.DrainTimeout == 0 {
-		c.Run.DrainTimeout = 30 * time.Second
-	}
-	if c.Run.RevokeTimeout == 0 {
-		c.Run.RevokeTimeout = 20 * time.Second
-	}
+	c.Kafka.GroupPrefix = cmp.Or(c.Kafka.GroupPrefix, naming.DefaultGroupPrefix)
+	c.Kafka.ClientID = cmp.Or(c.Kafka.ClientID, "fanout")
+	c.Kafka.SessionTimeout = cmp.Or(c.Kafka.SessionTimeout, 45*time.Second)
+	c.Kafka.RebalanceTimeout = cmp.Or(c.Kafka.RebalanceTimeout, 60*time.Second)
+	c.Redis.KeyPrefix = cmp.Or(c.Redis.KeyPrefix, dedupe.DefaultPrefix)
+	c.Redis.DialTimeout = cmp.Or(c.Redis.DialTimeout, 2*time.Second)
+	c.Events.IDField = cmp.Or(c.Events.IDField, "id")
+	c.Events.KeyField = cmp.Or(c.Events.KeyField, "id")
+	c.Run.DrainTimeout = cmp.Or(c.Run.DrainTimeout, 30*time.Second)
+	c.Run.RevokeTimeout = cmp.Or(c.Run.RevokeTimeout, 20*time.Second)
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
 		if s.Method == "" {

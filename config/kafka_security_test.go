@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fanout-dev/fanout/internal/testcert"
 )
 
 func TestKafkaSecurityGood(t *testing.T) {
-	dir := t.TempDir()
-	ca, _ := writeCert(t, dir, "ca")
-	cert, key := writeCert(t, dir, "client")
+	pki := testcert.NewT(t)
+	client := pki.IssueT(t, "client")
+	ca, cert, key := pki.CAFile, client.CertFile, client.KeyFile
 	for name, sec := range map[string]string{
 		"scram mtls": `
   tls: {enabled: true, ca_file: ` + ca + `, cert_file: ` + cert + `, key_file: ` + key + `, server_name: kafka.internal}
@@ -39,9 +41,8 @@ func TestKafkaSecurityGood(t *testing.T) {
 
 func TestKafkaSecurityProblems(t *testing.T) {
 	dir := t.TempDir()
-	ca, _ := writeCert(t, dir, "ca")
-	cert, _ := writeCert(t, dir, "client")
-	_, otherKey := writeCert(t, dir, "other")
+	pki := testcert.NewT(t)
+	ca, cert, otherKey := pki.CAFile, pki.IssueT(t, "client").CertFile, pki.IssueT(t, "other").KeyFile
 	notPEM := filepath.Join(dir, "not.pem")
 	os.WriteFile(notPEM, []byte("hello"), 0o644)
 	for _, tt := range []struct {

@@ -5,10 +5,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fanout-dev/fanout/internal/testcert"
 )
 
 func TestRegistryAuthTLS(t *testing.T) {
-	cert, key := writeCert(t, t.TempDir(), "fanout")
+	c := testcert.NewT(t).IssueT(t, "fanout")
+	cert, key := c.CertFile, c.KeyFile
 	notPEM := filepath.Join(t.TempDir(), "n.pem")
 	if err := os.WriteFile(notPEM, []byte("nope"), 0o600); err != nil {
 		t.Fatal(err)

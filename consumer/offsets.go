@@ -23,25 +23,20 @@ import (
 // a failed check only loses the warning.
 func (c *Consumer) checkCommitted(ctx context.Context, cl *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
 	committed := map[int32]int64{}
-	for _, t := range resp.Topics {
-		if t.Topic != c.cfg.Topic {
-			continue
+	add := func(topic string, partition int32, offset int64) {
+		if topic == c.cfg.Topic && offset >= 0 {
+			committed[partition] = offset
 		}
+	}
+	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
-			if p.Offset >= 0 {
-				committed[p.Partition] = p.Offset
-			}
+			add(t.Topic, p.Partition, p.Offset)
 		}
 	}
 	for _, g := range resp.Groups { // OffsetFetch v8+ answers per group
 		for _, t := range g.Topics {
-			if t.Topic != c.cfg.Topic {
-				continue
-			}
 			for _, p := range t.Partitions {
-				if p.Offset >= 0 {
-					committed[p.Partition] = p.Offset
-				}
+				add(t.Topic, p.Partition, p.Offset)
 			}
 		}
 	}

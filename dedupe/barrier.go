@@ -49,6 +49,18 @@ const DefaultBarrierPrefix = "fanout:order.v2:"
 // cannot hold '|', so the first one ends the tier.
 func member(tier int, origin string) string { return strconv.Itoa(tier) + "|" + origin }
 
+// checkEnter checks ctx and the arguments of one Enter, in that order, and
+// returns the ttl as stored.
+func checkEnter(ctx context.Context, tier int, origin string, ttl time.Duration) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := validMember(tier, origin); err != nil {
+		return 0, err
+	}
+	return validDuration("barrier ttl", ttl)
+}
+
 func validMember(tier int, origin string) error {
 	switch {
 	case tier < 1:
@@ -108,13 +120,7 @@ return 0
 
 // Enter implements Barriers.
 func (b *RedisBarriers) Enter(ctx context.Context, key string, tier int, origin string, ttl time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := validMember(tier, origin); err != nil {
-		return err
-	}
-	ttl, err := validDuration("barrier ttl", ttl)
+	ttl, err := checkEnter(ctx, tier, origin, ttl)
 	if err != nil {
 		return err
 	}
@@ -173,13 +179,7 @@ func NewMemoryBarriers() *MemoryBarriers {
 
 // Enter implements Barriers.
 func (b *MemoryBarriers) Enter(ctx context.Context, key string, tier int, origin string, ttl time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := validMember(tier, origin); err != nil {
-		return err
-	}
-	ttl, err := validDuration("barrier ttl", ttl)
+	ttl, err := checkEnter(ctx, tier, origin, ttl)
 	if err != nil {
 		return err
 	}

@@ -134,10 +134,7 @@ func (c *Coalescer) Claim(ctx context.Context, key, token string, lease time.Dur
 	if !c.coalesce {
 		return c.inner.Claim(ctx, key, token, lease)
 	}
-	if _, err := validClaim(token, lease); err != nil {
-		return 0, err
-	}
-	if err := ctx.Err(); err != nil {
+	if _, err := checkClaim(ctx, token, lease); err != nil {
 		return 0, err
 	}
 	c.mu.Lock()
@@ -170,11 +167,8 @@ func (c *Coalescer) Done(ctx context.Context, key string, ttl time.Duration) err
 	if !c.coalesce {
 		return c.inner.Done(ctx, key, ttl)
 	}
-	ttl, err := validDuration("done ttl", ttl)
+	ttl, err := checkDuration(ctx, "done ttl", ttl)
 	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	c.mu.Lock()

@@ -3,8 +3,6 @@ package dedupe
 import (
 	"container/heap"
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"time"
 )
@@ -52,11 +50,8 @@ func NewMemory() *Memory {
 
 // Claim implements Store.
 func (m *Memory) Claim(ctx context.Context, key, token string, lease time.Duration) (Outcome, error) {
-	lease, err := validClaim(token, lease)
+	lease, err := checkClaim(ctx, token, lease)
 	if err != nil {
-		return 0, err
-	}
-	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	m.mu.Lock()
@@ -73,10 +68,7 @@ func (m *Memory) Done(ctx context.Context, key string, ttl time.Duration) error 
 
 // Release implements Store.
 func (m *Memory) Release(ctx context.Context, key, token string) error {
-	if token == "" {
-		return errors.New("dedupe: empty token")
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkRelease(ctx, token); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -91,11 +83,8 @@ func (m *Memory) Release(ctx context.Context, key, token string) error {
 
 // Extend implements Extender.
 func (m *Memory) Extend(ctx context.Context, key, token string, lease time.Duration) (bool, error) {
-	lease, err := validClaim(token, lease)
+	lease, err := checkClaim(ctx, token, lease)
 	if err != nil {
-		return false, err
-	}
-	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	m.mu.Lock()
@@ -113,15 +102,8 @@ func (m *Memory) Extend(ctx context.Context, key, token string, lease time.Durat
 
 // ClaimBatch implements Batcher, atomically for the whole batch.
 func (m *Memory) ClaimBatch(ctx context.Context, reqs []ClaimRequest) ([]Outcome, error) {
-	leases := make([]time.Duration, len(reqs))
-	for i, r := range reqs {
-		lease, err := validClaim(r.Token, r.Lease)
-		if err != nil {
-			return nil, fmt.Errorf("claim batch request %d (%s): %w", i, r.Key, err)
-		}
-		leases[i] = lease
-	}
-	if err := ctx.Err(); err != nil {
+	leases, err := checkClaims(ctx, reqs)
+	if err != nil {
 		return nil, err
 	}
 	outs := make([]Outcome, len(reqs))
@@ -137,11 +119,8 @@ func (m *Memory) ClaimBatch(ctx context.Context, reqs []ClaimRequest) ([]Outcome
 
 // DoneBatch implements Batcher, atomically for the whole batch.
 func (m *Memory) DoneBatch(ctx context.Context, keys []string, ttl time.Duration) error {
-	ttl, err := validDuration("done ttl", ttl)
+	ttl, err := checkDuration(ctx, "done ttl", ttl)
 	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	m.mu.Lock()

@@ -76,11 +76,8 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 
 // Claim implements Store.
 func (s *Redis) Claim(ctx context.Context, key, token string, lease time.Duration) (Outcome, error) {
-	lease, err := validClaim(token, lease)
+	lease, err := checkClaim(ctx, token, lease)
 	if err != nil {
-		return 0, err
-	}
-	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	o, err := claimOutcome(s.claimCmd(ctx, s.client, key, token, lease), token)
@@ -92,11 +89,8 @@ func (s *Redis) Claim(ctx context.Context, key, token string, lease time.Duratio
 
 // Done implements Store.
 func (s *Redis) Done(ctx context.Context, key string, ttl time.Duration) error {
-	ttl, err := validDuration("done ttl", ttl)
+	ttl, err := checkDuration(ctx, "done ttl", ttl)
 	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := s.client.Set(ctx, s.prefix+key, doneValue, ttl).Err(); err != nil {
@@ -107,10 +101,7 @@ func (s *Redis) Done(ctx context.Context, key string, ttl time.Duration) error {
 
 // Release implements Store.
 func (s *Redis) Release(ctx context.Context, key, token string) error {
-	if token == "" {
-		return errors.New("dedupe: empty token")
-	}
-	if err := ctx.Err(); err != nil {
+	if err := checkRelease(ctx, token); err != nil {
 		return err
 	}
 	// Run tries EVALSHA and falls back to EVAL on NOSCRIPT, so a restarted
@@ -124,11 +115,8 @@ func (s *Redis) Release(ctx context.Context, key, token string) error {
 
 // Extend implements Extender.
 func (s *Redis) Extend(ctx context.Context, key, token string, lease time.Duration) (bool, error) {
-	lease, err := validClaim(token, lease)
+	lease, err := checkClaim(ctx, token, lease)
 	if err != nil {
-		return false, err
-	}
-	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	n, err := extendScript.Run(ctx, s.client, []string{s.prefix + key}, pendingPrefix+token, lease.Milliseconds()).Int()
@@ -141,15 +129,8 @@ func (s *Redis) Extend(ctx context.Context, key, token string, lease time.Durati
 // ClaimBatch implements Batcher with one pipeline round trip (one per node on a
 // Cluster).
 func (s *Redis) ClaimBatch(ctx context.Context, reqs []ClaimRequest) ([]Outcome, error) {
-	leases := make([]time.Duration, len(reqs))
-	for i, r := range reqs {
-		lease, err := validClaim(r.Token, r.Lease)
-		if err != nil {
-			return nil, fmt.Errorf("claim batch request %d (%s): %w", i, r.Key, err)
-		}
-		leases[i] = lease
-	}
-	if err := ctx.Err(); err != nil {
+	leases, err := checkClaims(ctx, reqs)
+	if err != nil {
 		return nil, err
 	}
 	if len(reqs) == 0 {
@@ -177,11 +158,8 @@ func (s *Redis) ClaimBatch(ctx context.Context, reqs []ClaimRequest) ([]Outcome,
 // DoneBatch implements Batcher with one pipeline round trip (one per node on a
 // Cluster).
 func (s *Redis) DoneBatch(ctx context.Context, keys []string, ttl time.Duration) error {
-	ttl, err := validDuration("done ttl", ttl)
+	ttl, err := checkDuration(ctx, "done ttl", ttl)
 	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(keys) == 0 {

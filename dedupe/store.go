@@ -134,6 +134,48 @@ func validClaim(token string, lease time.Duration) (time.Duration, error) {
 	return validDuration("lease", lease)
 }
 
+// checkClaim is validClaim followed by ctx.Err: the preamble of every Claim
+// and Extend.
+func checkClaim(ctx context.Context, token string, lease time.Duration) (time.Duration, error) {
+	lease, err := validClaim(token, lease)
+	if err != nil {
+		return 0, err
+	}
+	return lease, ctx.Err()
+}
+
+// checkClaims checks every request of a ClaimBatch, then ctx, and returns the
+// leases as stored: a batch with one bad request claims none.
+func checkClaims(ctx context.Context, reqs []ClaimRequest) ([]time.Duration, error) {
+	leases := make([]time.Duration, len(reqs))
+	for i, r := range reqs {
+		lease, err := validClaim(r.Token, r.Lease)
+		if err != nil {
+			return nil, fmt.Errorf("claim batch request %d (%s): %w", i, r.Key, err)
+		}
+		leases[i] = lease
+	}
+	return leases, ctx.Err()
+}
+
+// checkRelease checks the arguments of one Release, then ctx.
+func checkRelease(ctx context.Context, token string) error {
+	if token == "" {
+		return errors.New("dedupe: empty token")
+	}
+	return ctx.Err()
+}
+
+// checkDuration is validDuration followed by ctx.Err: the preamble of Done,
+// DoneBatch and Enter.
+func checkDuration(ctx context.Context, name string, d time.Duration) (time.Duration, error) {
+	d, err := validDuration(name, d)
+	if err != nil {
+		return 0, err
+	}
+	return d, ctx.Err()
+}
+
 func validDuration(name string, d time.Duration) (time.Duration, error) {
 	if d < time.Millisecond {
 		return 0, fmt.Errorf("dedupe: %s %v is below 1ms", name, d)

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -16,13 +13,14 @@ import (
 	"github.com/fanout-dev/fanout/sinktest"
 )
 
-// faultTarget is a real HTTP API on 127.0.0.1 that misbehaves on purpose
-// (built on sinktest's batch parsing and failure modes, with a per-request
-// ledger of its own for the checker):
-// latency (fixed + jitter), random 503s, connection resets, down windows (all
-// 503, or connections refused), and slow (trickled) response bodies. It records
-// every request it sees, so the checker can tell what the API accepted, when,
-// from which fanout instance, and what it answered.
+// faultTarget is a real HTTP API on 127.0.0.1 that misbehaves on purpose: a
+// sinktest.API configured with fault modes (its Request and Answer hooks)
+// and its ledger, served by an http.Server of the target's own so the
+// listener can be closed and reopened. Latency (fixed + jitter), random 503s,
+// connection resets, down windows (all 503, or connections refused), and slow
+// (trickled) response bodies. The ledger records every request, so the
+// checker can tell what the API accepted, when, from which fanout instance,
+// and what it answered.
 //
 // Acceptance is decided when the request arrives, before any artificial delay,
 // as sinktest.API does: a real API does the work even if the client goes away
@@ -33,6 +31,7 @@ type faultTarget struct {
 	name string // the sink it serves
 	URL  string
 	addr string
+	api  *sinktest.API
 
 	behaviour atomic.Pointer[faultBehaviour]
 	down      atomic.Int32 // a downMode; 0 = up
@@ -40,15 +39,11 @@ type faultTarget struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	inflight atomic.Int64
-
-	mu       sync.Mutex
-	srv      *http.Server
-	ln       net.Listener // nil while refusing
-	conns    map[net.Conn]http.ConnState
-	reqs     []faultRequest
-	accepted map[string]int // Idempotency-Key → acceptances
-	closed   bool
+	mu     sync.Mutex
+	srv    *http.Server
+	ln     net.Listener // nil while refusing
+	conns  map[net.Conn]http.ConnState
+	closed bool
 }
 
 // faultBehaviour is how a faultTarget answers. The zero value answers 200 at once.
@@ -107,8 +102,10 @@ type faultRequest struct {
 	// fanout — dropped or cut off on purpose (LostRate), or the client had
 	// gone away (closed the connection: an attempt timeout, a cancel at
 	// drain_timeout or revoke_timeout, a dead process) before the answer
-	// was written. A client that goes away after the answer was written is
-	// not counted: it may have read it.
+	// was written, or closed it right after the answer was written
+	// (sinktest.Record.Closed: within 20ms, with no request after it on the
+	// connection: an attempt that timed out just then). A client that goes
+	// away later is not counted: it may have read the answer.
 	Lost bool
 	// Gone is when the client closed the connection while the API was
 	// still handling the request (zero: it did not). A request whose client
@@ -123,10 +120,11 @@ func newFaultTarget(t *testing.T, name string, b faultBehaviour) *faultTarget {
 		t.Fatal(err)
 	}
 	ft := &faultTarget{t: t, name: name, addr: ln.Addr().String(), conns: map[net.Conn]http.ConnState{},
-		accepted: map[string]int{}, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
+		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))}
 	ft.URL = "http://" + ft.addr + "/events"
 	ft.behaviour.Store(&b)
-	ft.srv = &http.Server{Handler: ft, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, ConnState: ft.connState}
+	ft.api = sinktest.New(sinktest.Options{Ledger: true, Request: ft.decideRequest, Answer: ft.decideEvent})
+	ft.srv = &http.Server{Handler: ft.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, ConnState: ft.connState}
 	ft.ln = ln
 	go ft.srv.Serve(ln)
 	t.Cleanup(func() {
@@ -134,6 +132,9 @@ func newFaultTarget(t *testing.T, name string, b faultBehaviour) *faultTarget {
 		ft.closed = true
 		ft.mu.Unlock()
 		ft.srv.Close()
+		if n := ft.api.Unreadable.Load(); n > 0 {
+			t.Errorf("%s: %d batch requests that are not a JSON array of events", ft.name, n)
+		}
 	})
 	return ft
 }
@@ -142,6 +143,7 @@ func newFaultTarget(t *testing.T, name string, b faultBehaviour) *faultTarget {
 func (ft *faultTarget) set(b faultBehaviour) { ft.behaviour.Store(&b) }
 
 func (ft *faultTarget) connState(c net.Conn, s http.ConnState) {
+	ft.api.ConnState(c, s)
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
 	switch s {
@@ -207,195 +209,99 @@ func (ft *faultTarget) float() float64 {
 	return ft.rng.Float64()
 }
 
-func (ft *faultTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ft.inflight.Add(1)
-	defer ft.inflight.Add(-1)
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return // the client went away mid-request: nothing was decided
-	}
-	b := ft.behaviour.Load()
-	if sinktest.IsBatch(r) {
-		ft.serveBatch(w, r, b, body)
-		return
-	}
-	var idx []int // the requests recorded for r, set below
-	stopGone := ft.watchGone(r, &idx)
-	defer stopGone()
-	req := faultRequest{
-		Key:      r.Header.Get("Idempotency-Key"),
-		Instance: r.Header.Get("X-Fanout-Instance"),
-		Trace:    traceID(r.Header.Get("traceparent")),
-		BodyHash: sha256.Sum256(body),
-	}
-	status := http.StatusOK
-	reset := false
-	switch downMode(ft.down.Load()) {
-	case down503:
-		status = http.StatusServiceUnavailable
-	case downRefuse:
-		reset = true // a kept-alive connection reaching a "down" API
-	default:
-		if b.Reject != nil {
-			if s := b.Reject(req.Key); s != 0 {
-				status = s
-			}
-		}
-		if status == http.StatusOK {
-			switch x := ft.float(); {
-			case x < b.ResetRate:
-				reset = true
-			case x < b.ResetRate+b.ErrorRate:
-				status = http.StatusServiceUnavailable
-			}
-		}
-	}
-	if reset {
-		status = 0
-	}
-	req.Status, req.Accepted = status, status/100 == 2
-	lose := ft.lose(req.Accepted, b, loseCut)
-	req.Slow = req.Accepted && lose == loseNone && b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate
-	req.Lost = lose == loseDrop
-	i := ft.record(req)
-	ft.mu.Lock()
-	idx = []int{i}
-	ft.mu.Unlock()
-
-	if reset || lose == loseDrop {
-		ft.answered(i) // before the RST: the client may send its retry at once
-		sinktest.ResetConn(w)
-		return
-	}
-	if lose == loseSlow {
-		ft.holdAnswer(r, b.SlowAnswer)
-	}
-	ft.wait(b)
-	if req.Accepted && r.Context().Err() != nil {
-		ft.lost(i) // the client went away before the answer was written
-	}
-	if status == http.StatusServiceUnavailable && downMode(ft.down.Load()) == down503 {
-		w.Header().Set("Retry-After", "1")
-	}
-	if req.Slow {
-		w.WriteHeader(status)
-		sinktest.Trickle(w, b.SlowBody)
-	} else {
-		w.WriteHeader(status)
-		io.WriteString(w, http.StatusText(status))
-	}
-	ft.answered(i)
-}
-
-// wait sleeps the behaviour's latency and jitter.
-func (ft *faultTarget) wait(b *faultBehaviour) {
-	delay := b.Latency
+// delay is the behaviour's latency and jitter, added to every answer that is
+// not a reset.
+func (ft *faultTarget) delay(b *faultBehaviour) time.Duration {
+	d := b.Latency
 	if b.Jitter > 0 {
-		delay += time.Duration(ft.float() * float64(b.Jitter))
+		d += time.Duration(ft.float() * float64(b.Jitter))
 	}
-	if delay > 0 {
-		time.Sleep(delay)
-	}
+	return d
 }
 
-// serveBatch takes a CloudEvents batch (a batched sink's request) like an
-// API that accepts arrays: each element is recorded as a request of its own
-// (its id, trace and data), decided on its own (Reject, ErrorRate), and the
-// answer lists each element's status. Down modes, resets, latency and slow
-// bodies (when every element is accepted) apply to the request as a whole.
-func (ft *faultTarget) serveBatch(w http.ResponseWriter, r *http.Request, b *faultBehaviour, body []byte) {
-	evs, err := sinktest.ParseBatch(body)
-	if err != nil {
-		ft.t.Errorf("%s: a batch request that is not a JSON array of events: %v", ft.name, err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
+// down503Answer is every request's answer in a down503 window.
+func (ft *faultTarget) down503Answer(b *faultBehaviour) sinktest.Answer {
+	return sinktest.Answer{Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Delay: ft.delay(b)}
+}
+
+// decideRequest is the API's Request hook: down modes for every request, and
+// for a CloudEvents batch (a batched sink's request) what applies to the
+// request as a whole: resets, lost answers, latency and slow bodies (when
+// every element is accepted). Each element is then decided on its own by
+// decideEvent (Reject, ErrorRate) and the answer lists each element's status.
+func (ft *faultTarget) decideRequest(r *http.Request) sinktest.Answer {
+	b := ft.behaviour.Load()
 	mode := downMode(ft.down.Load())
-	whole := 0 // a status for the request as a whole; 0: per element
 	switch {
 	case mode == down503:
-		whole = http.StatusServiceUnavailable
-	case mode == downRefuse || ft.float() < b.ResetRate:
-		whole = -1 // reset
+		return ft.down503Answer(b)
+	case mode == downRefuse:
+		return sinktest.Answer{Reset: true} // a kept-alive connection reaching a "down" API
+	case !sinktest.IsBatch(r):
+		return sinktest.Answer{} // decideEvent decides it all
+	case ft.float() < b.ResetRate:
+		return sinktest.Answer{Reset: true}
 	}
-	statuses := make([]int, len(evs))
-	idx := make([]int, 0, len(evs))
-	stopGone := ft.watchGone(r, &idx)
-	defer stopGone()
-	lose := ft.lose(whole == 0, b, loseKinds)
-	slow := whole == 0 && lose == loseNone && b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate
-	allOK := true
-	for i, ev := range evs {
-		req := faultRequest{Key: ev.ID, Instance: r.Header.Get("X-Fanout-Instance"), Trace: traceID(ev.TraceParent), BodyHash: sha256.Sum256(ev.Data)}
-		status := http.StatusOK
-		switch {
-		case whole == -1:
-			status = 0
-		case whole != 0:
-			status = whole
-		default:
-			if b.Reject != nil {
-				if s := b.Reject(req.Key); s != 0 {
-					status = s
-				}
-			}
-			if status == http.StatusOK && ft.float() < b.ErrorRate {
-				status = http.StatusServiceUnavailable
-			}
-		}
-		req.Status, req.Accepted = status, status/100 == 2
-		req.Slow = slow && req.Accepted
-		req.Lost = req.Accepted && (lose == loseDrop || lose == loseCut)
-		statuses[i] = status
-		allOK = allOK && req.Accepted
-		j := ft.record(req)
-		ft.mu.Lock()
-		idx = append(idx, j)
-		ft.mu.Unlock()
-	}
-	answered := func() {
-		for _, i := range idx {
-			ft.answered(i)
-		}
-	}
-	if whole == -1 || lose == loseDrop {
-		answered() // before the RST: the client may send its retry at once
-		sinktest.ResetConn(w)
-		return
-	}
-	if lose == loseSlow {
-		ft.holdAnswer(r, b.SlowAnswer)
-	}
-	ft.wait(b)
-	if r.Context().Err() != nil {
-		for k, i := range idx {
-			if statuses[k]/100 == 2 {
-				ft.lost(i) // the client went away before the answer was written
-			}
-		}
-	}
-	switch {
-	case lose == loseCut:
-		sinktest.CutAnswer(w, statuses)
-	case whole != 0:
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(whole)
-	case allOK && slow:
-		w.WriteHeader(http.StatusOK)
-		sinktest.Trickle(w, b.SlowBody)
-	case allOK:
-		w.WriteHeader(http.StatusOK)
-	default:
-		sinktest.WriteResults(w, statuses)
-	}
-	answered()
+	ans := sinktest.Answer{Delay: ft.delay(b)}
+	ft.loseOrSlow(&ans, b, loseKinds)
+	return ans
 }
 
-// lose picks how an answer is lost (loseNone for most): only an accepted
-// request's, at LostRate; kinds bounds the choice (loseCut: drop or slow,
-// loseKinds: also cut).
-func (ft *faultTarget) lose(accepted bool, b *faultBehaviour, kinds int) int {
-	if !accepted || b.LostRate == 0 || ft.float() >= b.LostRate {
+// decideEvent is the API's Answer hook: a single request's decision (Reject,
+// then one draw for a reset or a 503, then how an accepted answer is lost or
+// slowed), or a batch element's (Reject, ErrorRate).
+func (ft *faultTarget) decideEvent(c sinktest.Call) sinktest.Answer {
+	b := ft.behaviour.Load()
+	status := http.StatusOK
+	if b.Reject != nil {
+		if s := b.Reject(c.Key); s != 0 {
+			status = s
+		}
+	}
+	if c.Batch {
+		if status == http.StatusOK && ft.float() < b.ErrorRate {
+			status = http.StatusServiceUnavailable
+		}
+		return sinktest.Answer{Status: status}
+	}
+	if status == http.StatusOK {
+		switch x := ft.float(); {
+		case x < b.ResetRate:
+			return sinktest.Answer{Reset: true}
+		case x < b.ResetRate+b.ErrorRate:
+			status = http.StatusServiceUnavailable
+		}
+	}
+	ans := sinktest.Answer{Status: status, Delay: ft.delay(b)}
+	if status/100 == 2 {
+		ft.loseOrSlow(&ans, b, loseCut)
+	}
+	return ans
+}
+
+// loseOrSlow picks how an accepted answer is lost (at LostRate; kinds bounds
+// the choice: loseCut: drop or slow, loseKinds: also cut), or else whether
+// its body is trickled (at SlowBodyRate).
+func (ft *faultTarget) loseOrSlow(ans *sinktest.Answer, b *faultBehaviour, kinds int) {
+	switch ft.lose(b, kinds) {
+	case loseDrop:
+		ans.Lose = sinktest.Drop
+	case loseCut:
+		ans.Lose = sinktest.Cut
+	case loseSlow:
+		ans.Delay += b.SlowAnswer // answered after fanout's attempt timed out
+	default:
+		if b.SlowBodyRate > 0 && ft.float() < b.SlowBodyRate {
+			ans.Trickle = b.SlowBody
+		}
+	}
+}
+
+// lose picks how an accepted answer is lost (loseNone for most), at
+// LostRate; kinds bounds the choice (loseCut: drop or slow, loseKinds: also
+// cut).
+func (ft *faultTarget) lose(b *faultBehaviour, kinds int) int {
+	if b.LostRate == 0 || ft.float() >= b.LostRate {
 		return loseNone
 	}
 	k := loseDrop + int(ft.float()*float64(kinds-loseDrop))
@@ -405,70 +311,28 @@ func (ft *faultTarget) lose(accepted bool, b *faultBehaviour, kinds int) int {
 	return k
 }
 
-// holdAnswer waits d, or until the client has gone.
-func (ft *faultTarget) holdAnswer(r *http.Request, d time.Duration) {
-	select {
-	case <-time.After(d):
-	case <-r.Context().Done():
-	}
-}
-
-// watchGone records when r's client closes the connection while the
-// handler still runs, for each request in *idx (read under ft.mu). The
-// returned func stops watching; call it before the handler returns (the
-// server cancels r's context then too).
-func (ft *faultTarget) watchGone(r *http.Request, idx *[]int) func() {
-	stop := context.AfterFunc(r.Context(), func() {
-		now := time.Now()
-		ft.mu.Lock()
-		defer ft.mu.Unlock()
-		for _, i := range *idx {
-			if ft.reqs[i].Gone.IsZero() {
-				ft.reqs[i].Gone = now
-			}
-		}
-	})
-	return func() { stop() }
-}
-
-func (ft *faultTarget) lost(i int) {
-	ft.mu.Lock()
-	ft.reqs[i].Lost = true
-	ft.mu.Unlock()
-}
-
-func (ft *faultTarget) record(req faultRequest) int {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	req.Seq = len(ft.reqs)
-	req.Arrived = time.Now()
-	if req.Accepted {
-		ft.accepted[req.Key]++
-	}
-	ft.reqs = append(ft.reqs, req)
-	return req.Seq
-}
-
-func (ft *faultTarget) answered(i int) {
-	ft.mu.Lock()
-	ft.reqs[i].Answered = time.Now()
-	ft.mu.Unlock()
-}
-
-// requests copies every request seen so far, in arrival order.
+// requests copies every request seen so far, in arrival order, from the
+// API's ledger. An answer the client closed the connection on right after
+// it was written (sinktest.Record.Closed: an attempt that timed out just
+// then) counts as lost.
 func (ft *faultTarget) requests() []faultRequest {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	return append([]faultRequest(nil), ft.reqs...)
+	recs := ft.api.Records()
+	rs := make([]faultRequest, len(recs))
+	for i, r := range recs {
+		rs[i] = faultRequest{Seq: r.Seq, Key: r.Key, Instance: r.Header.Get("X-Fanout-Instance"), Trace: traceID(r.TraceParent),
+			BodyHash: r.BodyHash, Arrived: r.Arrived, Answered: r.Answered, Status: r.Status, Accepted: r.Accepted,
+			Slow: r.Slow, Lost: r.Lost || r.Closed, Gone: r.Gone}
+	}
+	return rs
 }
 
 // missing counts the ids not accepted yet.
 func (ft *faultTarget) missing(ids []string) int {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
+	ft.api.Mu.Lock()
+	defer ft.api.Mu.Unlock()
 	n := 0
 	for _, id := range ids {
-		if ft.accepted[id] == 0 {
+		if ft.api.Accepted[id] == 0 {
 			n++
 		}
 	}
@@ -476,18 +340,13 @@ func (ft *faultTarget) missing(ids []string) int {
 }
 
 // distinct is the number of ids accepted at least once.
-func (ft *faultTarget) distinct() int {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
-	return len(ft.accepted)
-}
+func (ft *faultTarget) distinct() int { return ft.api.AcceptedCount() }
 
 // counts summarises what the API answered, for logs.
 func (ft *faultTarget) counts() string {
-	ft.mu.Lock()
-	defer ft.mu.Unlock()
+	reqs := ft.requests()
 	var ok, e503, reset, other, slow, lost int
-	for _, r := range ft.reqs {
+	for _, r := range reqs {
 		if r.Lost {
 			lost++
 		}
@@ -505,5 +364,5 @@ func (ft *faultTarget) counts() string {
 			slow++
 		}
 	}
-	return fmt.Sprintf("%d requests: %d accepted (%d slow bodies, %d answers lost), %d×503, %d resets, %d other", len(ft.reqs), ok, slow, lost, e503, reset, other)
+	return fmt.Sprintf("%d requests: %d accepted (%d slow bodies, %d answers lost), %d×503, %d resets, %d other", len(reqs), ok, slow, lost, e503, reset, other)
 }

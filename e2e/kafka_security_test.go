@@ -6,24 +6,18 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-oauth2/oauth2/v4"
-	"github.com/go-oauth2/oauth2/v4/manage"
-	"github.com/go-oauth2/oauth2/v4/models"
-	"github.com/go-oauth2/oauth2/v4/server"
-	"github.com/go-oauth2/oauth2/v4/store"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/fanout-dev/fanout/e2e/services"
+	"github.com/fanout-dev/fanout/sinktest/oauth2test"
 )
 
 // secureBroker starts a second broker with the secured listeners (the shared
@@ -351,29 +345,6 @@ func (unsecuredJWS) Token(_ context.Context, data *oauth2.GenerateBasic, _ bool)
 	return enc([]byte(`{"alg":"none"}`)) + "." + enc([]byte(claims)) + ".", "", nil
 }
 
-// oauthEndpoint runs go-oauth2's token endpoint for client fanout on
-// loopback: client credentials, tokens valid for exp; issued counts the
-// requests it answered without error.
-func oauthEndpoint(t *testing.T, secret string, exp time.Duration, issued *atomic.Int64) string {
-	t.Helper()
-	m := manage.NewDefaultManager()
-	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: exp})
-	m.MustTokenStorage(store.NewMemoryTokenStore())
-	m.MapAccessGenerate(unsecuredJWS{})
-	cs := store.NewClientStore()
-	cs.Set("fanout", &models.Client{ID: "fanout", Secret: secret, Domain: "http://localhost"})
-	m.MapClientStorage(cs)
-	srv := server.NewDefaultServer(m)
-	srv.SetClientInfoHandler(server.ClientFormHandler)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if srv.HandleTokenRequest(w, r) == nil {
-			issued.Add(1)
-		}
-	}))
-	t.Cleanup(hs.Close)
-	return hs.URL + "/token"
-}
-
 // TestKafkaOAuthBearer: over SASL_PLAINTEXT with OAUTHBEARER, tokens from a
 // client-credentials endpoint the test runs (go-oauth2's server; Kafka's
 // unsecured validator on the broker), fanout delivers every event to two
@@ -385,8 +356,9 @@ func TestKafkaOAuthBearer(t *testing.T) {
 	// broker ends a session when its token expires (KIP-368, with
 	// connections.max.reauth.ms set): the run must fetch and present new
 	// tokens while it runs.
-	var issued atomic.Int64
-	tokenURL := oauthEndpoint(t, "oauth-client-Secret", 15*time.Second, &issued)
+	as := oauth2test.New(t, oauth2test.Config{Clients: map[string]string{"fanout": "oauth-client-Secret"},
+		Lifetime: 15 * time.Second, Generate: unsecuredJWS{}})
+	tokenURL := as.URL
 	s := newScenario(t, "oauth", events)
 	a, b := newTarget(t, 0, nil), newTarget(t, 0, nil)
 	sinks := []sinkSpec{
@@ -409,7 +381,7 @@ func TestKafkaOAuthBearer(t *testing.T) {
 	s.waitDone(3*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
 
 	// Outlive several tokens, then deliver a second batch over the same run.
-	first := issued.Load()
+	first := as.Requests.Load()
 	time.Sleep(40 * time.Second)
 	var more []string
 	var docs [][]byte
@@ -427,9 +399,9 @@ func TestKafkaOAuthBearer(t *testing.T) {
 	s.cfg = running
 	s.ids = append(s.ids, more...)
 	s.waitDone(2*time.Minute, map[string]*target{"profile": a, "analytics": b}, map[string][]string{"profile": s.ids, "analytics": s.ids})
-	t.Logf("token endpoint issued %d tokens before the first batch was done, %d in all", first, issued.Load())
-	if issued.Load() <= first {
-		t.Errorf("no token fetched in the 40s after the first batch (%d in all): the run did not refresh its 15s tokens", issued.Load())
+	t.Logf("token endpoint issued %d tokens before the first batch was done, %d in all", first, as.Requests.Load())
+	if as.Requests.Load() <= first {
+		t.Errorf("no token fetched in the 40s after the first batch (%d in all): the run did not refresh its 15s tokens", as.Requests.Load())
 	}
 	p.term(t)
 	for name, tg := range map[string]*target{"profile": a, "analytics": b} {

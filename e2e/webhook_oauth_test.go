@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,97 +13,10 @@ import (
 	"time"
 
 	oautherrors "github.com/go-oauth2/oauth2/v4/errors"
-	"github.com/go-oauth2/oauth2/v4/manage"
-	"github.com/go-oauth2/oauth2/v4/models"
-	"github.com/go-oauth2/oauth2/v4/server"
-	"github.com/go-oauth2/oauth2/v4/store"
 
 	"github.com/fanout-dev/fanout/e2e/services"
+	"github.com/fanout-dev/fanout/sinktest/oauth2test"
 )
-
-// authServer is go-oauth2's authorization server on loopback: client
-// credentials for one client, access tokens of a fixed lifetime, opaque
-// (go-oauth2's default generator) and kept in its memory store, where the
-// API looks them up. It records every token it issued, so the test can
-// look for them in fanout's output, and can be taken down.
-type authServer struct {
-	m   *manage.Manager
-	srv *server.Server
-	URL string // the token endpoint
-
-	down    atomic.Bool  // answer 503 to every token request
-	refused atomic.Int64 // token requests answered 503 while down
-
-	mu      sync.Mutex
-	issued  []string
-	refusal []string       // token requests go-oauth2 refused: its error
-	params  map[string]int // "scope=…" and "audience=…" of the token requests, counted
-}
-
-func newAuthServer(t *testing.T, clientID, secret string, lifetime time.Duration) *authServer {
-	t.Helper()
-	m := manage.NewDefaultManager()
-	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: lifetime})
-	m.MustTokenStorage(store.NewMemoryTokenStore())
-	cs := store.NewClientStore()
-	if err := cs.Set(clientID, &models.Client{ID: clientID, Secret: secret, Domain: "http://localhost"}); err != nil {
-		t.Fatal(err)
-	}
-	m.MapClientStorage(cs)
-	srv := server.NewDefaultServer(m)
-	// Client authentication either way RFC 6749 §2.3.1 allows, so the test
-	// does not depend on the sink's auth_style.
-	srv.SetClientInfoHandler(func(r *http.Request) (string, string, error) {
-		if id, sec, err := server.ClientBasicHandler(r); err == nil {
-			return id, sec, nil
-		}
-		return server.ClientFormHandler(r)
-	})
-	as := &authServer{m: m, srv: srv, params: map[string]int{}}
-	hs := httptest.NewServer(as)
-	t.Cleanup(hs.Close)
-	as.URL = hs.URL + "/token"
-	return as
-}
-
-func (as *authServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if as.down.Load() {
-		as.refused.Add(1)
-		http.Error(w, "token endpoint down for maintenance", http.StatusServiceUnavailable)
-		return
-	}
-	rec := httptest.NewRecorder()
-	if err := as.srv.HandleTokenRequest(rec, r); err != nil {
-		http.Error(w, "token endpoint failed", http.StatusInternalServerError)
-		return
-	}
-	var answer struct {
-		AccessToken string `json:"access_token"`
-		Error       string `json:"error"`
-	}
-	json.Unmarshal(rec.Body.Bytes(), &answer)
-	as.mu.Lock()
-	if answer.AccessToken != "" {
-		as.issued = append(as.issued, answer.AccessToken)
-	} else {
-		as.refusal = append(as.refusal, answer.Error)
-	}
-	for _, k := range []string{"scope", "audience"} {
-		as.params[k+"="+r.Form.Get(k)]++
-	}
-	as.mu.Unlock()
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	w.Write(rec.Body.Bytes())
-}
-
-func (as *authServer) tokens() []string {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	return append([]string(nil), as.issued...)
-}
 
 // authAttempt is one request the API got for an event: the token it
 // carried and the answer.
@@ -120,7 +32,7 @@ type authAttempt struct {
 // outage once the downAt-th valid request arrives.
 type oauthAPI struct {
 	t        *testing.T
-	as       *authServer
+	as       *oauth2test.Server
 	tg       *target
 	revokeAt int64
 	downAt   int64
@@ -138,7 +50,7 @@ type oauthAPI struct {
 	unexpected []string
 }
 
-func newOAuthAPI(t *testing.T, as *authServer, revokeAt, downAt int64, outage time.Duration) *oauthAPI {
+func newOAuthAPI(t *testing.T, as *oauth2test.Server, revokeAt, downAt int64, outage time.Duration) *oauthAPI {
 	t.Helper()
 	api := &oauthAPI{t: t, as: as, revokeAt: revokeAt, downAt: downAt, outage: outage, seen: map[string][]authAttempt{}}
 	hs := httptest.NewServer(api)
@@ -149,8 +61,8 @@ func newOAuthAPI(t *testing.T, as *authServer, revokeAt, downAt int64, outage ti
 
 func (api *oauthAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("Idempotency-Key")
-	token, _ := api.as.srv.AccessTokenResolveHandler(r)
-	_, err := api.as.srv.ValidationBearerToken(r)
+	token, _ := api.as.OAuth2.AccessTokenResolveHandler(r)
+	_, err := api.as.OAuth2.ValidationBearerToken(r)
 	status := http.StatusOK
 	if err != nil {
 		status = http.StatusUnauthorized
@@ -166,7 +78,7 @@ func (api *oauthAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case api.revokeAt:
 			// The authorization server revokes the token: this request and
 			// every later one carrying it are refused.
-			if err := api.as.m.RemoveAccessToken(r.Context(), token); err != nil {
+			if err := api.as.Manager.RemoveAccessToken(r.Context(), token); err != nil {
 				api.t.Errorf("revoke a token: %v", err)
 			}
 			api.mu.Lock()
@@ -175,7 +87,7 @@ func (api *oauthAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			api.mu.Unlock()
 			status = http.StatusUnauthorized
 		case api.downAt:
-			api.as.down.Store(true)
+			api.as.Down.Store(true)
 			api.mu.Lock()
 			api.downSpan[0], api.downValid[0] = time.Now(), n
 			api.mu.Unlock()
@@ -183,7 +95,7 @@ func (api *oauthAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				api.mu.Lock()
 				api.downSpan[1], api.downValid[1] = time.Now(), api.valid.Load()
 				api.mu.Unlock()
-				api.as.down.Store(false)
+				api.as.Down.Store(false)
 			})
 		}
 	}
@@ -230,7 +142,7 @@ func TestSinkOAuth2ClientCredentials(t *testing.T) {
 		// endpoint is down.
 		maxWhileDown = 5000
 	)
-	as := newAuthServer(t, "fanout", secret, lifetime)
+	as := oauth2test.New(t, oauth2test.Config{Clients: map[string]string{"fanout": secret}, Lifetime: lifetime})
 	api := newOAuthAPI(t, as, 3000, 6000, outage)
 	t.Setenv("FANOUT_E2E_OAUTH_SECRET", secret)
 
@@ -259,7 +171,7 @@ auth:
 	if n, err := s.dlqCount("api"); err != nil || n != 0 {
 		t.Errorf("DLQ holds %d records (%v), want none: a token problem is lag, not letters", n, err)
 	}
-	issued := as.tokens()
+	issued := as.Issued()
 	refreshes, ok1 := metric(metrics, "fanout_auth_token_refreshes_total", "api")
 	tokenErrs, ok2 := metric(metrics, "fanout_auth_token_errors_total", "api")
 	retries, ok3 := metric(metrics, "fanout_auth_retries_total", "api")
@@ -270,8 +182,8 @@ auth:
 	t.Logf("delivered %d events in %.1fs; token endpoint issued %d tokens, refused %d requests while down, go-oauth2 refused %d (%v); "+
 		"fanout counted %g token refreshes, %g token errors, %g auth retries; the API answered 401 to %d expired and %d unknown/revoked tokens; "+
 		"token requests' params %v",
-		events, delivered.Seconds(), len(issued), as.refused.Load(), len(as.refusal), as.refusal,
-		refreshes, tokenErrs, retries, api.expired, api.invalid, as.params)
+		events, delivered.Seconds(), len(issued), as.Refused.Load(), len(as.Refusals()), as.Refusals(),
+		refreshes, tokenErrs, retries, api.expired, api.invalid, as.Params())
 	t.Logf("outage from valid request %d to %d (%d delivered in the %s the endpoint was down)",
 		api.downValid[0], api.downValid[1], api.downValid[1]-api.downValid[0], api.downSpan[1].Sub(api.downSpan[0]).Round(time.Millisecond))
 	api.mu.Unlock()
@@ -286,13 +198,11 @@ auth:
 	if len(issued) > events/10 {
 		t.Errorf("the token endpoint issued %d tokens for %d events: fanout does not cache its token", len(issued), events)
 	}
-	as.mu.Lock()
-	for p, n := range as.params {
+	for p, n := range as.Params() {
 		if p != "scope=events.write" && p != "audience=https://api.e2e.test" {
 			t.Errorf("%d token requests had %s, want scope=events.write and audience=https://api.e2e.test", n, p)
 		}
 	}
-	as.mu.Unlock()
 
 	// The revoked token: every request refused with it was sent again at
 	// once with another token, and accepted.
@@ -332,7 +242,7 @@ auth:
 	}
 
 	// The outage: fanout tried and failed to fetch a token, and waited.
-	if as.refused.Load() == 0 {
+	if as.Refused.Load() == 0 {
 		t.Errorf("no token request reached the endpoint while it was down for %s", outage)
 	}
 	if tokenErrs < 1 {
@@ -341,7 +251,7 @@ auth:
 	// Backoff: a failed fetch fails the attempt (retryable: in-line backoff,
 	// tiers, the breaker), it does not ask again at once. Measured: ~800
 	// requests in the 10s with a backoff, ~24,000 from a fetch loop.
-	if n := as.refused.Load(); n > maxWhileDown {
+	if n := as.Refused.Load(); n > maxWhileDown {
 		t.Errorf("the token endpoint got %d requests in the %s it was down (%.0f/s), want at most %d: fanout asks again without backing off",
 			n, outage, float64(n)/outage.Seconds(), maxWhileDown)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/fanout-dev/fanout/e2e/services"
+	"github.com/fanout-dev/fanout/internal/testcert"
 	"github.com/fanout-dev/fanout/letter"
 	"github.com/fanout-dev/fanout/sinktest"
 )
@@ -38,7 +38,7 @@ type mtlsAPI struct {
 
 // newMTLSAPI starts the API with a server certificate for 127.0.0.1 from ca,
 // tls.RequireAndVerifyClientCert and ca as the only client CA.
-func newMTLSAPI(t *testing.T, ca *services.TestCA, routes ...string) *mtlsAPI {
+func newMTLSAPI(t *testing.T, ca *testcert.CA, routes ...string) *mtlsAPI {
 	t.Helper()
 	srvCert, err := ca.Issue("api")
 	if err != nil {
@@ -144,7 +144,7 @@ func (s *scenario) waitParked(sink string, want int, timeout time.Duration) []*k
 // event parked.
 func TestSinkMutualTLS(t *testing.T) {
 	start := time.Now()
-	ca, err := services.NewTestCA(t.TempDir())
+	ca, err := testcert.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/fanout-dev/fanout/consumer"
 	"github.com/fanout-dev/fanout/dedupe"
 	"github.com/fanout-dev/fanout/letter"
+	"github.com/fanout-dev/fanout/redact"
 	"github.com/fanout-dev/fanout/schemas"
 	"github.com/fanout-dev/fanout/sink"
 	"github.com/fanout-dev/fanout/tracing"
@@ -188,22 +189,9 @@ func (h *Handler) scrub(out consumer.Outcome) consumer.Outcome {
 		return out
 	}
 	out.Excerpt = h.cfg.Redact(out.Excerpt)
-	if out.Err != nil {
-		if msg := h.cfg.Redact(out.Err.Error()); msg != out.Err.Error() {
-			out.Err = redacted{msg: msg, err: out.Err}
-		}
-	}
+	out.Err = redact.Error(out.Err, h.cfg.Redact)
 	return out
 }
-
-// redacted is an error whose text had secrets hidden.
-type redacted struct {
-	msg string
-	err error
-}
-
-func (r redacted) Error() string { return r.msg }
-func (r redacted) Unwrap() error { return r.err }
 
 // endProcess records a record's outcome on its process span and ends it. A
 // record handed back to be parked (a retry tier or the DLQ) marks the span

@@ -83,6 +83,28 @@ func URLSecrets(s string) []string {
 	return out
 }
 
+// Error returns err with its text passed through hide, keeping its chain
+// (errors.Is and As still see err: a context deadline, a certificate
+// error); err itself when hide changes nothing, nil for nil.
+func Error(err error, hide func(string) string) error {
+	if err == nil {
+		return nil
+	}
+	if msg := hide(err.Error()); msg != err.Error() {
+		return hidden{msg: msg, err: err}
+	}
+	return err
+}
+
+// hidden is an error whose text had secrets hidden.
+type hidden struct {
+	msg string
+	err error
+}
+
+func (h hidden) Error() string { return h.msg }
+func (h hidden) Unwrap() error { return h.err }
+
 // Redactor replaces each secret string it was given with Mask. New secrets
 // may be added at any time (a command loads its config after its logger is
 // made); nil replaces nothing. It is safe for concurrent use.

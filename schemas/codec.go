@@ -11,6 +11,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/fanout-dev/fanout/internal/jsontext"
 )
 
 const (
@@ -212,11 +214,6 @@ func (r *Record) Field(path string) (string, bool) {
 	case bool:
 		return strconv.FormatBool(v), true
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(cur); err != nil {
-		return "", false
-	}
-	return strings.TrimSuffix(b.String(), "\n"), true
+	s, err := jsontext.Marshal(cur)
+	return s, err == nil
 }

@@ -225,11 +225,17 @@ func accepts(n *node, v any) bool {
 	return false
 }
 
-func (e *encoder) integer(n *node, v any) *pathError {
-	bits := 64
-	if n.kind == kInt {
-		bits = 32
+// bits is the width of a number node: 32 for int and float, 64 for long and
+// double.
+func (n *node) bits() int {
+	if n.kind == kInt || n.kind == kFloat {
+		return 32
 	}
+	return 64
+}
+
+func (e *encoder) integer(n *node, v any) *pathError {
+	bits := n.bits()
 	var i int64
 	switch v := v.(type) {
 	case string:
@@ -265,10 +271,7 @@ func (e *encoder) integer(n *node, v any) *pathError {
 }
 
 func (e *encoder) float(n *node, v any) *pathError {
-	bits := 64
-	if n.kind == kFloat {
-		bits = 32
-	}
+	bits := n.bits()
 	var f float64
 	switch v := v.(type) {
 	case string:

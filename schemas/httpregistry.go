@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fanout-dev/fanout/internal/tlsfile"
+	"github.com/fanout-dev/fanout/redact"
 )
 
 const (
@@ -421,7 +422,7 @@ func (r *HTTPRegistry) get(ctx context.Context, path string, v any) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("schemas: registry GET %s%s%s: %w", r.shown, path, r.shownQ, redactedError{err, r.redact(err.Error())})
+		return fmt.Errorf("schemas: registry GET %s%s%s: %w", r.shown, path, r.shownQ, redact.Error(err, r.redact))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRegistryBody+1))
@@ -459,16 +460,6 @@ func (r *HTTPRegistry) get(ctx context.Context, path string, v any) error {
 	}
 	return nil
 }
-
-// redactedError is err with its text redacted; errors.Is and As still
-// see err (a context deadline, a certificate error).
-type redactedError struct {
-	err error
-	msg string
-}
-
-func (e redactedError) Error() string { return e.msg }
-func (e redactedError) Unwrap() error { return e.err }
 
 // errNoEndpoint marks a 404 without the registry's own error code: the
 // path does not exist there (a wrong base URL, or an older registry).

@@ -2,19 +2,13 @@ package schemas
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,110 +21,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanout-dev/fanout/internal/testcert"
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
-// testPKI is a CA and the certificates it signed, as PEM files in a temp
-// dir, generated per test with crypto/x509.
+// testPKI is a test CA, a server certificate for 127.0.0.1 and
+// registry.test, and a client certificate with CN=fanout, as PEM files in a
+// temp dir.
 type testPKI struct {
-	dir      string
-	caFile   string
-	caPool   *x509.CertPool
-	server   tls.Certificate // for 127.0.0.1 and registry.test
-	cliCert  string          // client certificate and key files
-	cliKey   string
-	caKey    *ecdsa.PrivateKey
-	caCert   *x509.Certificate
-	serialNo int64
+	*testcert.CA
+	dir    string
+	server tls.Certificate
+	client *testcert.Cert
 }
 
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
 	p := &testPKI{dir: t.TempDir()}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	var err error
+	if p.CA, err = testcert.New(p.dir); err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "fanout test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
+	if p.server, err = p.IssueT(t, "registry.test", "registry.test").KeyPair(); err != nil {
 		t.Fatal(err)
 	}
-	p.caKey = key
-	if p.caCert, err = x509.ParseCertificate(der); err != nil {
-		t.Fatal(err)
-	}
-	p.caPool = x509.NewCertPool()
-	p.caPool.AddCert(p.caCert)
-	p.caFile = p.write(t, "ca.pem", "CERTIFICATE", der)
-	p.serialNo = 1
-
-	certPEM, keyPEM := p.issue(t, "registry.test", x509.ExtKeyUsageServerAuth)
-	if p.server, err = tls.X509KeyPair(certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM = p.issue(t, "fanout", x509.ExtKeyUsageClientAuth)
-	p.cliCert = filepath.Join(p.dir, "client.pem")
-	p.cliKey = filepath.Join(p.dir, "client-key.pem")
-	if err := os.WriteFile(p.cliCert, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p.cliKey, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p.client = p.IssueT(t, "fanout")
 	return p
-}
-
-// issue returns a certificate signed by the CA for cn (a server's also
-// for 127.0.0.1) and its key, PEM.
-func (p *testPKI) issue(t *testing.T, cn string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serialNo++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serialNo),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	if usage == x509.ExtKeyUsageServerAuth {
-		tmpl.DNSNames = []string{cn}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-func (p *testPKI) write(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // Schemas with references: order (id 20) names com.acme.Customer (subject
@@ -254,7 +172,7 @@ func startTLS(t *testing.T, a http.Handler, p *testPKI, mtls bool) *httptest.Ser
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12}
 	if mtls {
 		srv.TLS.ClientAuth = tls.RequireAndVerifyClientCert
-		srv.TLS.ClientCAs = p.caPool
+		srv.TLS.ClientCAs = p.Pool
 	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -362,17 +280,17 @@ func TestRegistryReferenceErrors(t *testing.T) {
 func TestRegistryTLS(t *testing.T) {
 	p := newTestPKI(t)
 	srv := startTLS(t, newConfluentAPI(t), p, false)
-	ok := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile})
+	ok := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile})
 	if _, err := ok.ByID(context.Background(), 21); err != nil {
 		t.Fatalf("with the CA: %v", err)
 	}
 	// The certificate names registry.test and 127.0.0.1; a server_name
 	// it does not carry is refused, the one it carries accepted.
-	named := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile, ServerName: "registry.test"})
+	named := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile, ServerName: "registry.test"})
 	if _, err := named.ByID(context.Background(), 21); err != nil {
 		t.Fatalf("server_name registry.test: %v", err)
 	}
-	wrong := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile, ServerName: "other.test"})
+	wrong := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile, ServerName: "other.test"})
 	if _, err := wrong.ByID(context.Background(), 21); err == nil || !strings.Contains(err.Error(), "other.test") {
 		t.Fatalf("server_name other.test: %v", err)
 	}
@@ -387,11 +305,11 @@ func TestRegistryTLS(t *testing.T) {
 func TestRegistryMTLS(t *testing.T) {
 	p := newTestPKI(t)
 	srv := startTLS(t, newConfluentAPI(t), p, true)
-	r := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile, CertFile: p.cliCert, KeyFile: p.cliKey})
+	r := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile, CertFile: p.client.CertFile, KeyFile: p.client.KeyFile})
 	if _, err := r.ByID(context.Background(), 20); err != nil {
 		t.Fatalf("with a client certificate: %v", err)
 	}
-	_, err := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile}).ByID(context.Background(), 20)
+	_, err := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile}).ByID(context.Background(), 20)
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without a client certificate: %v", err)
 	}
@@ -402,18 +320,18 @@ func TestRegistryBasicAuth(t *testing.T) {
 	a := newConfluentAPI(t)
 	a.user, a.pass, a.echo = "KEY1", "PASSWORD-9f3", true
 	srv := startTLS(t, a, p, false)
-	r := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile, Username: "KEY1", Password: "PASSWORD-9f3"})
+	r := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile, Username: "KEY1", Password: "PASSWORD-9f3"})
 	if _, err := r.ByID(context.Background(), 20); err != nil {
 		t.Fatalf("with the credentials: %v", err)
 	}
 	// In the URL, as before.
-	inURL := mustRegistry(t, RegistryOptions{URL: strings.Replace(srv.URL, "https://", "https://KEY1:PASSWORD-9f3@", 1), CAFile: p.caFile})
+	inURL := mustRegistry(t, RegistryOptions{URL: strings.Replace(srv.URL, "https://", "https://KEY1:PASSWORD-9f3@", 1), CAFile: p.CAFile})
 	if _, err := inURL.ByID(context.Background(), 21); err != nil {
 		t.Fatalf("with the credentials in the URL: %v", err)
 	}
 	// A wrong password: 401, and the error (the server echoes the
 	// Authorization header) shows neither password.
-	bad := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile, Username: "KEY1", Password: "WRONG-77c"})
+	bad := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile, Username: "KEY1", Password: "WRONG-77c"})
 	_, err := bad.ByID(context.Background(), 20)
 	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "registry_auth") {
 		t.Fatalf("wrong password: %v", err)
@@ -431,11 +349,11 @@ func TestRegistryBearer(t *testing.T) {
 	a := newConfluentAPI(t)
 	a.token, a.echo = "TOKEN-b81e", true
 	srv := startTLS(t, a, p, true)
-	r := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile, CertFile: p.cliCert, KeyFile: p.cliKey, Token: "TOKEN-b81e"})
+	r := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile, CertFile: p.client.CertFile, KeyFile: p.client.KeyFile, Token: "TOKEN-b81e"})
 	if _, err := r.ByID(context.Background(), 20); err != nil {
 		t.Fatalf("with the token: %v", err)
 	}
-	bad := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.caFile, CertFile: p.cliCert, KeyFile: p.cliKey, Token: "TOKEN-0000"})
+	bad := mustRegistry(t, RegistryOptions{URL: srv.URL, CAFile: p.CAFile, CertFile: p.client.CertFile, KeyFile: p.client.KeyFile, Token: "TOKEN-0000"})
 	_, err := bad.ByID(context.Background(), 20)
 	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "TOKEN-0000") {
 		t.Fatalf("wrong token: %v", err)
@@ -483,11 +401,11 @@ func TestNewRegistryOptionErrors(t *testing.T) {
 		{RegistryOptions{URL: "https://h", Username: "u", Password: "PW-SECRET", Token: "TK-SECRET"}, "exclusive"},
 		{RegistryOptions{URL: "https://h", Password: "PW-SECRET"}, "needs a username"},
 		{RegistryOptions{URL: "https://u:PW-SECRET@h", Token: "TK-SECRET"}, "set one"},
-		{RegistryOptions{URL: "https://h", CertFile: p.cliCert}, "both cert_file and key_file"},
+		{RegistryOptions{URL: "https://h", CertFile: p.client.CertFile}, "both cert_file and key_file"},
 		{RegistryOptions{URL: "https://h", CAFile: notPEM}, "holds no PEM certificate"},
 		{RegistryOptions{URL: "https://h", CAFile: filepath.Join(p.dir, "missing.pem")}, "no such file"},
 		{RegistryOptions{URL: "https://h", CertFile: notPEM, KeyFile: notPEM}, "client certificate"},
-		{RegistryOptions{URL: "http://h", CAFile: p.caFile}, "need an https URL"},
+		{RegistryOptions{URL: "http://h", CAFile: p.CAFile}, "need an https URL"},
 		{RegistryOptions{URL: "h:PW-SECRET@x"}, "base URL"},
 	} {
 		_, err := NewRegistry(tc.o)
@@ -533,7 +451,7 @@ func TestRegistrySRFake(t *testing.T) {
 			}
 			srv := startTLS(t, fake.Handler(), p, true)
 			o := tc.o
-			o.URL, o.CAFile, o.CertFile, o.KeyFile = srv.URL, p.caFile, p.cliCert, p.cliKey
+			o.URL, o.CAFile, o.CertFile, o.KeyFile = srv.URL, p.CAFile, p.client.CertFile, p.client.KeyFile
 			c := NewCodec(mustRegistry(t, o)).WithEventTypes(EventTypes{From: TypeFromSubject, Topic: "orders"})
 			rec, err := c.Decode(context.Background(), orderBytes(t, id))
 			if err != nil {

@@ -71,6 +71,19 @@ func (d *decoder) readN(n int, what string) ([]byte, *pathError) {
 	return b, nil
 }
 
+// readString is readBytes as a string, invalid UTF-8 replaced by U+FFFD.
+func (d *decoder) readString(what string) (string, *pathError) {
+	b, err := d.readBytes(what)
+	if err != nil {
+		return "", err
+	}
+	s := string(b)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s, nil
+}
+
 func (d *decoder) readBytes(what string) ([]byte, *pathError) {
 	n, err := d.readLong()
 	if err != nil {
@@ -125,13 +138,9 @@ func (d *decoder) value(n *node) (any, *pathError) {
 	case kFloat, kDouble:
 		return d.float(n)
 	case kString:
-		b, err := d.readBytes("string")
+		s, err := d.readString("string")
 		if err != nil {
 			return nil, err
-		}
-		s := string(b)
-		if !utf8.ValidString(s) {
-			s = strings.ToValidUTF8(s, "\uFFFD")
 		}
 		if n.logical == lUUID && !isUUID(s) {
 			return nil, d.fail(ErrBadPayload, "%s is not a UUID", quote(s))
@@ -333,13 +342,9 @@ func (d *decoder) mapValue(n *node) (any, *pathError) {
 		}
 		for range count {
 			d.start = d.pos
-			b, err := d.readBytes("map key")
+			k, err := d.readString("map key")
 			if err != nil {
 				return nil, err
-			}
-			k := string(b)
-			if !utf8.ValidString(k) {
-				k = strings.ToValidUTF8(k, "\uFFFD")
 			}
 			start := len(d.out)
 			v, err := d.value(n.items)

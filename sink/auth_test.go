@@ -13,21 +13,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-oauth2/oauth2/v4/manage"
-	"github.com/go-oauth2/oauth2/v4/models"
-	"github.com/go-oauth2/oauth2/v4/server"
-	"github.com/go-oauth2/oauth2/v4/store"
+	"github.com/fanout-dev/fanout/sinktest/oauth2test"
 )
 
-// authServer is go-oauth2's authorization server issuing client-credentials
-// tokens that live for exp to client "fanout", and an API that validates
-// each request's bearer token with the same manager (401 otherwise).
+// authServer is go-oauth2's authorization server (oauth2test) issuing
+// client-credentials tokens that live for exp to client "fanout", and an API
+// that validates each request's bearer token with the same manager (401
+// otherwise).
 type authServer struct {
-	tokenURL string
+	*oauth2test.Server
 	api      *httptest.Server
-	down     atomic.Bool  // the token endpoint answers 503
 	reject   atomic.Value // string: a token the API refuses once
-	issued   atomic.Int64
 	accepted atomic.Int64
 	refused  atomic.Int64
 	mu       sync.Mutex
@@ -36,34 +32,12 @@ type authServer struct {
 
 func newAuthServer(t *testing.T, secret string, exp time.Duration) *authServer {
 	t.Helper()
-	m := manage.NewDefaultManager()
-	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: exp})
-	m.MustTokenStorage(store.NewMemoryTokenStore())
-	cs := store.NewClientStore()
-	_ = cs.Set("fanout", &models.Client{ID: "fanout", Secret: secret, Domain: "http://localhost"})
-	m.MapClientStorage(cs)
-	srv := server.NewDefaultServer(m)
-	srv.SetClientInfoHandler(func(r *http.Request) (string, string, error) {
-		if _, _, ok := r.BasicAuth(); ok {
-			return server.ClientBasicHandler(r)
-		}
-		return server.ClientFormHandler(r)
-	})
-	a := &authServer{seen: map[string]bool{}}
+	a := &authServer{seen: map[string]bool{},
+		Server: oauth2test.New(t, oauth2test.Config{Clients: map[string]string{"fanout": secret}, Lifetime: exp})}
 	a.reject.Store("")
-	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.down.Load() {
-			http.Error(w, "maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		a.issued.Add(1)
-		_ = srv.HandleTokenRequest(w, r)
-	}))
-	t.Cleanup(tokens.Close)
-	a.tokenURL = tokens.URL + "/token"
 	a.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if _, err := m.LoadAccessToken(r.Context(), tok); !ok || err != nil {
+		if _, err := a.Manager.LoadAccessToken(r.Context(), tok); !ok || err != nil {
 			a.refused.Add(1)
 			http.Error(w, "invalid token "+tok, http.StatusUnauthorized)
 			return
@@ -91,7 +65,7 @@ func (a *authServer) tokens() int {
 
 func oauthSink(t *testing.T, a *authServer, secret string, opts ...Option) *Sink {
 	return newTestSink(t, Config{URL: a.api.URL, Attempts: 3, BackoffBase: time.Millisecond, BackoffCap: time.Millisecond,
-		Auth: AuthConfig{Type: "oauth2", OAuth2: OAuth2Config{TokenURL: a.tokenURL, ClientID: "fanout", ClientSecret: secret,
+		Auth: AuthConfig{Type: "oauth2", OAuth2: OAuth2Config{TokenURL: a.URL, ClientID: "fanout", ClientSecret: secret,
 			Scopes: []string{"events"}, Audience: "https://api", Params: map[string]string{"resource": "x"}}}}, opts...)
 }
 
@@ -110,9 +84,9 @@ func TestOAuth2TokensRenewedAndRefreshedOn401(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	st := s.Stats()
-	if a.refused.Load() != 0 || st.TokenRefreshes < 3 || a.tokens() < 3 || int64(a.issued.Load()) > int64(st.TokenRefreshes)+1 {
+	if a.refused.Load() != 0 || st.TokenRefreshes < 3 || a.tokens() < 3 || int64(a.Requests.Load()) > int64(st.TokenRefreshes)+1 {
 		t.Fatalf("%d events over 5s of 2s tokens: %d refused, %d tokens fetched (%d issued, %d used); want none refused, a token per ~1.5s, each fetched once",
-			n, a.refused.Load(), st.TokenRefreshes, a.issued.Load(), a.tokens())
+			n, a.refused.Load(), st.TokenRefreshes, a.Requests.Load(), a.tokens())
 	}
 	// The API revokes the token in use: one refresh, one more request.
 	h := http.Header{}
@@ -150,7 +124,7 @@ func TestOAuth2RenewedAhead(t *testing.T) {
 // dead letter, also when its failure looks permanent (a 503 here).
 func TestOAuth2EndpointDownIsRetryable(t *testing.T) {
 	a := newAuthServer(t, "s3cret-client", time.Hour)
-	a.down.Store(true)
+	a.Down.Store(true)
 	s := oauthSink(t, a, "s3cret-client")
 	res := s.Deliver(context.Background(), Event{ID: "e", Body: []byte(`{}`)})
 	if res.Class != Retryable || !strings.Contains(res.Err.Error(), "oauth2 token endpoint") || s.Stats().Requests != 0 {
@@ -159,7 +133,7 @@ func TestOAuth2EndpointDownIsRetryable(t *testing.T) {
 	if st := s.Stats(); st.TokenErrors < 1 {
 		t.Fatalf("token errors %d", st.TokenErrors)
 	}
-	a.down.Store(false)
+	a.Down.Store(false)
 	time.Sleep(fetchBackoff(1) + 50*time.Millisecond) // no fetch before the backoff has passed
 	if res := s.Deliver(context.Background(), Event{ID: "e", Body: []byte(`{}`)}); res.Class != Done {
 		t.Fatalf("endpoint back: %v %v", res.Class, res.Err)
@@ -172,7 +146,7 @@ func TestOAuth2EndpointDownIsRetryable(t *testing.T) {
 		t.Fatalf("wrong secret: %v %v", res.Class, res.Err)
 	}
 	// A caller that gives up while the fetch runs is Canceled, not retryable.
-	a.down.Store(true)
+	a.Down.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if res := oauthSink(t, a, "s3cret-client").Deliver(ctx, Event{ID: "e", Body: []byte(`{}`)}); res.Class != Canceled {
@@ -302,7 +276,7 @@ func TestOAuth2EndpointDownAfterExpiry(t *testing.T) {
 	o.mu.Lock()
 	o.expiry = time.Now().Add(-time.Second) // the token expired meanwhile
 	o.mu.Unlock()
-	a.down.Store(true)
+	a.Down.Store(true)
 	var asked atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -159,27 +160,13 @@ func NewBreaker(cfg BreakerConfig, now func() time.Time) (*Breaker, error) {
 }
 
 func (cfg BreakerConfig) withDefaults() BreakerConfig {
-	if cfg.Window == 0 {
-		cfg.Window = DefaultBreakerWindow
-	}
-	if cfg.MinRequests == 0 {
-		cfg.MinRequests = DefaultBreakerMinRequests
-	}
-	if cfg.FailureRatio == 0 {
-		cfg.FailureRatio = DefaultBreakerFailureRatio
-	}
-	if cfg.OpenFor == 0 {
-		cfg.OpenFor = DefaultBreakerOpenFor
-	}
-	if cfg.MaxOpenFor == 0 {
-		cfg.MaxOpenFor = max(DefaultBreakerMaxOpenFor, cfg.OpenFor)
-	}
-	if cfg.Probes == 0 {
-		cfg.Probes = DefaultBreakerProbes
-	}
-	if cfg.ConsecutiveFailures == 0 {
-		cfg.ConsecutiveFailures = DefaultBreakerConsecutiveFailures
-	}
+	cfg.Window = cmp.Or(cfg.Window, DefaultBreakerWindow)
+	cfg.MinRequests = cmp.Or(cfg.MinRequests, DefaultBreakerMinRequests)
+	cfg.FailureRatio = cmp.Or(cfg.FailureRatio, DefaultBreakerFailureRatio)
+	cfg.OpenFor = cmp.Or(cfg.OpenFor, DefaultBreakerOpenFor)
+	cfg.MaxOpenFor = cmp.Or(cfg.MaxOpenFor, max(DefaultBreakerMaxOpenFor, cfg.OpenFor))
+	cfg.Probes = cmp.Or(cfg.Probes, DefaultBreakerProbes)
+	cfg.ConsecutiveFailures = cmp.Or(cfg.ConsecutiveFailures, DefaultBreakerConsecutiveFailures)
 	return cfg
 }
 

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"cmp"
 	"fmt"
 	"mime"
 	"net/http"
@@ -155,37 +156,16 @@ func configError(name, field, format string, args ...any) error {
 
 // withDefaults returns cfg with zero values replaced by defaults.
 func (cfg Config) withDefaults() Config {
-	if cfg.Method == "" {
-		cfg.Method = DefaultMethod
-	}
-	cfg.Method = strings.ToUpper(cfg.Method)
-	if cfg.ContentType == "" {
-		cfg.ContentType = DefaultContentType
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Attempts == 0 {
-		cfg.Attempts = DefaultAttempts
-	}
-	if cfg.BackoffBase == 0 {
-		cfg.BackoffBase = DefaultBackoffBase
-	}
-	if cfg.BackoffCap == 0 {
-		cfg.BackoffCap = max(DefaultBackoffCap, cfg.BackoffBase)
-	}
-	if cfg.RetryAfterCap == 0 {
-		cfg.RetryAfterCap = DefaultRetryAfterCap
-	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	if cfg.MaxResponseBytes == 0 {
-		cfg.MaxResponseBytes = DefaultMaxResponseBytes
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
+	cfg.Method = strings.ToUpper(cmp.Or(cfg.Method, DefaultMethod))
+	cfg.ContentType = cmp.Or(cfg.ContentType, DefaultContentType)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.Attempts = cmp.Or(cfg.Attempts, DefaultAttempts)
+	cfg.BackoffBase = cmp.Or(cfg.BackoffBase, DefaultBackoffBase)
+	cfg.BackoffCap = cmp.Or(cfg.BackoffCap, max(DefaultBackoffCap, cfg.BackoffBase))
+	cfg.RetryAfterCap = cmp.Or(cfg.RetryAfterCap, DefaultRetryAfterCap)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
+	cfg.MaxResponseBytes = cmp.Or(cfg.MaxResponseBytes, DefaultMaxResponseBytes)
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	return cfg
 }
 

@@ -96,7 +96,7 @@ func headerMap(hs []Header) map[string]string {
 const printFunc = "_fanoutPrint"
 
 var funcs = template.FuncMap{
-	"json":    jsonFunc,
+	"json":    jsontext.Marshal,
 	printFunc: emptyIfNil,
 }
 
@@ -105,17 +105,6 @@ func emptyIfNil(v any) any {
 		return ""
 	}
 	return v
-}
-
-// jsonFunc marshals v without HTML escaping, so "<" stays "<".
-func jsonFunc(v any) (string, error) {
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
 // parseTemplate parses text and rewrites its printing actions so that a

@@ -16,6 +16,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/fanout-dev/fanout/internal/jsontext"
 	"github.com/fanout-dev/fanout/tracing"
 )
 
@@ -354,7 +355,7 @@ func TestHeaderIDIsSafe(t *testing.T) {
 // The json func must produce the same JSON as encoding/json, less HTML escaping.
 func TestJSONFunc(t *testing.T) {
 	v := map[string]any{"html": "<b>&</b>", "n": 1.5, "l": []any{true, nil}}
-	got, err := jsonFunc(v)
+	got, err := jsontext.Marshal(v) // the json template func
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,7 @@ package sink
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,60 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fanout-dev/fanout/internal/testcert"
 )
-
-// testCA signs certificates for the TLS tests, written as PEM files in dir.
-type testCA struct {
-	t    *testing.T
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  string // CA certificate file
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{t: t, dir: t.TempDir(), cert: cert, key: key}
-	ca.pem = filepath.Join(ca.dir, name+"-ca.pem")
-	writePEM(t, ca.pem, "CERTIFICATE", der)
-	return ca
-}
-
-// issue writes <name>.pem and <name>-key.pem: a certificate for 127.0.0.1
-// and localhost, usable by a server and a client.
-func (ca *testCA) issue(name string) (certFile, keyFile string) {
-	ca.t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	certFile, keyFile = filepath.Join(ca.dir, name+".pem"), filepath.Join(ca.dir, name+"-key.pem")
-	writePEM(ca.t, certFile, "CERTIFICATE", der)
-	writePEM(ca.t, keyFile, "PRIVATE KEY", kder)
-	return certFile, keyFile
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // mtlsServer is an HTTPS API whose certificate ca signs and which requires
 // a client certificate ca signs; it records each request's client CN.
@@ -82,15 +23,12 @@ type mtlsServer struct {
 	cns []string
 }
 
-func newMTLSServer(t *testing.T, ca *testCA) *mtlsServer {
+func newMTLSServer(t *testing.T, ca *testcert.CA) *mtlsServer {
 	t.Helper()
-	certFile, keyFile := ca.issue("api")
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	kp, err := ca.IssueT(t, "api").KeyPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
 	m := &mtlsServer{}
 	m.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.mu.Lock()
@@ -98,7 +36,7 @@ func newMTLSServer(t *testing.T, ca *testCA) *mtlsServer {
 		m.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	m.TLS = &tls.Config{Certificates: []tls.Certificate{kp}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	m.TLS = &tls.Config{Certificates: []tls.Certificate{kp}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	m.StartTLS()
 	t.Cleanup(m.Close)
 	return m
@@ -111,18 +49,20 @@ func (m *mtlsServer) clients() []string {
 }
 
 func TestMutualTLS(t *testing.T) {
-	ca := newTestCA(t, "private")
+	ca := testcert.NewT(t)
 	api := newMTLSServer(t, ca)
-	cert, key := ca.issue("fanout-1")
+	c1 := ca.IssueT(t, "fanout-1")
+	cert, key := c1.CertFile, c1.KeyFile
 	ev := Event{ID: "e1", Body: []byte(`{}`)}
 
-	s := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.pem, CertFile: cert, KeyFile: key}})
+	s := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.CAFile, CertFile: cert, KeyFile: key}})
 	if res := s.Deliver(context.Background(), ev); res.Class != Done {
 		t.Fatalf("with ca_file and a client certificate: %v %v", res.Class, res.Err)
 	}
 
 	// The client certificate rotated on disk is used by the next connection.
-	rotated, rotatedKey := ca.issue("fanout-2")
+	c2 := ca.IssueT(t, "fanout-2")
+	rotated, rotatedKey := c2.CertFile, c2.KeyFile
 	for _, f := range [][2]string{{rotated, cert}, {rotatedKey, key}} {
 		b, _ := os.ReadFile(f[0])
 		if err := os.WriteFile(f[1], b, 0o600); err != nil {
@@ -147,14 +87,14 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("without ca_file: %v %v", res.Class, res.Err)
 	}
 	// Another CA in ca_file: the error says the file holds the wrong CA.
-	other := newTestCA(t, "other")
-	wrongCA := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: other.pem}})
+	other := testcert.NewT(t)
+	wrongCA := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: other.CAFile}})
 	if res := wrongCA.Deliver(context.Background(), ev); res.Class != Permanent || !strings.Contains(res.Err.Error(), "not signed by a CA in tls.ca_file") {
 		t.Fatalf("wrong ca_file: %v %v", res.Class, res.Err)
 	}
 	// No client certificate: the API refuses the handshake. Retryable (the
 	// API's trust may be what changed) and the error says what to set.
-	noCert := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.pem}})
+	noCert := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.CAFile}})
 	res = noCert.Deliver(context.Background(), ev)
 	if res.Class != Retryable || !strings.Contains(res.Err.Error(), "set tls.cert_file and tls.key_file") {
 		t.Fatalf("without a client certificate: %v %v", res.Class, res.Err)
@@ -165,23 +105,25 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestServerName(t *testing.T) {
-	ca := newTestCA(t, "private")
+	ca := testcert.NewT(t)
 	api := newMTLSServer(t, ca)
-	cert, key := ca.issue("fanout")
+	c := ca.IssueT(t, "fanout")
+	cert, key := c.CertFile, c.KeyFile
 	ev := Event{ID: "e1", Body: []byte(`{}`)}
-	s := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.pem, CertFile: cert, KeyFile: key, ServerName: "api.internal"}})
+	s := newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.CAFile, CertFile: cert, KeyFile: key, ServerName: "api.internal"}})
 	if res := s.Deliver(context.Background(), ev); res.Class != Permanent || !strings.Contains(res.Err.Error(), "set tls.server_name") {
 		t.Fatalf("a server name the certificate lacks: %v %v", res.Class, res.Err)
 	}
-	s = newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.pem, CertFile: cert, KeyFile: key, ServerName: "localhost", MinVersion: "1.3"}})
+	s = newTestSink(t, Config{URL: api.URL, Attempts: 1, TLS: TLSConfig{CAFile: ca.CAFile, CertFile: cert, KeyFile: key, ServerName: "localhost", MinVersion: "1.3"}})
 	if res := s.Deliver(context.Background(), ev); res.Class != Done {
 		t.Fatalf("server_name localhost, TLS 1.3: %v %v", res.Class, res.Err)
 	}
 }
 
 func TestTLSConfigErrors(t *testing.T) {
-	ca := newTestCA(t, "private")
-	cert, key := ca.issue("c")
+	ca := testcert.NewT(t)
+	c := ca.IssueT(t, "c")
+	cert, key := c.CertFile, c.KeyFile
 	junk := filepath.Join(t.TempDir(), "junk.pem")
 	_ = os.WriteFile(junk, []byte("not pem"), 0o600)
 	for name, tc := range map[string]struct {
@@ -189,13 +131,13 @@ func TestTLSConfigErrors(t *testing.T) {
 		tls  TLSConfig
 		want string
 	}{
-		"missing ca":    {"https://127.0.0.1:1/", TLSConfig{CAFile: "/nonexistent/ca.pem"}, "tls.ca_file: open /nonexistent/ca.pem"},
+		"missing ca":    {"https://127.0.0.1:1/", TLSConfig{CAFile: "/nonexistent/ca.CAFile"}, "tls.ca_file: open /nonexistent/ca.CAFile"},
 		"not pem":       {"https://127.0.0.1:1/", TLSConfig{CAFile: junk}, "holds no PEM certificate"},
 		"cert alone":    {"https://127.0.0.1:1/", TLSConfig{CertFile: cert}, "tls.key_file: required with cert_file"},
 		"key alone":     {"https://127.0.0.1:1/", TLSConfig{KeyFile: key}, "tls.cert_file: required with key_file"},
-		"mismatched":    {"https://127.0.0.1:1/", TLSConfig{CertFile: cert, KeyFile: ca.pem}, "tls.cert_file: client certificate"},
+		"mismatched":    {"https://127.0.0.1:1/", TLSConfig{CertFile: cert, KeyFile: ca.CAFile}, "tls.cert_file: client certificate"},
 		"old version":   {"https://127.0.0.1:1/", TLSConfig{MinVersion: "1.1"}, `tls.min_version: "1.1" is not 1.2 or 1.3`},
-		"tls with http": {"http://127.0.0.1:1/", TLSConfig{CAFile: ca.pem}, "tls: set, but url is not https"},
+		"tls with http": {"http://127.0.0.1:1/", TLSConfig{CAFile: ca.CAFile}, "tls: set, but url is not https"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := New(Config{Name: "s", URL: tc.url, TLS: tc.tls}, nil)

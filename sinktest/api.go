@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,11 +35,21 @@ const (
 	Cut              // batch only: a 2xx whose per-event results are cut off halfway
 )
 
-// Answer is the API's decision for one event.
+// Answer is the API's decision for one event, or (from Options.Request) for
+// a request as a whole.
 type Answer struct {
 	Status int           // 0: 200
 	Delay  time.Duration // added to API.Latency before the answer; a batch waits for its longest
 	Lose   Loss          // a batch is lost if any of its events says so (the first wins)
+	// Reset resets the connection instead of answering, as a crashed API
+	// would; the event is not accepted (recorded with status 0).
+	Reset bool
+	// Trickle sends a 2xx answer's body in 8 flushed pieces over Trickle
+	// (a batch's when every event is 2xx and its answer is kept).
+	Trickle time.Duration
+	// RetryAfter sets the Retry-After header, in whole seconds, of a single
+	// event's answer or of a batch's status from Options.Request.
+	RetryAfter time.Duration
 }
 
 // API is a fake webhook API. The zero value is not usable; call New.
@@ -49,9 +60,11 @@ type Answer struct {
 type API struct {
 	latency  time.Duration
 	answer   func(Call) Answer
+	request  func(*http.Request) Answer
 	observe  func(Call, Answer)
 	noRecord bool
 	badBatch int
+	ledger   *ledger // nil unless Options.Ledger
 
 	// Counters, readable at any time.
 	Inflight   atomic.Int64 // requests being handled
@@ -76,6 +89,13 @@ type Options struct {
 	Latency time.Duration
 	// Answer decides each event; nil answers 200 to all.
 	Answer func(Call) Answer
+	// Request, if set, decides for each request as a whole before its events
+	// are decided. Its Reset or a non-zero Status is the answer to every
+	// event of the request, and Answer is not asked (a batch then gets that
+	// status alone, without per-event results). Otherwise Answer decides the
+	// events, and the request's Delay is added to theirs, its Lose (if not
+	// Keep) and Trickle apply to the request.
+	Request func(*http.Request) Answer
 	// Observe, if set, is called for each event right after its decision,
 	// before any delay (the benchmark records arrival times with it).
 	Observe func(Call, Answer)
@@ -85,14 +105,24 @@ type Options struct {
 	// UnreadableStatus answers a batch whose body is no JSON array of
 	// events (default 400).
 	UnreadableStatus int
+	// Ledger keeps a Record of every event decided, with when it was
+	// answered and whether its answer was lost (see Records and ConnState).
+	Ledger bool
+	// CloseGrace is how soon after an answer a client's closing of the
+	// connection marks the answer Closed (default 20ms); with Ledger.
+	CloseGrace time.Duration
 }
 
 // New returns an API; serve it with an http.Server, httptest or Listen.
 func New(o Options) *API {
-	return &API{latency: o.Latency, answer: o.Answer, observe: o.Observe, noRecord: o.NoRecord,
+	a := &API{latency: o.Latency, answer: o.Answer, request: o.Request, observe: o.Observe, noRecord: o.NoRecord,
 		badBatch: cmp.Or(o.UnreadableStatus, http.StatusBadRequest),
 		Attempts: map[string]int{}, Accepted: map[string]int{}, Bodies: map[string][]byte{},
 		Traces: map[string]string{}, Headers: map[string]http.Header{}}
+	if o.Ledger {
+		a.ledger = &ledger{grace: cmp.Or(o.CloseGrace, 20*time.Millisecond), conns: map[string]lastAnswer{}}
+	}
+	return a
 }
 
 // Statuses is an Answer func from a status func of key and attempt (nil: 200).
@@ -112,59 +142,91 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the client went away mid-request: nothing was decided
 	}
-	if IsBatch(r) {
-		a.serveBatch(w, r, body, now)
-		return
-	}
-	c := Call{Key: r.Header.Get("Idempotency-Key"), Body: body, TraceParent: r.Header.Get("traceparent"), Header: r.Header, Received: now}
-	ans := a.decide(&c)
-	if ans.Lose == Drop {
-		ResetConn(w)
-		return
-	}
-	a.wait(r, ans.Delay)
-	w.WriteHeader(ans.Status)
-	io.WriteString(w, http.StatusText(ans.Status))
-}
-
-// serveBatch answers a CloudEvents batch like an API that takes arrays: each
-// event is decided on its own, the request takes as long as its slowest
-// event, and the answer lists each event's status when any is not 2xx.
-func (a *API) serveBatch(w http.ResponseWriter, r *http.Request, body []byte, now time.Time) {
-	evs, err := ParseBatch(body)
-	if err != nil {
-		a.Unreadable.Add(1)
-		http.Error(w, err.Error(), a.badBatch)
-		return
-	}
-	a.Batches.Add(1)
-	a.Batched.Add(int64(len(evs)))
-	statuses := make([]int, len(evs))
-	var longest time.Duration
-	lose := Keep
-	for i, ev := range evs {
-		c := Call{Key: ev.ID, Batch: true, Body: ev.Data, TraceParent: ev.TraceParent, Header: r.Header, Received: now}
-		ans := a.decide(&c)
-		statuses[i] = ans.Status
-		longest = max(longest, ans.Delay)
-		if lose == Keep {
-			lose = ans.Lose
+	batch := IsBatch(r)
+	var calls []Call
+	if batch {
+		evs, err := ParseBatch(body)
+		if err != nil {
+			a.Unreadable.Add(1)
+			http.Error(w, err.Error(), a.badBatch)
+			return
 		}
+		a.Batches.Add(1)
+		a.Batched.Add(int64(len(evs)))
+		for _, ev := range evs {
+			calls = append(calls, Call{Key: ev.ID, Batch: true, Body: ev.Data, TraceParent: ev.TraceParent, Header: r.Header, Received: now})
+		}
+	} else {
+		calls = []Call{{Key: r.Header.Get("Idempotency-Key"), Body: body, TraceParent: r.Header.Get("traceparent"), Header: r.Header, Received: now}}
 	}
-	if lose == Drop {
+	var whole Answer
+	if a.request != nil {
+		whole = a.request(r)
+	}
+	forced := whole.Reset || whole.Status != 0
+	var recs []int // the ledger's records of r's events, for watchGone and answered
+	defer a.ledger.watchGone(r, &recs)()
+
+	statuses := make([]int, len(calls))
+	ans := make([]Answer, len(calls))
+	delay, lose, reset, trickle, allOK := time.Duration(0), whole.Lose, whole.Reset, whole.Trickle, true
+	for i := range calls {
+		var forcedAns *Answer
+		if forced {
+			forcedAns = &Answer{Status: whole.Status, Reset: whole.Reset}
+		}
+		ans[i] = a.decide(&calls[i], forcedAns)
+		statuses[i] = ans[i].Status
+		delay = max(delay, ans[i].Delay)
+		reset = reset || ans[i].Reset
+		if lose == Keep {
+			lose = ans[i].Lose
+		}
+		trickle = max(trickle, ans[i].Trickle)
+		allOK = allOK && !ans[i].Reset && ans[i].Status/100 == 2
+		a.ledger.record(&recs, calls[i], ans[i], whole.Trickle)
+	}
+	if lose == Drop || lose == Cut && batch {
+		a.ledger.lost(recs) // the accepted events' answers are lost on purpose
+	}
+	if reset || lose == Drop {
+		a.ledger.answered(r, recs, false) // before the RST: the client may send its retry at once
 		ResetConn(w)
 		return
 	}
-	a.wait(r, longest)
-	if lose == Cut {
-		CutAnswer(w, statuses)
-		return
+	a.wait(r, whole.Delay+delay)
+	written := lose != Cut || !batch // a cut answer is lost already
+	if r.Context().Err() != nil {
+		a.ledger.lost(recs) // the client went away before the answer was written
+		written = false
 	}
-	WriteResults(w, statuses)
+	status := statuses[0]
+	if forced {
+		status = whole.Status
+	}
+	if after := max(whole.RetryAfter, ans[0].RetryAfter); after > 0 && (forced || !batch) && status/100 != 2 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(after.Seconds())))
+	}
+	switch {
+	case lose == Cut && batch:
+		CutAnswer(w, statuses)
+	case forced && batch:
+		w.WriteHeader(status)
+	case allOK && trickle > 0:
+		w.WriteHeader(status)
+		Trickle(w, trickle)
+	case batch:
+		WriteResults(w, statuses)
+	default:
+		w.WriteHeader(status)
+		io.WriteString(w, http.StatusText(status))
+	}
+	a.ledger.answered(r, recs, written)
 }
 
-// decide counts the attempt, asks Answer and records an acceptance.
-func (a *API) decide(c *Call) Answer {
+// decide counts the attempt, asks Answer (unless forced) and records an
+// acceptance.
+func (a *API) decide(c *Call, forced *Answer) Answer {
 	if !a.noRecord {
 		a.Mu.Lock()
 		a.Attempts[c.Key]++
@@ -172,14 +234,20 @@ func (a *API) decide(c *Call) Answer {
 		a.Mu.Unlock()
 	}
 	var ans Answer
-	if a.answer != nil {
+	switch {
+	case forced != nil:
+		ans = *forced
+	case a.answer != nil:
 		ans = a.answer(*c)
 	}
 	if ans.Status == 0 {
 		ans.Status = http.StatusOK
 	}
+	if ans.Reset {
+		ans.Status = 0
+	}
 	if ans.Status/100 != 2 {
-		ans.Lose = Keep // only an accepted event's answer can be lost
+		ans.Lose, ans.Trickle = Keep, 0 // only an accepted event's answer can be lost or slow
 	}
 	if a.observe != nil {
 		a.observe(*c, ans)
@@ -251,6 +319,9 @@ func Listen(addr, path string, h http.Handler) (*Server, error) {
 	}
 	s := &Server{URL: "http://" + ln.Addr().String() + path,
 		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}}
+	if api, ok := h.(*API); ok {
+		s.srv.ConnState = api.ConnState
+	}
 	go s.srv.Serve(ln) // ends with Close
 	return s, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func post(t *testing.T, url, contentType, key, body string) (int, string, error) {
@@ -136,5 +137,87 @@ func TestAPILosesAnswersOnPurpose(t *testing.T) {
 	}
 	if got["refused"] != 0 {
 		t.Errorf("refused accepted %d times", got["refused"])
+	}
+}
+
+// A whole-request decision (Options.Request) answers a batch with its status
+// alone and its Retry-After, without asking Answer; a reset is no
+// acceptance; a single 2xx can be trickled. The ledger records each event
+// with its status, and the answers lost on purpose as Lost.
+func TestAPIRequestDecisionsAndLedger(t *testing.T) {
+	asked := map[string]bool{}
+	api := New(Options{Ledger: true,
+		Request: func(r *http.Request) Answer {
+			switch r.Header.Get("Idempotency-Key") {
+			case "down":
+				return Answer{Status: http.StatusServiceUnavailable, RetryAfter: time.Second}
+			case "crash":
+				return Answer{Reset: true}
+			}
+			return Answer{}
+		},
+		Answer: func(c Call) Answer {
+			asked[c.Key] = true
+			switch c.Key {
+			case "slow":
+				return Answer{Trickle: 40 * time.Millisecond}
+			case "reset":
+				return Answer{Reset: true}
+			case "drop":
+				return Answer{Lose: Drop}
+			}
+			return Answer{}
+		}})
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`[{"id":"w1","data":{}},{"id":"w2","data":{}}]`))
+	req.Header.Set("Content-Type", ContentTypeBatch)
+	req.Header.Set("Idempotency-Key", "down")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || len(body) != 0 {
+		t.Errorf("batch while down: %d, Retry-After %q, body %q; want 503, 1, none", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if _, _, err := post(t, srv.URL, "application/json", "crash", "{}"); err == nil {
+		t.Error("request reset as a whole: no error")
+	}
+	if _, _, err := post(t, srv.URL, "application/json", "reset", "{}"); err == nil {
+		t.Error("event reset: no error")
+	}
+	if _, _, err := post(t, srv.URL, "application/json", "drop", "{}"); err == nil {
+		t.Error("dropped answer: no error")
+	}
+	if st, b, err := post(t, srv.URL, "application/json", "slow", "{}"); err != nil || st != 200 || b != strings.Repeat("slow ", 8) {
+		t.Errorf("trickled answer: %d %q %v", st, b, err)
+	}
+	if asked["w1"] || asked["w2"] || asked["crash"] {
+		t.Errorf("Answer asked for events the request's decision answered: %v", asked)
+	}
+	type rec struct {
+		status             int
+		accepted, lost, sl bool
+	}
+	want := map[string]rec{"w1": {503, false, false, false}, "w2": {503, false, false, false}, "crash": {0, false, false, false},
+		"reset": {0, false, false, false}, "drop": {200, true, true, false}, "slow": {200, true, false, true}}
+	// Go's transport sends a request with an Idempotency-Key once more when
+	// a reused connection is reset before any answer, so a reset key may
+	// have two records.
+	seen := map[string]bool{}
+	for i, r := range api.Records() {
+		seen[r.Key] = true
+		if r.Seq != i || r.Arrived.IsZero() || r.Answered.IsZero() {
+			t.Errorf("record %d: seq %d, arrived %v, answered %v", i, r.Seq, r.Arrived, r.Answered)
+		}
+		if got := (rec{r.Status, r.Accepted, r.Lost, r.Slow}); got != want[r.Key] {
+			t.Errorf("%s: %+v, want %+v", r.Key, got, want[r.Key])
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("records of %v, want one or more of each of %v", seen, want)
 	}
 }

@@ -1,6 +1,7 @@
 package sinktest
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -48,15 +49,9 @@ func (c Config) YAML() string {
 	b.WriteString("kafka:\n")
 	fmt.Fprintf(&b, "  brokers: [%s]\n", strings.Join(c.Brokers, ", "))
 	fmt.Fprintf(&b, "  topic: %s\n", c.Topic)
-	if c.GroupPrefix != "" {
-		fmt.Fprintf(&b, "  group_prefix: %s\n", c.GroupPrefix)
-	}
-	if c.SessionTimeout > 0 {
-		fmt.Fprintf(&b, "  session_timeout: %s\n", c.SessionTimeout)
-	}
-	if c.RebalanceTimeout > 0 {
-		fmt.Fprintf(&b, "  rebalance_timeout: %s\n", c.RebalanceTimeout)
-	}
+	opt(&b, "  group_prefix", c.GroupPrefix)
+	opt(&b, "  session_timeout", c.SessionTimeout)
+	opt(&b, "  rebalance_timeout", c.RebalanceTimeout)
 	if c.RedisAddr != "" {
 		fmt.Fprintf(&b, "redis:\n  addr: %s\n", c.RedisAddr)
 		if c.KeyPrefix != "" {
@@ -65,12 +60,8 @@ func (c Config) YAML() string {
 	}
 	if c.DrainTimeout > 0 || c.RevokeTimeout > 0 {
 		b.WriteString("run:\n")
-		if c.DrainTimeout > 0 {
-			fmt.Fprintf(&b, "  drain_timeout: %s\n", c.DrainTimeout)
-		}
-		if c.RevokeTimeout > 0 {
-			fmt.Fprintf(&b, "  revoke_timeout: %s\n", c.RevokeTimeout)
-		}
+		opt(&b, "  drain_timeout", c.DrainTimeout)
+		opt(&b, "  revoke_timeout", c.RevokeTimeout)
 	}
 	if top := strings.TrimSpace(c.Top); top != "" {
 		b.WriteString(top + "\n")
@@ -78,12 +69,8 @@ func (c Config) YAML() string {
 	b.WriteString("sinks:\n")
 	for _, s := range c.Sinks {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %s\n", s.Name, s.URL)
-		if s.Ordering != "" {
-			fmt.Fprintf(&b, "    ordering: %s\n", s.Ordering)
-		}
-		if s.MaxInFlight > 0 {
-			fmt.Fprintf(&b, "    max_in_flight: %d\n", s.MaxInFlight)
-		}
+		opt(&b, "    ordering", s.Ordering)
+		opt(&b, "    max_in_flight", s.MaxInFlight)
 		if s.BatchEvents > 0 {
 			fmt.Fprintf(&b, "    batch: {max_events: %d}\n", s.BatchEvents)
 		}
@@ -100,6 +87,15 @@ func (c Config) YAML() string {
 		}
 	}
 	return b.String()
+}
+
+// opt writes "key: v" on a line of its own if v is above its type's zero
+// value (key carries its indent).
+func opt[T cmp.Ordered](b *strings.Builder, key string, v T) {
+	var zero T
+	if v > zero {
+		fmt.Fprintf(b, "%s: %v\n", key, v)
+	}
 }
 
 // Write writes the YAML to path.

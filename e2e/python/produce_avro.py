@@ -16,7 +16,6 @@ import decimal
 import json
 import sys
 
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import (
     SchemaRegistryClient,
     record_subject_name_strategy,
@@ -24,6 +23,7 @@ from confluent_kafka.schema_registry import (
 )
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from produce import produce_all
 
 
 def main():
@@ -34,34 +34,24 @@ def main():
         users = AvroSerializer(registry, f.read(), conf={"subject.name.strategy": topic_subject_name_strategy})
     with open(a["order_avsc"]) as f:
         orders = AvroSerializer(registry, f.read(), conf={"subject.name.strategy": record_subject_name_strategy})
-    producer = Producer({"bootstrap.servers": a["bootstrap"], "acks": "all", "enable.idempotence": True})
-    acked, failed = [0], []
-
-    def report(err, msg):
-        if err is not None:
-            failed.append(str(err))
-        else:
-            acked[0] += 1
-
     ctx = SerializationContext(topic, MessageField.VALUE)
     base = datetime.datetime(2026, 11, 27, 12, 0, tzinfo=datetime.timezone.utc)
-    for i in range(n):
-        uid = "00000000-0000-4000-8000-%012d" % i
-        user = {"id": uid, "email": "user%d@example.com" % i, "name": "User %d" % i,
-                "plan": ["FREE", "PRO", "ENTERPRISE"][i % 3],
-                "created_at": base + datetime.timedelta(milliseconds=i),
-                "referrer": None if i % 2 else "campaign-%d" % (i % 7), "metadata": {"i": str(i)}}
-        producer.produce(topic, key=uid, value=users(user, ctx), on_delivery=report)
-        oid = "00000000-0000-4000-9000-%012d" % i
-        order = {"id": oid, "user_id": uid, "amount": decimal.Decimal("%d.50" % i), "currency": "EUR",
-                 "items": [{"sku": "sku-%d" % i, "quantity": 1 + i % 3}],
-                 "placed_at": base + datetime.timedelta(seconds=i), "coupon": None, "signature": None}
-        producer.produce(topic, key=oid, value=orders(order, ctx), on_delivery=report)
-        producer.poll(0)
-    left = producer.flush(60)
-    if failed or left:
-        sys.exit("produce failed: %d not flushed, errors %s" % (left, failed[:3]))
-    print(acked[0])
+
+    def records():
+        for i in range(n):
+            uid = "00000000-0000-4000-8000-%012d" % i
+            user = {"id": uid, "email": "user%d@example.com" % i, "name": "User %d" % i,
+                    "plan": ["FREE", "PRO", "ENTERPRISE"][i % 3],
+                    "created_at": base + datetime.timedelta(milliseconds=i),
+                    "referrer": None if i % 2 else "campaign-%d" % (i % 7), "metadata": {"i": str(i)}}
+            yield uid, users(user, ctx)
+            oid = "00000000-0000-4000-9000-%012d" % i
+            order = {"id": oid, "user_id": uid, "amount": decimal.Decimal("%d.50" % i), "currency": "EUR",
+                     "items": [{"sku": "sku-%d" % i, "quantity": 1 + i % 3}],
+                     "placed_at": base + datetime.timedelta(seconds=i), "coupon": None, "signature": None}
+            yield oid, orders(order, ctx)
+
+    produce_all(a["bootstrap"], topic, records())
 
 
 if __name__ == "__main__":

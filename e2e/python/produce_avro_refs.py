@@ -14,10 +14,10 @@ Prints one line: the number of records acknowledged by the broker.
 import json
 import sys
 
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from produce import produce_all
 
 ADDRESS = {"type": "record", "name": "Address", "namespace": "com.acme", "fields": [
     {"name": "street", "type": "string"}, {"name": "zip", "type": "int"}]}
@@ -34,26 +34,16 @@ def main():
     registry.register_schema("com.acme.Address", Schema(json.dumps(ADDRESS), "AVRO"))
     order = Schema(json.dumps(ORDER), "AVRO", [SchemaReference("com.acme.Address", "com.acme.Address", 1)])
     orders = AvroSerializer(registry, order)
-    producer = Producer({"bootstrap.servers": a["bootstrap"], "acks": "all", "enable.idempotence": True})
-    acked, failed = [0], []
-
-    def report(err, msg):
-        if err is not None:
-            failed.append(str(err))
-        else:
-            acked[0] += 1
-
     ctx = SerializationContext(topic, MessageField.VALUE)
-    for i in range(n):
-        oid = "order-%06d" % i
-        rec = {"id": oid, "ship_to": {"street": "Main St %d" % i, "zip": 10000 + i},
-               "bill_to": None if i % 2 else {"street": "Billing Rd %d" % i, "zip": 20000 + i}}
-        producer.produce(topic, key=oid, value=orders(rec, ctx), on_delivery=report)
-        producer.poll(0)
-    left = producer.flush(60)
-    if failed or left:
-        sys.exit("produce failed: %d not flushed, errors %s" % (left, failed[:3]))
-    print(acked[0])
+
+    def records():
+        for i in range(n):
+            oid = "order-%06d" % i
+            rec = {"id": oid, "ship_to": {"street": "Main St %d" % i, "zip": 10000 + i},
+                   "bill_to": None if i % 2 else {"street": "Billing Rd %d" % i, "zip": 20000 + i}}
+            yield oid, orders(rec, ctx)
+
+    produce_all(a["bootstrap"], topic, records())
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanout-dev/fanout/internal/testcert"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -76,11 +77,11 @@ type Kafka struct {
 	// that Kafka's unsecured validator checks: unsigned JWS ({"alg":"none"})
 	// whose "sub" claim is the principal.
 	OAuthAddr string
-	CA        *TestCA
-	Client    *Issued
+	CA        *testcert.CA
+	Client    *testcert.Cert
 
 	secure *KafkaSecure
-	broker *Issued
+	broker *testcert.Cert
 
 	java, lib, version string
 	dir, props, log4j  string
@@ -161,7 +162,7 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 		secure:  opts.Secure,
 	}
 	if k.secure != nil {
-		if k.CA, err = NewTestCA(opts.LogDir); err != nil {
+		if k.CA, err = testcert.New(opts.LogDir); err != nil {
 			return nil, fmt.Errorf("kafka test CA: %w", err)
 		}
 		if k.broker, err = k.CA.Issue("broker"); err != nil {

@@ -46,7 +46,7 @@ func StartRedis(dir string) (*Redis, error) {
 	var err error
 	for range redisStartTries {
 		var port int
-		if port, err = redisFreePort(); err != nil {
+		if port, err = freePort(); err != nil {
 			return nil, err
 		}
 		r.Port, r.Addr = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -74,7 +74,7 @@ func NewRedis(t testing.TB) *Redis {
 			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("redis-server log %s:\n%s", r.Log, redisLogTail(r.Log, 40))
+			t.Logf("redis-server log %s:\n%s", r.Log, logTail(r.Log, 40))
 		}
 	})
 	return r
@@ -152,7 +152,7 @@ func (r *Redis) startLocked() error {
 		select {
 		case <-exited:
 			r.cmd, r.exited = nil, nil
-			log := redisLogTail(r.Log, 20)
+			log := logTail(r.Log, 20)
 			if strings.Contains(log, "Address already in use") {
 				return fmt.Errorf("redis-server on %s: %w", r.Addr, errRedisPortTaken)
 			}
@@ -162,7 +162,7 @@ func (r *Redis) startLocked() error {
 		if time.Now().After(deadline) {
 			_ = r.stop()
 			return fmt.Errorf("redis-server on %s did not answer PING within %v: %v; log %s:\n%s",
-				r.Addr, redisReadyTimeout, perr, r.Log, redisLogTail(r.Log, 20))
+				r.Addr, redisReadyTimeout, perr, r.Log, logTail(r.Log, 20))
 		}
 	}
 }
@@ -232,28 +232,4 @@ func redisPing(addr string, pid int) error {
 		return fmt.Errorf("the server on %s is not pid %d", addr, pid)
 	}
 	return nil
-}
-
-// redisFreePort returns a TCP port on 127.0.0.1 that was free a moment ago
-// (FreePort without a testing.TB, for StartRedis).
-func redisFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// redisLogTail returns the last n lines of the file at path, or why it cannot.
-func redisLogTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

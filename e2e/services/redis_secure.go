@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fanout-dev/fanout/internal/testcert"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -53,11 +54,11 @@ type TLSFiles struct {
 }
 
 // NewTLSFiles generates a CA, a server and a client certificate into dir
-// (TestCA: ECDSA P-256, valid for a day). Both leaves serve either way:
+// (testcert.New: ECDSA P-256, valid for a day). Both leaves serve either way:
 // redis-server presents its certificate as a client too (replication, a
 // sentinel's links).
 func NewTLSFiles(dir string) (TLSFiles, error) {
-	ca, err := NewTestCA(dir)
+	ca, err := testcert.New(dir)
 	if err != nil {
 		return TLSFiles{}, err
 	}
@@ -118,11 +119,11 @@ func (n *RedisNode) Pid() int {
 // redis-server on it, sentinel mode when sentinel is set, then waits for
 // ready.
 //
-// The port comes from pick (redisFreePort when nil); another process may
+// The port comes from pick (freePort when nil); another process may
 // take it before the server binds it, and then startNode tries a new one.
 func startNode(dir string, pick func() (int, error), sentinel bool, confOf func(port int) string, ready func(ctx context.Context, addr string) error) (*RedisNode, error) {
 	if pick == nil {
-		pick = redisFreePort
+		pick = freePort
 	}
 	var err error
 	for range redisStartTries {
@@ -185,14 +186,14 @@ func (n *RedisNode) start(bin string, args []string) error {
 		}
 		select {
 		case <-exited:
-			log := redisLogTail(n.Log, 20)
+			log := logTail(n.Log, 20)
 			if strings.Contains(log, "Address already in use") {
 				return fmt.Errorf("redis-server on %s: %w", n.Addr, errRedisPortTaken)
 			}
 			return fmt.Errorf("redis-server %s exited at start; log %s:\n%s", n.Addr, n.Log, log)
 		case <-ctx.Done():
 			_ = n.Kill()
-			return fmt.Errorf("redis-server %s not ready within %v: %v; log %s:\n%s", n.Addr, redisReadyTimeout, err, n.Log, redisLogTail(n.Log, 20))
+			return fmt.Errorf("redis-server %s not ready within %v: %v; log %s:\n%s", n.Addr, redisReadyTimeout, err, n.Log, logTail(n.Log, 20))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -251,7 +252,7 @@ func pingAs(opts redis.Options) func(ctx context.Context, addr string) error {
 // nodePort returns a free port whose +10000 (the cluster bus port) is free too.
 func nodePort() (int, error) {
 	for range 20 {
-		p, err := redisFreePort()
+		p, err := freePort()
 		if err != nil {
 			return 0, err
 		}
@@ -272,7 +273,7 @@ func cleanupNodes(t testing.TB, nodes ...*RedisNode) {
 		for _, n := range nodes {
 			_ = n.Stop()
 			if t.Failed() {
-				t.Logf("redis log %s:\n%s", n.Log, redisLogTail(n.Log, 30))
+				t.Logf("redis log %s:\n%s", n.Log, logTail(n.Log, 30))
 			}
 		}
 	})

@@ -6,8 +6,21 @@ package jsontext
 
 import (
 	"encoding/json"
+	"strings"
 	"unicode/utf8"
 )
+
+// Marshal returns v as encoding/json writes it, but without HTML escaping
+// ("<" stays "<") and without the Encoder's trailing newline.
+func Marshal(v any) (string, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
 
 // AppendString appends s to dst as a JSON string, as encoding/json
 // writes it but without HTML escaping: '"', '\\' and control characters

@@ -4,38 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-oauth2/oauth2/v4/manage"
-	"github.com/go-oauth2/oauth2/v4/models"
-	"github.com/go-oauth2/oauth2/v4/server"
-	"github.com/go-oauth2/oauth2/v4/store"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/fanout-dev/fanout/config"
+	"github.com/fanout-dev/fanout/sinktest/oauth2test"
 )
 
 // tokenServer is go-oauth2's server issuing client-credentials tokens that
 // live for exp, for client fanout with secret.
 func tokenServer(t *testing.T, secret string, exp time.Duration) string {
 	t.Helper()
-	m := manage.NewDefaultManager()
-	m.SetClientTokenCfg(&manage.Config{AccessTokenExp: exp})
-	m.MustTokenStorage(store.NewMemoryTokenStore())
-	cs := store.NewClientStore()
-	cs.Set("fanout", &models.Client{ID: "fanout", Secret: secret, Domain: "http://localhost"})
-	m.MapClientStorage(cs)
-	srv := server.NewDefaultServer(m)
-	srv.SetClientInfoHandler(server.ClientFormHandler)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = srv.HandleTokenRequest(w, r)
-	}))
-	t.Cleanup(hs.Close)
-	return hs.URL + "/token"
+	return oauth2test.New(t, oauth2test.Config{Clients: map[string]string{"fanout": secret}, Lifetime: exp}).URL
 }
 
 // The client-credentials token is fetched once and reused while valid, and

@@ -8,7 +8,9 @@
 // the Kafka connection's security (TLS, SASL) and the words fanout uses to
 // explain a refused connection (ExplainKafka, ProbeKafka), the start-time
 // checks against the broker and the registry (CheckTopics, FitEventBytes,
-// TypeProblems), and RunAll, which runs the sinks until they have drained.
+// TypeProblems), Prepare (all of run's start sequence: the checks, the store,
+// the runners) and RunAll, which runs the sinks until they have drained, and
+// OpenPath, one sink's delivery path for replay and redrive.
 //
 // It must not know about flags, printing or the admin endpoint: cmd/fanout
 // reads flags and prints; package admin serves what the Runners count.

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,12 +20,12 @@ import (
 // the Prometheus text format and as JSON, plus health, readiness and pprof.
 // (e2e TestTwoSinksDeliverEveryEventOnce checks the counts of a real run.)
 func TestAdminEndpoints(t *testing.T) {
-	path := writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
+	yaml := `kafka: {brokers: [127.0.0.1:1], topic: events}
 sinks:
   - {name: profile, url: "http://127.0.0.1:8081/users", retry: {tiers: [1s, 5s]}, breaker: {enabled: true}}
   - {name: email, url: "http://127.0.0.1:8082/welcome", retry: {tiers: []}, breaker: {enabled: false}}
-`)
-	runners := testRunners(t, path)
+`
+	runners := testRunners(t, yaml)
 	a := &Server{Runners: runners, Started: time.Now(), Pprof: true}
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
@@ -107,11 +106,11 @@ func TestAdminAddressInUse(t *testing.T) {
 	}
 }
 
-// testRunners builds the sinks of the config at path (in-memory store), as
+// testRunners builds the sinks of the config yaml (in-memory store), as
 // fanout run does, for admin endpoint tests.
-func testRunners(t *testing.T, path string) []*app.Runner {
+func testRunners(t *testing.T, yaml string) []*app.Runner {
 	t.Helper()
-	cfg, err := config.Load(path)
+	cfg, err := config.Parse("fanout.yaml", []byte(yaml), os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,20 +131,11 @@ func testRunners(t *testing.T, path string) []*app.Runner {
 	return runners
 }
 
-func writeFile(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "fanout.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // Every body the endpoint writes passes through the Redactor it was given
 // (fanout run gives it the process's secrets): here one that holds a sink's
 // name, which then shows in neither /metrics nor /api/sinks.
 func TestAdminRedactsBodies(t *testing.T) {
-	runners := testRunners(t, writeFile(t, metricsTestConfig))
+	runners := testRunners(t, metricsTestConfig)
 	srv := httptest.NewServer((&Server{Runners: runners, Started: time.Now(), Redact: redact.New("profile")}).Handler())
 	defer srv.Close()
 	for _, path := range []string{"/metrics", "/api/sinks"} {

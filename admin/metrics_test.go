@@ -54,7 +54,7 @@ func scrape(t *testing.T, a *Server, acceptEncoding string) (*http.Response, str
 // client_golang orders families by name and series by label values), every
 // name, type, label and HELP text. fanout_build_info is new.
 func TestMetricsSameAsBefore(t *testing.T) {
-	a := &Server{Runners: testRunners(t, writeFile(t, metricsTestConfig)), Started: time.Now()}
+	a := &Server{Runners: testRunners(t, metricsTestConfig), Started: time.Now()}
 	_, body := scrape(t, a, "")
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
@@ -84,7 +84,7 @@ func TestMetricsSameAsBefore(t *testing.T) {
 // standard go_* and process_* families and fanout_build_info (1, labelled
 // version, go_version, revision) beside fanout's own.
 func TestMetricsRuntimeFamilies(t *testing.T) {
-	a := &Server{Runners: testRunners(t, writeFile(t, metricsTestConfig)), Started: time.Now(), RuntimeMetrics: true}
+	a := &Server{Runners: testRunners(t, metricsTestConfig), Started: time.Now(), RuntimeMetrics: true}
 	resp, body := scrape(t, a, "")
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("Content-Type = %q, want the text format 0.0.4", ct)
@@ -122,7 +122,7 @@ func TestMetricsRuntimeFamilies(t *testing.T) {
 // /metrics is never compressed, even when the scraper offers gzip or zstd:
 // the body passes through the secrets Redactor, which must see the text.
 func TestMetricsUncompressed(t *testing.T) {
-	a := &Server{Runners: testRunners(t, writeFile(t, metricsTestConfig)), Started: time.Now(), RuntimeMetrics: true}
+	a := &Server{Runners: testRunners(t, metricsTestConfig), Started: time.Now(), RuntimeMetrics: true}
 	resp, body := scrape(t, a, "gzip, zstd")
 	if enc := resp.Header.Get("Content-Encoding"); enc != "" || !strings.Contains(body, `fanout_events_delivered_total{sink="profile"} 0`) {
 		t.Errorf("/metrics with Accept-Encoding gzip: Content-Encoding %q, body starts %q; want plain text", enc, body[:min(len(body), 40)])

@@ -11,11 +11,11 @@ import (
 
 // /metrics carries the handler's claim-wait and unordered counts per sink.
 func TestAdminClaimAndOrderMetrics(t *testing.T) {
-	path := writeFile(t, `kafka: {brokers: [127.0.0.1:1], topic: events}
+	yaml := `kafka: {brokers: [127.0.0.1:1], topic: events}
 sinks:
   - {name: profile, url: "http://127.0.0.1:8081/users", ordering: key, retry: {tiers: [1s]}}
-`)
-	runners := testRunners(t, path)
+`
+	runners := testRunners(t, yaml)
 	srv := httptest.NewServer((&Server{Runners: runners, Started: time.Now()}).Handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")

@@ -31,18 +31,11 @@ type PathOptions struct {
 // that consumer needs to park on the sink's DLQ. Only this sink's handler is
 // built: the other sinks never see a replay or a redrive. It has no key
 // order: a replayed or redriven record is parked on the DLQ again, never in
-// a tier.
+// a tier. Close releases the sink, the store and the tracing it opened.
 type Path struct {
 	Handler *pipeline.Handler
 	Opts    []kgo.Opt
-	closers []func()
-}
-
-// Close releases the sink, the store and the tracing of the path.
-func (p *Path) Close() {
-	for i := len(p.closers) - 1; i >= 0; i-- {
-		p.closers[i]()
-	}
+	closers
 }
 
 // OpenPath opens the codec and tracing, the dedupe store if asked, and the
@@ -53,7 +46,7 @@ func OpenPath(ctx context.Context, cfg *config.Config, s config.Sink, adm *kadm.
 	if err != nil {
 		return nil, err
 	}
-	p.closers = append(p.closers, rt.Close)
+	p.add(rt.Close)
 	var store dedupe.Store
 	if o.Store {
 		var closeStore func()
@@ -61,14 +54,14 @@ func OpenPath(ctx context.Context, cfg *config.Config, s config.Sink, adm *kadm.
 			p.Close()
 			return nil, err
 		}
-		p.closers = append(p.closers, closeStore)
+		p.add(closeStore)
 	}
 	sk, h, err := BuildHandler(s, rt.Codec, store, o.Dedupe, false, o.Log)
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
-	p.closers = append(p.closers, sk.Close)
+	p.add(sk.Close)
 	p.Handler = h
 	limitsLog := o.LimitsLog
 	if limitsLog == nil {
@@ -79,4 +72,18 @@ func OpenPath(ctx context.Context, cfg *config.Config, s config.Sink, adm *kadm.
 	cancel()
 	p.Opts = append(KafkaOpts(cfg), consumer.ProducerSizing(limits))
 	return p, nil
+}
+
+// closers are what a Path or a Service opened; Close releases them, the
+// last opened first (the sink before the store before tracing).
+type closers []func()
+
+func (c *closers) add(f func()) { *c = append(*c, f) }
+
+// Close releases what was opened, in reverse order.
+func (c *closers) Close() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
 }

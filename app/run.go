@@ -14,14 +14,7 @@ import (
 // after the start checks passed.
 type Service struct {
 	Runners []*Runner
-	closers []func()
-}
-
-// Close releases the dedupe store and the tracing of the service.
-func (s *Service) Close() {
-	for i := len(s.closers) - 1; i >= 0; i-- {
-		s.closers[i]()
-	}
+	closers // Close releases the dedupe store and the tracing
 }
 
 // Prepare does what `fanout run` does before it consumes: opens the codec
@@ -35,7 +28,7 @@ func Prepare(ctx context.Context, cfg *config.Config, file string, names []strin
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, rt.Close)
+	s.add(rt.Close)
 	fail := func(err error) (*Service, error) { s.Close(); return nil, err }
 	if ps := TypeProblems(ctx, cfg, names, true, log); len(ps) > 0 {
 		return fail(&config.Error{File: file, Problems: ps})
@@ -44,7 +37,7 @@ func Prepare(ctx context.Context, cfg *config.Config, file string, names []strin
 	if err != nil {
 		return fail(err)
 	}
-	s.closers = append(s.closers, closeStore)
+	s.add(closeStore)
 	limits, err := CheckTopics(ctx, cfg, names, log)
 	if err != nil {
 		return fail(err)

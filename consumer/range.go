@@ -100,6 +100,16 @@ func (c *Consumer) Progress() map[int32]Progress {
 	return c.progressLocked()
 }
 
+// Remaining is the offsets of the range not done yet, over every partition
+// (0 outside range mode): 0 once the range is complete.
+func (c *Consumer) Remaining() int64 {
+	var n int64
+	for _, pr := range c.Progress() {
+		n += pr.Remaining
+	}
+	return n
+}
+
 func (c *Consumer) progressLocked() map[int32]Progress {
 	out := make(map[int32]Progress, len(c.cfg.Range))
 	for id, sp := range c.cfg.Range {

@@ -200,12 +200,8 @@ func (rd *Redriver) run(ctx context.Context, copts []kgo.Opt) error {
 		return errors.Join(rd.halt, err)
 	case err != nil:
 		return err
-	case ctx.Err() != nil && !rd.limited:
-		for _, pr := range c.Progress() {
-			if pr.Remaining > 0 {
-				return ctx.Err()
-			}
-		}
+	case ctx.Err() != nil && !rd.limited && c.Remaining() > 0:
+		return ctx.Err()
 	}
 	return nil
 }

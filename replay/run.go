@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,7 +130,7 @@ func (rp *Replayer) run(ctx context.Context) (err, commitErr error) {
 		// Run's error is the failed final commit.
 	case runErr != nil:
 		err = runErr
-	case ctx.Err() != nil && !rp.complete():
+	case ctx.Err() != nil && rp.c.Remaining() > 0:
 		err = ctx.Err()
 	}
 	return err, commitErr
@@ -189,15 +190,6 @@ func (rp *Replayer) commit(ctx context.Context, progress map[int32]consumer.Prog
 	return err
 }
 
-func (rp *Replayer) complete() bool {
-	for _, pr := range rp.c.Progress() {
-		if pr.Remaining > 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // Progress is a snapshot of a run, what a Watcher shows.
 type Progress struct {
 	Total, Done int64 // offsets of the range to do in this run, and done of those
@@ -229,10 +221,7 @@ func (rp *Replayer) fill(sum *Summary) {
 	sum.FailedToDLQ, sum.Abandoned = cs.Parked, sum.Sent-cs.Handled
 	rp.mu.Lock()
 	if len(rp.failed) > 0 {
-		sum.FailedByClass = map[string]int64{}
-		for k, v := range rp.failed {
-			sum.FailedByClass[k] = v
-		}
+		sum.FailedByClass = maps.Clone(rp.failed)
 	}
 	rp.mu.Unlock()
 	prog := rp.c.Progress()
